@@ -1,0 +1,105 @@
+"""Geodesy at the edge: WGS84 lon/lat in files, a local metric frame inside.
+
+The planner and the simulator work in a local east/north frame in metres (x east, y north),
+an azimuthal equidistant projection centred on the mission, built with pyproj. Distances from the
+centre are exact; over the tens of kilometres of a mission the scale error elsewhere is far below
+a swath width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+import pyproj
+import shapely
+from numpy.typing import ArrayLike, NDArray
+
+G = TypeVar("G", bound=shapely.Geometry)
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class LocalFrame:
+    """A local tangent frame: metres east (x) and north (y) of ``(lon0, lat0)`` in degrees."""
+
+    lon0: float
+    lat0: float
+    _fwd: pyproj.Transformer = field(init=False, repr=False, compare=False)
+    _inv: pyproj.Transformer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        local = pyproj.CRS.from_proj4(
+            f"+proj=aeqd +lat_0={self.lat0} +lon_0={self.lon0} +datum=WGS84 +units=m +no_defs"
+        )
+        wgs84 = pyproj.CRS.from_epsg(4326)
+        object.__setattr__(self, "_fwd", pyproj.Transformer.from_crs(wgs84, local, always_xy=True))
+        object.__setattr__(self, "_inv", pyproj.Transformer.from_crs(local, wgs84, always_xy=True))
+
+    @classmethod
+    def around(cls, geom: shapely.Geometry) -> LocalFrame:
+        """A frame centred on the bounding-box centre of a lon/lat geometry."""
+        x0, y0, x1, y1 = shapely.bounds(geom)
+        return cls(lon0=round((x0 + x1) / 2, 6), lat0=round((y0 + y1) / 2, 6))
+
+    def to_local(self, lon: ArrayLike, lat: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """Degrees → metres (x east, y north)."""
+        x, y = self._fwd.transform(np.asarray(lon, float), np.asarray(lat, float))
+        return np.asarray(x, float), np.asarray(y, float)
+
+    def to_lonlat(self, x: ArrayLike, y: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """Metres (x east, y north) → degrees (lon, lat)."""
+        lon, lat = self._inv.transform(np.asarray(x, float), np.asarray(y, float))
+        return np.asarray(lon, float), np.asarray(lat, float)
+
+    def geom_to_local(self, geom: G) -> G:
+        """A lon/lat shapely geometry in local metres (z, if any, is kept)."""
+        return shapely.transform(geom, self._xy_fwd)  # type: ignore[no-any-return]
+
+    def geom_to_lonlat(self, geom: G) -> G:
+        """A local-metre shapely geometry in lon/lat degrees."""
+        return shapely.transform(geom, self._xy_inv)  # type: ignore[no-any-return]
+
+    def _xy_fwd(self, xy: FloatArray) -> FloatArray:
+        x, y = self.to_local(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
+
+    def _xy_inv(self, xy: FloatArray) -> FloatArray:
+        lon, lat = self.to_lonlat(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+
+def rotation(theta_rad: float) -> FloatArray:
+    """2×2 matrix rotating vectors by ``theta_rad`` counter-clockwise."""
+    c, s = np.cos(theta_rad), np.sin(theta_rad)
+    return np.array([[c, -s], [s, c]])
+
+
+def polyline_length(xy: FloatArray) -> float:
+    """Length in metres of a polyline given as an (n, 2) or (n, 3) array."""
+    if len(xy) < 2:
+        return 0.0
+    return float(np.linalg.norm(np.diff(xy, axis=0), axis=1).sum())
+
+
+def sample_points(region: shapely.Geometry, max_points: int = 400_000) -> tuple[FloatArray, float]:
+    """A regular grid of points inside ``region`` (local metres), and the area each stands for.
+
+    Used to measure coverage and distances over an area without exact polygon unions: each point
+    is a cell centre, so ``count × cell_area`` estimates an area to within the boundary cells.
+    The spacing is chosen so that at most about ``max_points`` points fall inside.
+    """
+    area = float(region.area)
+    if area <= 0:
+        return np.empty((0, 2)), 0.0
+    spacing = max(1.0, float(np.sqrt(area / max_points)))
+    x0, y0, x1, y1 = region.bounds
+    xs = np.arange(x0 + spacing / 2, x1, spacing)
+    ys = np.arange(y0 + spacing / 2, y1, spacing)
+    gx, gy = np.meshgrid(xs, ys)
+    gx, gy = gx.ravel(), gy.ravel()
+    shapely.prepare(region)
+    inside = shapely.contains_xy(region, gx, gy)
+    return np.column_stack([gx[inside], gy[inside]]), spacing * spacing

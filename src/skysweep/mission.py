@@ -1,0 +1,515 @@
+"""Mission files: load, validate, and turn into a :class:`Mission` in local metres.
+
+A mission file is YAML or JSON (field reference: ``docs/mission-format.md``). Loading is the only
+I/O here; everything after :func:`parse` is pure. Every problem is raised as one
+:class:`~skysweep.errors.MissionError` naming the file, the field path and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import shapely
+import yaml
+from numpy.typing import NDArray
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from skysweep.errors import MissionError
+from skysweep.geo import FloatArray, LocalFrame
+
+#: How far the default keep-in fence reaches beyond the area and launch sites, metres.
+DEFAULT_KEEP_IN_MARGIN_M = 500.0
+
+GeoJSON = dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------
+# The file's schema (lon/lat, exactly as written; geometry files resolved inline)
+# --------------------------------------------------------------------------------------------
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+def _geometry(value: Any, info: ValidationInfo) -> GeoJSON:
+    """Validate an area-like field: an inline GeoJSON (Multi)Polygon or ``{file: path}``."""
+    if isinstance(value, Mapping) and set(value) == {"file"}:
+        base = Path((info.context or {}).get("base_dir", "."))
+        path = base / str(value["file"])
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValueError(f"geometry file not found: {path}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read geometry file {path}: {exc}") from None
+        value = _polygonal_from_geojson(raw, str(path))
+    elif not isinstance(value, Mapping):
+        raise ValueError("must be a GeoJSON Polygon or MultiPolygon, or {file: path}")
+    return _check_polygonal(dict(value))
+
+
+def _polygonal_from_geojson(raw: Any, where: str) -> GeoJSON:
+    """The polygonal geometry in a GeoJSON Geometry, Feature or FeatureCollection."""
+    if not isinstance(raw, Mapping) or "type" not in raw:
+        raise ValueError(f"{where}: not a GeoJSON object")
+    kind = raw["type"]
+    if kind == "Feature":
+        return _polygonal_from_geojson(raw.get("geometry"), where)
+    if kind == "FeatureCollection":
+        polys: list[Any] = []
+        for i, feat in enumerate(raw.get("features") or []):
+            geom = _check_polygonal(_polygonal_from_geojson(feat, f"{where}: features[{i}]"))
+            polys.extend(
+                [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+            )
+        if not polys:
+            raise ValueError(f"{where}: FeatureCollection holds no Polygon or MultiPolygon")
+        return (
+            {"type": "MultiPolygon", "coordinates": polys}
+            if len(polys) > 1
+            else {
+                "type": "Polygon",
+                "coordinates": polys[0],
+            }
+        )
+    return dict(raw)
+
+
+def _check_polygonal(geom: GeoJSON) -> GeoJSON:
+    kind = geom.get("type")
+    if kind not in ("Polygon", "MultiPolygon"):
+        raise ValueError(f"must be a Polygon or MultiPolygon, not {kind!r}")
+    if set(geom) - {"type", "coordinates", "bbox"}:
+        raise ValueError(
+            f"unknown GeoJSON member(s): {sorted(set(geom) - {'type', 'coordinates'})}"
+        )
+    coords = geom.get("coordinates")
+    polygons = [coords] if kind == "Polygon" else coords
+    if not isinstance(polygons, list) or not polygons:
+        raise ValueError("coordinates must be a non-empty list")
+    clean: list[list[list[tuple[float, float]]]] = []
+    for p, rings in enumerate(polygons):
+        pname = "" if kind == "Polygon" else f"polygon {p}, "
+        if not isinstance(rings, list) or not rings:
+            raise ValueError(f"{pname}coordinates must be a list of rings")
+        clean.append([_check_ring(ring, f"{pname}ring {r}") for r, ring in enumerate(rings)])
+    for p, rings in enumerate(clean):
+        shell = shapely.Polygon(rings[0], rings[1:])
+        if not shell.is_valid:
+            pname = "" if kind == "Polygon" else f"polygon {p}: "
+            reason = shapely.is_valid_reason(shell)
+            if "Self-intersection" in reason or "Ring Self-intersection" in reason:
+                raise ValueError(f"{pname}ring is self-intersecting ({_where(reason)})")
+            raise ValueError(f"{pname}invalid polygon: {reason}")
+    multi = shapely.MultiPolygon([shapely.Polygon(r[0], r[1:]) for r in clean])
+    if len(clean) > 1 and not multi.is_valid:
+        raise ValueError(f"polygons overlap ({shapely.is_valid_reason(multi)})")
+    if kind == "Polygon":
+        return {"type": "Polygon", "coordinates": [[list(c) for c in r] for r in clean[0]]}
+    return {
+        "type": "MultiPolygon",
+        "coordinates": [[[list(c) for c in r] for r in poly] for poly in clean],
+    }
+
+
+def _where(reason: str) -> str:
+    # shapely says e.g. "Self-intersection[8.04 46.51]"; users read "near lon 8.04, lat 46.51"
+    if "[" in reason and reason.endswith("]"):
+        lon, _, lat = reason[reason.index("[") + 1 : -1].partition(" ")
+        return f"near lon {lon}, lat {lat}"
+    return reason
+
+
+def _check_ring(ring: Any, name: str) -> list[tuple[float, float]]:
+    if not isinstance(ring, list):
+        raise ValueError(f"{name} must be a list of [lon, lat] positions")
+    pts: list[tuple[float, float]] = []
+    for i, pos in enumerate(ring):
+        if (
+            not isinstance(pos, list | tuple)
+            or len(pos) not in (2, 3)
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pos)
+        ):
+            raise ValueError(f"{name}, position {i}: must be [lon, lat] numbers")
+        lon, lat = float(pos[0]), float(pos[1])
+        if not (math.isfinite(lon) and math.isfinite(lat)):
+            raise ValueError(f"{name}, position {i}: must be finite numbers")
+        if not -180.0 <= lon <= 180.0:
+            raise ValueError(f"{name}, position {i}: longitude {lon} out of range [-180, 180]")
+        if not -90.0 <= lat <= 90.0:
+            raise ValueError(f"{name}, position {i}: latitude {lat} out of range [-90, 90]")
+        pts.append((lon, lat))
+    if len(pts) < 4:
+        raise ValueError(f"{name} needs at least 4 positions (a closed triangle), has {len(pts)}")
+    if pts[0] != pts[-1]:
+        raise ValueError(f"{name} is not closed: the first and last positions differ")
+    return pts
+
+
+class KeepOutSpec(_Spec):
+    """A zone no drone may enter, at any altitude."""
+
+    name: str = Field(min_length=1)
+    geometry: GeoJSON
+
+    _geom = field_validator("geometry", mode="before")(_geometry)
+
+
+class LaunchSiteSpec(_Spec):
+    """Where drones take off and land, and how fast it can launch them."""
+
+    name: str = Field(min_length=1)
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    pads: int = Field(default=1, gt=0)
+    launch_interval_s: float = Field(default=5.0, ge=0)
+
+
+class FleetSpec(_Spec):
+    """A group of identical drones based at one launch site."""
+
+    model: str = Field(min_length=1)
+    count: int = Field(gt=0)
+    launch_site: str
+    speed_mps: float = Field(gt=0, le=100)
+    endurance_s: float = Field(gt=0)
+    swath_m: float = Field(gt=0)
+    swap_s: float = Field(default=120.0, ge=0)
+    climb_mps: float = Field(default=4.0, gt=0, le=30)
+    accel_mps2: float = Field(default=4.0, gt=0, le=50)
+
+
+class SearchSpec(_Spec):
+    altitude_m: float = Field(default=60.0, gt=0, le=500)
+
+
+class SafetySpec(_Spec):
+    min_separation_m: float = Field(default=15.0, ge=0)
+    geofence_margin_m: float = Field(default=10.0, ge=0)
+    battery_reserve: float = Field(default=0.2, ge=0, lt=1)
+    lost_link_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class WeatherSpec(_Spec):
+    wind_mps: float = Field(default=0.0, ge=0, le=60)
+    wind_from_deg: float = Field(default=0.0, ge=0, le=360)
+
+
+class MissionSpec(_Spec):
+    """A mission file as written, geometry files inlined. Coordinates are lon/lat degrees."""
+
+    name: str = Field(min_length=1)
+    area: GeoJSON
+    keep_out: list[KeepOutSpec] = Field(default_factory=list)
+    keep_in: GeoJSON | None = None
+    launch_sites: Annotated[list[LaunchSiteSpec], Field(min_length=1)]
+    fleet: Annotated[list[FleetSpec], Field(min_length=1)]
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    safety: SafetySpec = Field(default_factory=SafetySpec)
+    weather: WeatherSpec = Field(default_factory=WeatherSpec)
+
+    _area = field_validator("area", mode="before")(_geometry)
+
+    @field_validator("keep_in", mode="before")
+    @classmethod
+    def _keep_in(cls, value: Any, info: ValidationInfo) -> GeoJSON | None:
+        return None if value is None else _geometry(value, info)
+
+
+# --------------------------------------------------------------------------------------------
+# The mission in local metres: what planner, safety and simulator work on
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A named keep-out zone in local metres."""
+
+    name: str
+    geometry: shapely.Polygon | shapely.MultiPolygon
+
+
+@dataclass(frozen=True)
+class LaunchSite:
+    """A launch site; ``xy_m`` in the mission's local frame."""
+
+    name: str
+    lon: float
+    lat: float
+    xy_m: tuple[float, float]
+    pads: int
+    launch_interval_s: float
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """Every drone of the mission as a table: one read-only array per field, one row per drone."""
+
+    ids: tuple[str, ...]
+    models: tuple[str, ...]
+    site: NDArray[np.intp]
+    speed_mps: FloatArray
+    endurance_s: FloatArray
+    swath_m: FloatArray
+    swap_s: FloatArray
+    climb_mps: FloatArray
+    accel_mps2: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def sweep_rate_m2ps(self) -> FloatArray:
+        """Area each drone sweeps per second of search flight, m²/s."""
+        return self.speed_mps * self.swath_m
+
+
+@dataclass(frozen=True)
+class Mission:
+    """A validated mission in the local frame (x east, y north, metres)."""
+
+    name: str
+    source: str
+    spec: MissionSpec
+    frame: LocalFrame
+    area: shapely.Polygon | shapely.MultiPolygon
+    keep_out: tuple[Zone, ...]
+    keep_in: shapely.Polygon | shapely.MultiPolygon
+    searchable: shapely.Geometry
+    """The area minus the keep-out zones: what must be searched."""
+    flyable: shapely.Geometry
+    """Keep-in shrunk, and keep-out zones grown, by the geofence margin: where routes may go."""
+    sites: tuple[LaunchSite, ...]
+    fleet: Fleet
+
+    @property
+    def altitude_m(self) -> float:
+        return self.spec.search.altitude_m
+
+    @property
+    def safety(self) -> SafetySpec:
+        return self.spec.safety
+
+    @property
+    def wind_vector_mps(self) -> FloatArray:
+        """Mean wind as a (east, north) velocity in m/s: where the air moves *to*."""
+        w = self.spec.weather
+        to_rad = math.radians(w.wind_from_deg + 180.0)
+        return np.array([w.wind_mps * math.sin(to_rad), w.wind_mps * math.cos(to_rad)])
+
+    @property
+    def site_xy_m(self) -> FloatArray:
+        return np.array([s.xy_m for s in self.sites], float).reshape(-1, 2)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def load(path: str | Path) -> Mission:
+    """Read, validate and build a mission from a YAML or JSON file."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MissionError(source, "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MissionError(source, "", f"cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise MissionError(source, "", f"{at}not valid YAML/JSON: {problem}") from None
+    return parse(data, source=source, base_dir=path.parent)
+
+
+def parse(data: Any, source: str = "<mission>", base_dir: str | Path = ".") -> Mission:
+    """Validate mission data (as loaded from YAML/JSON) and build the :class:`Mission`."""
+    if not isinstance(data, dict):
+        raise MissionError(source, "", "must be a mapping of fields (name, area, fleet, ...)")
+    try:
+        spec = MissionSpec.model_validate(data, context={"base_dir": str(base_dir)})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise MissionError(source, _field_path(err["loc"]), _problem(err)) from None
+    return build(spec, source)
+
+
+def _field_path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _problem(err: Mapping[str, Any]) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    simple = {
+        "missing": "is required",
+        "extra_forbidden": "unknown field",
+        "finite_number": "must be a finite number",
+        "float_type": "must be a number",
+        "float_parsing": "must be a number",
+        "int_type": "must be a whole number",
+        "int_parsing": "must be a whole number",
+        "int_from_float": "must be a whole number",
+        "string_type": "must be a string",
+        "list_type": "must be a list",
+        "dict_type": "must be a mapping",
+        "model_type": "must be a mapping",
+    }
+    if kind in simple:
+        return simple[kind]
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<"}.get(kind, "<=")
+        bound = next(iter(ctx.values()))
+        return f"must be {op} {bound}"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length', 1)} item(s)"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def build(spec: MissionSpec, source: str = "<mission>") -> Mission:
+    """Turn a validated :class:`MissionSpec` into a :class:`Mission`, checking that it hangs
+    together: launch sites, fleet references, fences and the searchable area."""
+
+    def fail(field: str, problem: str) -> MissionError:
+        return MissionError(source, field, problem)
+
+    area_ll = shapely.geometry.shape(spec.area)
+    frame = LocalFrame.around(area_ll)
+    area = frame.geom_to_local(area_ll)
+    zones = tuple(
+        Zone(z.name, frame.geom_to_local(shapely.geometry.shape(z.geometry))) for z in spec.keep_out
+    )
+    names = [z.name for z in zones]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            raise fail(f"keep_out[{i}].name", f"duplicate keep-out name {name!r}")
+
+    site_names = [s.name for s in spec.launch_sites]
+    for i, name in enumerate(site_names):
+        if site_names.index(name) != i:
+            raise fail(f"launch_sites[{i}].name", f"duplicate launch site name {name!r}")
+    site_x, site_y = frame.to_local(
+        [s.lon for s in spec.launch_sites], [s.lat for s in spec.launch_sites]
+    )
+    sites = tuple(
+        LaunchSite(s.name, s.lon, s.lat, (float(x), float(y)), s.pads, s.launch_interval_s)
+        for s, x, y in zip(spec.launch_sites, site_x, site_y, strict=True)
+    )
+    site_points = shapely.points(np.column_stack([site_x, site_y]))
+
+    if spec.keep_in is None:
+        hull = shapely.union_all([area, *site_points]).convex_hull
+        keep_in = hull.buffer(DEFAULT_KEEP_IN_MARGIN_M)
+    else:
+        keep_in = frame.geom_to_local(shapely.geometry.shape(spec.keep_in))
+        outside = area.difference(keep_in).area
+        if outside > 1.0:
+            raise fail(
+                "keep_in", f"does not contain the area ({outside:,.0f} m² of it lie outside)"
+            )
+
+    for i, (site, pt) in enumerate(zip(sites, site_points, strict=True)):
+        if not keep_in.contains(pt):
+            raise fail(f"launch_sites[{i}]", f"launch site {site.name!r} is outside keep_in")
+        for zone in zones:
+            if zone.geometry.intersects(pt):
+                raise fail(
+                    f"launch_sites[{i}]",
+                    f"launch site {site.name!r} is inside keep-out zone {zone.name!r}",
+                )
+
+    keep_out_union = shapely.union_all([z.geometry for z in zones]) if zones else None
+    searchable = area if keep_out_union is None else area.difference(keep_out_union)
+    if searchable.area < 1.0:
+        raise fail("keep_out", "the keep-out zones cover the whole area: nothing left to search")
+
+    margin = spec.safety.geofence_margin_m
+    flyable = keep_in.buffer(-margin, join_style="mitre") if margin > 0 else keep_in
+    if keep_out_union is not None:
+        grown = keep_out_union.buffer(margin, join_style="mitre") if margin > 0 else keep_out_union
+        flyable = flyable.difference(grown)
+    if flyable.is_empty:
+        raise fail("keep_in", "nothing is left to fly in once the geofence margin is applied")
+
+    rows: list[tuple[str, str, int, FleetSpec]] = []
+    per_model: dict[str, int] = {}
+    for i, entry in enumerate(spec.fleet):
+        if entry.launch_site not in site_names:
+            raise fail(
+                f"fleet[{i}].launch_site",
+                f"unknown launch site {entry.launch_site!r} (known: {', '.join(site_names)})",
+            )
+        for _ in range(entry.count):
+            per_model[entry.model] = per_model.get(entry.model, 0) + 1
+            rows.append(
+                (
+                    f"{entry.model}-{per_model[entry.model]:03d}",
+                    entry.model,
+                    site_names.index(entry.launch_site),
+                    entry,
+                )
+            )
+    fleet = Fleet(
+        ids=tuple(r[0] for r in rows),
+        models=tuple(r[1] for r in rows),
+        site=_frozen(np.array([r[2] for r in rows], np.intp)),
+        speed_mps=_frozen(np.array([r[3].speed_mps for r in rows])),
+        endurance_s=_frozen(np.array([r[3].endurance_s for r in rows])),
+        swath_m=_frozen(np.array([r[3].swath_m for r in rows])),
+        swap_s=_frozen(np.array([r[3].swap_s for r in rows])),
+        climb_mps=_frozen(np.array([r[3].climb_mps for r in rows])),
+        accel_mps2=_frozen(np.array([r[3].accel_mps2 for r in rows])),
+    )
+    return Mission(
+        name=spec.name,
+        source=source,
+        spec=spec,
+        frame=frame,
+        area=area,
+        keep_out=zones,
+        keep_in=keep_in,
+        searchable=searchable,
+        flyable=flyable,
+        sites=sites,
+        fleet=fleet,
+    )
+
+
+def _frozen(a: NDArray[Any]) -> NDArray[Any]:
+    a.flags.writeable = False
+    return a
+
+
+def to_json(spec: MissionSpec) -> str:
+    """The mission as self-contained JSON (geometry files inlined), for run logs."""
+    return spec.model_dump_json()
+
+
+def from_json(text: str, source: str = "<run log>") -> Mission:
+    """Rebuild a mission saved with :func:`to_json`."""
+    return parse(json.loads(text), source=source)

@@ -1,0 +1,149 @@
+"""Boustrophedon (lawnmower) routes over one cell.
+
+Lanes run along the cell's long axis, spaced evenly at no more than the swath. Each band of the
+cell between two lane boundaries gets a lane through the middle of the band's own extent (so a
+band cut short by a hole or a slanted edge is still covered) and as long as the band reaches;
+lanes are then clipped to the flyable region and joined end to end, alternating direction, by
+the shortest flyable connector.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+from skysweep.geo import FloatArray, rotation
+from skysweep.plan.paths import PathFinder
+
+#: Lane pieces shorter than this (metres) are dropped: the neighbouring lanes see them.
+MIN_PIECE_M = 1.0
+#: Lane ends are pulled in by this much (metres) so connectors start strictly inside the fence.
+END_INSET_M = 0.25
+
+
+def sweep_route(
+    cell: shapely.Geometry, swath_m: float, finder: PathFinder, home_xy: FloatArray
+) -> FloatArray:
+    """A route (m, 2) that sweeps ``cell`` with track spacing ≤ ``swath_m``; empty if no cell.
+
+    Of the two axes of the cell's minimum rotated rectangle, and of the four ways to start, the
+    route kept is the shortest counting the flight from and back to ``home_xy``.
+    """
+    if cell.is_empty or cell.area < 1.0:
+        return np.empty((0, 2))
+    best: FloatArray | None = None
+    best_cost = np.inf
+    for theta in _candidate_angles(cell, home_xy):
+        for even in (False, True):
+            pieces = _lane_pieces(cell, swath_m, theta, finder.flyable, even)
+            if not pieces:
+                continue
+            for route in _orderings(pieces):
+                cost = (
+                    _polyline_len(route)
+                    + np.hypot(*(route[0] - home_xy))
+                    + np.hypot(*(route[-1] - home_xy))
+                )
+                if cost < best_cost:
+                    best, best_cost = route, cost
+    if best is None:
+        return np.empty((0, 2))
+    return _connect(best, finder)
+
+
+def _candidate_angles(cell: shapely.Geometry, home_xy: FloatArray) -> list[float]:
+    """Lane directions worth trying: the cell's long and short axis, and radial from home
+    (lanes pointing home let a route start and end at the cell's near edge)."""
+    rect = np.asarray(shapely.minimum_rotated_rectangle(cell).exterior.coords)
+    angles = []
+    if len(rect) >= 4:
+        e1, e2 = rect[1] - rect[0], rect[2] - rect[1]
+        angles += [float(np.arctan2(e1[1], e1[0])), float(np.arctan2(e2[1], e2[0]))]
+    c = np.asarray(cell.centroid.coords[0]) - home_xy
+    if np.hypot(*c) > 1.0:
+        radial = float(np.arctan2(c[1], c[0]))
+        angles += [radial, radial + np.pi / 2]
+    return angles or [0.0]
+
+
+def _lane_pieces(
+    cell: shapely.Geometry, swath_m: float, theta: float, flyable: shapely.Geometry, even: bool
+) -> list[tuple[int, FloatArray]]:
+    """Lane pieces as (band index, (2, 2) endpoints in travel order left→right), world frame.
+
+    With ``even``, the lane count is rounded up to even, so that a route can start and end on
+    the same side of the cell (the side nearest home).
+    """
+    to_lane = rotation(-theta)
+    rotated = shapely.transform(cell, lambda xy: xy @ to_lane.T)
+    x0, y0, x1, y1 = rotated.bounds
+    n = max(1, int(np.ceil((y1 - y0) / swath_m - 1e-9)))
+    n += int(even and n % 2 == 1)
+    spacing = (y1 - y0) / n
+    lo = y0 + spacing * np.arange(n)
+    bands = shapely.box(x0 - 1.0, lo, x1 + 1.0, lo + spacing)
+    parts, band_idx = shapely.get_parts(shapely.intersection(bands, rotated), return_index=True)
+    keep = shapely.area(parts) > 1e-6
+    parts, band_idx = parts[keep], band_idx[keep]
+    if not len(parts):
+        return []
+    b = shapely.bounds(parts)
+    ymid = 0.5 * (b[:, 1] + b[:, 3])
+    starts = np.column_stack([b[:, 0], ymid]) @ to_lane  # back to world: rotate by +theta
+    ends = np.column_stack([b[:, 2], ymid]) @ to_lane
+    lines = shapely.linestrings(np.stack([starts, ends], axis=1))
+    clipped = shapely.intersection(lines, flyable)
+    pieces, src = shapely.get_parts(clipped, return_index=True)
+    out: list[tuple[int, float, FloatArray]] = []
+    direction = np.array([np.cos(theta), np.sin(theta)])
+    for piece, k in zip(pieces, src, strict=True):
+        if not isinstance(piece, shapely.LineString) or piece.length < MIN_PIECE_M:
+            continue
+        xy = np.asarray(piece.coords)[[0, -1], :2]
+        if (xy[1] - xy[0]) @ direction < 0:
+            xy = xy[::-1]
+        inset = min(END_INSET_M, piece.length / 4)
+        xy = xy + np.array([[1.0], [-1.0]]) * direction * inset
+        out.append((int(band_idx[k]), float(xy[0] @ direction), xy))
+    out.sort(key=lambda r: (r[0], r[1]))
+    return [(band, xy) for band, _, xy in out]
+
+
+def _orderings(pieces: list[tuple[int, FloatArray]]) -> list[FloatArray]:
+    """The four boustrophedon orders: bands up or down, first lane left→right or right→left."""
+    bands = sorted({b for b, _ in pieces})
+    by_band = {b: [xy for bb, xy in pieces if bb == b] for b in bands}
+    routes = []
+    for band_order in (bands, bands[::-1]):
+        for first_forward in (True, False):
+            pts = []
+            for rank, b in enumerate(band_order):
+                forward = (rank % 2 == 0) == first_forward
+                row = by_band[b] if forward else [xy[::-1] for xy in by_band[b][::-1]]
+                pts.extend(row)
+            routes.append(np.vstack(pts))
+    return routes
+
+
+def _connect(route: FloatArray, finder: PathFinder) -> FloatArray:
+    """Replace every straight connector that leaves the flyable region by a shortest path."""
+    # route alternates lane start, lane end; connectors run from each end to the next start
+    ends, starts = route[1:-1:2], route[2::2]
+    if not len(ends):
+        return route
+    ok = finder.visible(ends, starts)
+    if ok.all():
+        return route
+    out = [route[:2]]
+    for k in range(len(ends)):
+        if ok[k]:
+            out.append(route[2 * k + 2 : 2 * k + 4])
+        else:
+            detour = finder.path(ends[k], starts[k])
+            out.append(detour[1:-1])
+            out.append(route[2 * k + 2 : 2 * k + 4])
+    return np.vstack(out)
+
+
+def _polyline_len(xy: FloatArray) -> float:
+    return float(np.hypot(*np.diff(xy, axis=0).T).sum())

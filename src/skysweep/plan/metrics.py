@@ -1,0 +1,76 @@
+"""How good a plan is: coverage, makespan and the physical lower bound on mission time."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from skysweep.footprint import covered_mask
+from skysweep.geo import FloatArray
+from skysweep.mission import Mission
+
+#: Distances at which the lower bound's area-versus-distance condition is checked.
+_BOUND_RADII = 512
+
+
+def launch_slots(mission: Mission) -> FloatArray:
+    """First take-off time of every drone, seconds from mission start.
+
+    Each site launches ``pads`` drones per slot, one slot every ``launch_interval_s``; a site's
+    drones take its slots fastest sweep rate first (ties: fleet order).
+    """
+    fleet = mission.fleet
+    out = np.zeros(len(fleet))
+    rate = fleet.sweep_rate_m2ps
+    for s, site in enumerate(mission.sites):
+        members = np.flatnonzero(fleet.site == s)
+        order = members[np.argsort(-rate[members], kind="stable")]
+        out[order] = (np.arange(len(order)) // site.pads) * site.launch_interval_s
+    return out
+
+
+def lower_bound_s(
+    mission: Mission, samples: FloatArray, launch_s: FloatArray | None = None
+) -> float:
+    """The smallest T such that, for every r ≥ 0, the searchable area farther than r from every
+    launch site is at most Σ_i rate_i · max(0, T − launch_i − 2·max(r, d_i)/v_i).
+
+    ``samples`` stand for the searchable area (:func:`skysweep.geo.sample_points`); the area
+    beyond r is the searchable area times the share of samples at r or farther. Checking the
+    condition at finitely many r can only lower T, so the bound stays a bound.
+    """
+    fleet = mission.fleet
+    launch = launch_slots(mission) if launch_s is None else launch_s
+    sites = mission.site_xy_m
+    dist = np.min(np.hypot(samples[:, None, 0] - sites[:, 0], samples[:, None, 1] - sites[:, 1]), 1)
+    total = float(mission.searchable.area)
+    d_site = np.array([mission.searchable.distance(shapely.Point(xy)) for xy in sites])
+    d = d_site[fleet.site]
+    radii = np.unique(np.quantile(dist, np.linspace(0.0, 1.0, _BOUND_RADII)))
+    beyond = total * (len(dist) - np.searchsorted(np.sort(dist), radii, side="left")) / len(dist)
+    radii = np.concatenate([[0.0], radii])
+    beyond = np.concatenate([[total], beyond])
+    rate, v = fleet.sweep_rate_m2ps, fleet.speed_mps
+    reach = launch[None, :] + 2.0 * np.maximum(radii[:, None], d[None, :]) / v[None, :]
+
+    def enough(t: float) -> bool:
+        return bool(np.all(np.maximum(0.0, t - reach) @ rate >= beyond))
+
+    lo, hi = 0.0, float(reach.max() + total / rate.sum() + 1.0)
+    while not enough(hi):
+        hi *= 2
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return hi
+
+
+def coverage_fraction(
+    samples: FloatArray, tracks: list[tuple[FloatArray, float]]
+) -> tuple[float, NDArray[np.bool_]]:
+    """Share of the sample points within half a swath of a track, and which ones."""
+    if not len(samples):
+        return 0.0, np.zeros(0, bool)
+    mask = covered_mask(samples, tracks)
+    return float(mask.mean()), mask

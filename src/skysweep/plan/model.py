@@ -1,0 +1,83 @@
+"""What a plan is: sorties per drone, each a 3-D path with the kind of every leg."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from skysweep.geo import FloatArray
+from skysweep.mission import Mission
+
+
+class Leg(IntEnum):
+    """What a drone does on a leg of its path; the executor's flight phase follows from it."""
+
+    CLIMB = 0
+    TRANSIT = 1
+    SWEEP = 2
+    RETURN = 3
+    DESCEND = 4
+
+
+@dataclass(frozen=True)
+class Sortie:
+    """One flight on one battery, pad to pad.
+
+    ``path`` is (n, 3): x east, y north in the mission's local frame (metres) and altitude above
+    the launch site (metres); it starts and ends on the pad at altitude 0. ``legs[k]`` is the
+    kind of the leg from ``path[k]`` to ``path[k + 1]``.
+    """
+
+    drone: int
+    number: int
+    launch_s: float
+    path: FloatArray
+    legs: NDArray[np.int8]
+    duration_s: float
+    energy: float
+    """Planned battery use, fraction of a full pack (head-wind on the way home)."""
+
+    @property
+    def land_s(self) -> float:
+        return self.launch_s + self.duration_s
+
+    @property
+    def sweep_xy(self) -> FloatArray:
+        """The sweep part of the path, (m, 2)."""
+        idx = np.flatnonzero(self.legs == Leg.SWEEP)
+        if not len(idx):
+            return np.empty((0, 2))
+        return self.path[idx[0] : idx[-1] + 2, :2]
+
+
+@dataclass(frozen=True)
+class PlanMetrics:
+    """Figures of merit of a plan (see ``docs/planning.md``)."""
+
+    drones: int
+    sorties: int
+    searchable_area_m2: float
+    coverage_fraction: float
+    makespan_s: float
+    lower_bound_s: float
+
+    @property
+    def efficiency(self) -> float:
+        return self.lower_bound_s / self.makespan_s if self.makespan_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every drone's sorties and the cell of the area each drone was given."""
+
+    mission: Mission
+    sorties: tuple[Sortie, ...]
+    cells: tuple[shapely.Geometry, ...]
+    metrics: PlanMetrics
+
+    def of_drone(self, drone: int) -> tuple[Sortie, ...]:
+        return tuple(s for s in self.sorties if s.drone == drone)

@@ -1,0 +1,147 @@
+"""Cut a drone's sweep route into sorties that each fit one battery.
+
+A sortie climbs over the pad, transits to where the route resumes, sweeps, returns and lands.
+Battery use is estimated with :mod:`skysweep.energy`: every leg at cruise ground speed with the
+forecast wind, except the way home, which is costed against a full head-wind (the wind can turn
+while the drone is out). A sortie may use ``1 − battery_reserve`` of a pack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from skysweep.energy import power_factor
+from skysweep.errors import InfeasibleError
+from skysweep.footprint import densify_with_vertices
+from skysweep.geo import FloatArray
+from skysweep.plan.model import Leg
+from skysweep.plan.paths import PathFinder
+
+#: Candidate points where a sortie may end, at most this far apart along the route (metres).
+SPLIT_STEP_M = 25.0
+
+
+@dataclass(frozen=True)
+class Airframe:
+    """What the sortie cutter needs to know of one drone (SI units)."""
+
+    name: str
+    speed_mps: float
+    endurance_s: float
+    climb_mps: float
+
+
+@dataclass(frozen=True)
+class FlightLeg:
+    """A sortie as flown: 3-D path, leg kinds, duration and planned battery use."""
+
+    path: FloatArray
+    legs: np.ndarray
+    duration_s: float
+    energy: float
+
+
+def leg_energy(xy: FloatArray, speed_mps: float, wind: FloatArray) -> FloatArray:
+    """Battery use in cruise-seconds for each leg of a polyline flown at ``speed_mps`` over
+    the ground with wind ``wind`` (m/s, east/north)."""
+    d = np.diff(xy[:, :2], axis=0)
+    length = np.hypot(d[:, 0], d[:, 1])
+    unit = d / np.maximum(length, 1e-9)[:, None]
+    air = unit * speed_mps - wind
+    return power_factor(np.hypot(air[:, 0], air[:, 1]), speed_mps) * length / speed_mps
+
+
+def cut_sorties(
+    route: FloatArray,
+    home: FloatArray,
+    altitude_m: float,
+    frame: Airframe,
+    wind: FloatArray,
+    reserve: float,
+    finder: PathFinder,
+) -> list[FlightLeg]:
+    """Sorties covering ``route`` (m, 2) in order, each within ``1 − reserve`` of a battery."""
+    if len(route) < 2:
+        return []
+    budget = (1.0 - reserve) * frame.endurance_s  # cruise-seconds
+    wind_speed = float(np.hypot(*wind))
+    head = power_factor(frame.speed_mps + wind_speed, frame.speed_mps)
+    vertical_s = altitude_m / frame.climb_mps
+    vertical = vertical_s * (power_factor(0.0, 1.0, frame.climb_mps) + power_factor(0.0, 1.0))
+
+    dense, is_vertex = _dense_with_flags(route)
+    cum = np.concatenate([[0.0], np.cumsum(leg_energy(dense, frame.speed_mps, wind))])
+    home_straight = np.hypot(*(dense - home).T) * head / frame.speed_mps
+
+    out: list[FlightLeg] = []
+    start = 0
+    last = len(dense) - 1
+    while start < last:
+        out_path = finder.path(home, dense[start])
+        e_out = vertical + float(leg_energy(out_path, frame.speed_mps, wind).sum())
+        need = e_out + (cum[start + 1 :] - cum[start]) + home_straight[start + 1 :]
+        fits = np.flatnonzero(need <= budget)
+        if not len(fits):
+            dist = np.hypot(*(dense[start] - home))
+            raise InfeasibleError(
+                f"{frame.name}: its work {dist:,.0f} m from its launch site is beyond one battery "
+                f"(a round trip there needs {(e_out * 2) / frame.endurance_s:.0%} of a pack, "
+                f"{1 - reserve:.0%} usable)"
+            )
+        end = start + 1 + int(fits[-1])
+        while True:
+            back = finder.path(dense[end], home)
+            e_back = float(np.sum(np.hypot(*np.diff(back, axis=0).T))) * head / frame.speed_mps
+            if e_out + cum[end] - cum[start] + e_back <= budget or end == start + 1:
+                break
+            end = max(start + 1, end - max(1, (end - start) // 16))
+        energy = e_out + cum[end] - cum[start] + e_back
+        if energy > budget:
+            raise InfeasibleError(
+                f"{frame.name}: no sortie fits one battery around {dense[start].round()} m"
+            )
+        sweep = dense[start : end + 1][is_vertex[start : end + 1] | _ends(end - start + 1)]
+        out.append(_assemble(out_path, sweep, back, altitude_m, frame, energy))
+        start = end
+    return out
+
+
+def _ends(n: int) -> np.ndarray:
+    m = np.zeros(n, bool)
+    m[[0, -1]] = True
+    return m
+
+
+def _dense_with_flags(route: FloatArray) -> tuple[FloatArray, np.ndarray]:
+    dense, vertex_at = densify_with_vertices(route, SPLIT_STEP_M)
+    is_vertex = np.zeros(len(dense), bool)
+    is_vertex[vertex_at] = True
+    return dense, is_vertex
+
+
+def _assemble(
+    out_path: FloatArray,
+    sweep: FloatArray,
+    back: FloatArray,
+    altitude_m: float,
+    frame: Airframe,
+    energy_cs: float,
+) -> FlightLeg:
+    home = out_path[0]
+    xy = [home[None], out_path, sweep[1:], back[1:], back[-1:]]
+    kinds = (
+        [Leg.CLIMB]
+        + [Leg.TRANSIT] * (len(out_path) - 1)
+        + [Leg.SWEEP] * (len(sweep) - 1)
+        + [Leg.RETURN] * (len(back) - 1)
+        + [Leg.DESCEND]
+    )
+    flat = np.vstack(xy)
+    alt = np.full(len(flat), altitude_m)
+    alt[[0, -1]] = 0.0
+    path = np.column_stack([flat, alt])
+    horizontal = float(np.hypot(*np.diff(flat, axis=0).T).sum())
+    duration = horizontal / frame.speed_mps + 2.0 * altitude_m / frame.climb_mps
+    return FlightLeg(path, np.array(kinds, np.int8), duration, energy_cs / frame.endurance_s)
