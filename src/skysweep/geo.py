@@ -56,11 +56,11 @@ class LocalFrame:
 
     def geom_to_local(self, geom: G) -> G:
         """A lon/lat shapely geometry in local metres (z, if any, is kept)."""
-        return shapely.transform(geom, self._xy_fwd)  # type: ignore[no-any-return]
+        return shapely.transform(geom, self._xy_fwd)
 
     def geom_to_lonlat(self, geom: G) -> G:
         """A local-metre shapely geometry in lon/lat degrees."""
-        return shapely.transform(geom, self._xy_inv)  # type: ignore[no-any-return]
+        return shapely.transform(geom, self._xy_inv)
 
     def _xy_fwd(self, xy: FloatArray) -> FloatArray:
         x, y = self.to_local(xy[:, 0], xy[:, 1])
@@ -98,8 +98,8 @@ def sample_points(region: shapely.Geometry, max_points: int = 400_000) -> tuple[
     x0, y0, x1, y1 = region.bounds
     xs = np.arange(x0 + spacing / 2, x1, spacing)
     ys = np.arange(y0 + spacing / 2, y1, spacing)
-    gx, gy = np.meshgrid(xs, ys)
-    gx, gy = gx.ravel(), gy.ravel()
+    mesh_x, mesh_y = np.meshgrid(xs, ys)
+    gx, gy = mesh_x.ravel(), mesh_y.ravel()
     shapely.prepare(region)
     inside = shapely.contains_xy(region, gx, gy)
     return np.column_stack([gx[inside], gy[inside]]), spacing * spacing

@@ -71,7 +71,10 @@ def _polygonal_from_geojson(raw: Any, where: str) -> GeoJSON:
         return _polygonal_from_geojson(raw.get("geometry"), where)
     if kind == "FeatureCollection":
         polys: list[Any] = []
-        for i, feat in enumerate(raw.get("features") or []):
+        features = raw.get("features") or []
+        if not isinstance(features, list):
+            raise ValueError(f"{where}: FeatureCollection features must be a list")
+        for i, feat in enumerate(features):
             geom = _check_polygonal(_polygonal_from_geojson(feat, f"{where}: features[{i}]"))
             polys.extend(
                 [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
@@ -93,10 +96,8 @@ def _check_polygonal(geom: GeoJSON) -> GeoJSON:
     kind = geom.get("type")
     if kind not in ("Polygon", "MultiPolygon"):
         raise ValueError(f"must be a Polygon or MultiPolygon, not {kind!r}")
-    if set(geom) - {"type", "coordinates", "bbox"}:
-        raise ValueError(
-            f"unknown GeoJSON member(s): {sorted(set(geom) - {'type', 'coordinates'})}"
-        )
+    if extra := set(geom) - {"type", "coordinates", "bbox"}:
+        raise ValueError(f"unknown GeoJSON member(s): {sorted(extra, key=str)}")
     coords = geom.get("coordinates")
     polygons = [coords] if kind == "Polygon" else coords
     if not isinstance(polygons, list) or not polygons:
@@ -145,7 +146,10 @@ def _check_ring(ring: Any, name: str) -> list[tuple[float, float]]:
             or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pos)
         ):
             raise ValueError(f"{name}, position {i}: must be [lon, lat] numbers")
-        lon, lat = float(pos[0]), float(pos[1])
+        try:
+            lon, lat = float(pos[0]), float(pos[1])
+        except OverflowError:  # an int too large for a float
+            lon = lat = math.inf
         if not (math.isfinite(lon) and math.isfinite(lat)):
             raise ValueError(f"{name}, position {i}: must be finite numbers")
         if not -180.0 <= lon <= 180.0:
@@ -315,6 +319,19 @@ class Mission:
     def site_xy_m(self) -> FloatArray:
         return np.array([s.xy_m for s in self.sites], float).reshape(-1, 2)
 
+    @property
+    def pad_xy_m(self) -> FloatArray:
+        """(n, 2) the pad each drone takes off from and lands on, local metres.
+
+        Every drone has a spot of its own in a square grid around its site, ``pad_spacing_m``
+        apart, so that no two ever land on one spot; ``pads`` limits how many take off at once.
+        """
+        return _pads(self.sites, self.fleet, self.pad_spacing_m)
+
+    @property
+    def pad_spacing_m(self) -> float:
+        return max(2.0 * self.spec.safety.min_separation_m, 10.0)
+
 
 # --------------------------------------------------------------------------------------------
 # Loading
@@ -374,6 +391,7 @@ def _problem(err: Mapping[str, Any]) -> str:
         "int_type": "must be a whole number",
         "int_parsing": "must be a whole number",
         "int_from_float": "must be a whole number",
+        "int_parsing_size": "is too large",
         "string_type": "must be a string",
         "list_type": "must be a list",
         "dict_type": "must be a mapping",
@@ -384,6 +402,8 @@ def _problem(err: Mapping[str, Any]) -> str:
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<"}.get(kind, "<=")
         bound = next(iter(ctx.values()))
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # "must be > 0", not "must be > 0.0"
         return f"must be {op} {bound}"
     if kind == "too_short":
         return f"must have at least {ctx.get('min_length', 1)} item(s)"
@@ -450,7 +470,7 @@ def build(spec: MissionSpec, source: str = "<mission>") -> Mission:
 
     margin = spec.safety.geofence_margin_m
     flyable = keep_in.buffer(-margin, join_style="mitre") if margin > 0 else keep_in
-    if keep_out_union is not None:
+    if keep_out_union is not None and not flyable.is_empty:
         grown = keep_out_union.buffer(margin, join_style="mitre") if margin > 0 else keep_out_union
         flyable = flyable.difference(grown)
     if flyable.is_empty:
@@ -485,6 +505,19 @@ def build(spec: MissionSpec, source: str = "<mission>") -> Mission:
         climb_mps=_frozen(np.array([r[3].climb_mps for r in rows])),
         accel_mps2=_frozen(np.array([r[3].accel_mps2 for r in rows])),
     )
+    spacing = max(2.0 * spec.safety.min_separation_m, 10.0)
+    for i, site in enumerate(sites):
+        spots = max(1, int(np.sum(fleet.site == i)))
+        pads = shapely.points(np.asarray(site.xy_m) + _pad_offsets(spots, spacing))
+        bad = ~shapely.contains(keep_in, pads)
+        if keep_out_union is not None:
+            bad |= shapely.intersects(keep_out_union, pads)
+        if bad.any():
+            raise fail(
+                f"launch_sites[{i}].pads",
+                f"the {spots} landing spots of {site.name!r}, {spacing:g} m apart, do not all "
+                "fit inside keep_in and clear of keep-out zones",
+            )
     return Mission(
         name=spec.name,
         source=source,
@@ -498,6 +531,24 @@ def build(spec: MissionSpec, source: str = "<mission>") -> Mission:
         sites=sites,
         fleet=fleet,
     )
+
+
+def _pad_offsets(pads: int, spacing_m: float) -> FloatArray:
+    cols = int(np.ceil(np.sqrt(pads)))
+    rows = int(np.ceil(pads / cols))
+    k = np.arange(pads)
+    return np.column_stack([k % cols - (cols - 1) / 2, k // cols - (rows - 1) / 2]) * spacing_m
+
+
+def _pads(sites: Sequence[LaunchSite], fleet: Fleet, spacing_m: float) -> FloatArray:
+    out = np.zeros((len(fleet), 2))
+    rate = fleet.sweep_rate_m2ps
+    for s, site in enumerate(sites):
+        members = np.flatnonzero(fleet.site == s)
+        order = members[np.argsort(-rate[members], kind="stable")]
+        offsets = _pad_offsets(max(len(order), 1), spacing_m)
+        out[order] = np.asarray(site.xy_m) + offsets[: len(order)]
+    return out
 
 
 def _frozen(a: NDArray[Any]) -> NDArray[Any]:

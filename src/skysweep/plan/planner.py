@@ -49,11 +49,6 @@ def plan_mission(mission: Mission) -> Plan:
         for s in sorties:
             finish[s.drone] = max(finish[s.drone], s.land_s)
         makespan = float(finish.max())
-        print(
-            "round",
-            makespan,
-            np.percentile(finish - cells.predicted_finish_s, [0, 50, 100]).round(),
-        )
         if best is None or makespan < best[0]:
             best = (makespan, sorties, cells.regions)
         # damped, so that cells do not swing between two extremes
@@ -82,9 +77,10 @@ def _route_all(
 ) -> list[Sortie]:
     fleet = mission.fleet
     wind = mission.wind_vector_mps
+    pads = mission.pad_xy_m
     sorties: list[Sortie] = []
     for i in range(len(fleet)):
-        home = mission.site_xy_m[fleet.site[i]]
+        home = pads[i]
         route = sweep_route(regions[i], float(fleet.swath_m[i]), finder, home)
         frame = Airframe(
             fleet.ids[i],

@@ -1,0 +1,268 @@
+"""The ``skysweep`` command line: plan, sim, export, report, demo.
+
+A user's mistake (a bad mission file, an infeasible mission, a broken run log) prints one line
+on stderr and exits with code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from skysweep import mission as mission_mod
+from skysweep.errors import SkysweepError
+from skysweep.plan import Plan, plan_mission
+from skysweep.runtime.modes import FlightMode
+from skysweep.runtime.orchestrator import Orchestrator
+from skysweep.runtime.simulate import simulate
+from skysweep.store import RunLog
+
+app = typer.Typer(
+    help="skysweep: plan and fly fleets of drones for search and rescue.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SkysweepError as exc:
+            print(f"skysweep: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _plan_summary(plan: Plan, planning_time_s: float) -> dict[str, Any]:
+    m = plan.metrics
+    return {
+        "mission": plan.mission.name,
+        "drones": m.drones,
+        "sorties": m.sorties,
+        "searchable_area_m2": round(m.searchable_area_m2, 1),
+        "coverage_fraction": round(m.coverage_fraction, 5),
+        "makespan_s": round(m.makespan_s, 1),
+        "lower_bound_s": round(m.lower_bound_s, 1),
+        "efficiency": round(m.efficiency, 4),
+        "planning_time_s": round(planning_time_s, 3),
+    }
+
+
+def _plan(path: Path) -> tuple[Plan, float]:
+    mission = mission_mod.load(path)
+    t0 = time.perf_counter()
+    plan = plan_mission(mission)
+    return plan, time.perf_counter() - t0
+
+
+@app.command()
+@_user_errors
+def plan(
+    mission: Annotated[Path, typer.Argument(help="Mission file (YAML or JSON).")],
+    out_path: Annotated[
+        Path,
+        typer.Option("--out", help="Write the plan here as GeoJSON, one LineString per sortie."),
+    ] = Path("plan.geojson"),
+    qgc: Annotated[
+        Path | None,
+        typer.Option("--qgc", help="Also write one QGroundControl .plan per drone here."),
+    ] = None,
+    kml: Annotated[Path | None, typer.Option("--kml", help="Also write the plan as KML.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the figures as one JSON object.")
+    ] = False,
+) -> None:
+    """Split the search among the drones and write every sortie's route."""
+    from skysweep import export
+
+    p, dt = _plan(mission)
+    out_path.write_text(json.dumps(export.plan_to_geojson(p)))
+    if qgc is not None:
+        export.write_qgc(p, qgc)
+    if kml is not None:
+        kml.write_text(export.plan_to_kml(p))
+    summary = _plan_summary(p, dt)
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        _table("plan", summary)
+        out.print(f"plan written to {out_path}")
+
+
+def _table(title: str, rows: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, show_header=False)
+    for k, v in rows.items():
+        t.add_row(k, f"{v:,.4g}" if isinstance(v, float) else str(v))
+    out.print(t)
+
+
+def _fly(p: Plan, log_path: Path, seed: int, show_progress: bool) -> dict[str, Any]:
+    with RunLog(log_path, create=True) as log:
+        log.set_meta("mission", json.loads(mission_mod.to_json(p.mission.spec)))
+        log.set_meta("drones", list(p.mission.fleet.ids))
+        log.set_meta("plan_metrics", _plan_summary(p, 0.0))
+        log.set_meta("seed", seed)
+        expected = max(s.land_s for s in p.sorties)
+        if not show_progress:
+            summary = simulate(p, log, seed=seed)
+        else:
+            with Progress(
+                TextColumn("[bold]flying[/]"),
+                BarColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=False,
+            ) as bar:
+                task = bar.add_task("sim", total=expected, status="")
+
+                def update(o: Orchestrator) -> None:
+                    if int(o.t_s * 2) % 20 == 0:
+                        up = int(np.isin(o.mode, _AIRBORNE).sum())
+                        bar.update(
+                            task,
+                            completed=min(o.t_s, expected),
+                            status=f"t={o.t_s:6.0f} s  airborne {up:4d}  "
+                            f"covered {o.coverage.fraction:6.1%}",
+                        )
+
+                summary = simulate(p, log, seed=seed, progress=update)
+                bar.update(task, completed=expected)
+    return summary.as_dict()
+
+
+_AIRBORNE = np.array(
+    [
+        FlightMode.TAKEOFF,
+        FlightMode.TRANSIT,
+        FlightMode.SWEEP,
+        FlightMode.RETURN,
+        FlightMode.LANDING,
+        FlightMode.HOLD,
+    ],
+    np.int8,
+)
+
+
+@app.command()
+@_user_errors
+def sim(
+    mission: Annotated[Path, typer.Argument(help="Mission file (YAML or JSON).")],
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same run.")] = 0,
+    log: Annotated[Path, typer.Option("--log", help="Run log (SQLite) to write.")] = Path("run.db"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the figures as one JSON object.")
+    ] = False,
+) -> None:
+    """Plan the mission and fly it in the built-in simulator, faster than real time."""
+    p, _ = _plan(mission)
+    summary = _fly(p, log, seed, show_progress=not as_json)
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        _table("flight", summary)
+        out.print(f"run log written to {log}")
+
+
+@app.command()
+@_user_errors
+def export(
+    run: Annotated[Path, typer.Argument(help="Run log written by `skysweep sim`.")],
+    telemetry: Annotated[
+        Path, typer.Option("--telemetry", help="CSV: one row per drone per tick.")
+    ] = Path("telemetry.csv"),
+) -> None:
+    """Write a run's telemetry as CSV: t_s,drone,lon,lat,alt_m,speed_mps,battery,mode."""
+    with RunLog(run) as log:
+        m = mission_mod.parse(log.meta("mission"), source=str(run))
+        ids = np.array(log.meta("drones"))
+        names = np.array([f.name for f in FlightMode])
+        with telemetry.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["t_s", "drone", "lon", "lat", "alt_m", "speed_mps", "battery", "mode"])
+            for t_s, c in log.telemetry():
+                lon, lat = m.frame.to_lonlat(c["x_m"], c["y_m"])
+                w.writerows(
+                    zip(
+                        np.full(len(ids), f"{t_s:.1f}"),
+                        ids,
+                        np.char.mod("%.7f", lon),
+                        np.char.mod("%.7f", lat),
+                        np.char.mod("%.1f", c["alt_m"]),
+                        np.char.mod("%.2f", c["speed_mps"]),
+                        np.char.mod("%.4f", c["battery"]),
+                        names[c["mode"]],
+                        strict=True,
+                    )
+                )
+    out.print(f"telemetry written to {telemetry}")
+
+
+@app.command()
+@_user_errors
+def report(
+    run: Annotated[Path, typer.Argument(help="Run log written by `skysweep sim`.")],
+    out_path: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+) -> None:
+    """Write a self-contained HTML report of a run: map, figures, battery over time."""
+    from skysweep.report import write_report
+
+    write_report(run, out_path)
+    out.print(f"report written to {out_path}")
+
+
+@app.command()
+@_user_errors
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's outputs.")] = Path(
+        "runs/demo"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Plan and fly the bundled demo mission, then write its report."""
+    from skysweep import export as export_mod
+    from skysweep.report import write_report
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = resources.files("skysweep") / "data" / "demo.yaml"
+    mission_path = out_dir / "demo.yaml"
+    mission_path.write_text(src.read_text(encoding="utf-8"))
+    out.print(f"[bold]{mission_mod.load(mission_path).name}[/]  ({mission_path})")
+    p, dt = _plan(mission_path)
+    (out_dir / "plan.geojson").write_text(json.dumps(export_mod.plan_to_geojson(p)))
+    _table("plan", _plan_summary(p, dt))
+    t0 = time.perf_counter()
+    summary = _fly(p, out_dir / "run.db", seed, show_progress=True)
+    wall = time.perf_counter() - t0
+    summary["wall_time_s"] = round(wall, 1)
+    summary["faster_than_real_time"] = round(summary["mission_time_s"] / max(wall, 1e-9), 1)
+    _table("flight", summary)
+    write_report(out_dir / "run.db", out_dir / "report.html")
+    out.print(f"report: {(out_dir / 'report.html').resolve()}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,119 @@
+"""A self-contained HTML report of a run: map of tracks and coverage, figures, battery."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import shapely
+
+from skysweep import mission as mission_mod
+from skysweep.store import RunLog
+
+
+def _png(fig: plt.Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _outline(ax: plt.Axes, geom: shapely.Geometry, **kw: object) -> None:
+    for poly in shapely.get_parts(geom):
+        for ring in [poly.exterior, *poly.interiors]:
+            xy = np.asarray(ring.coords)
+            ax.plot(xy[:, 0] / 1e3, xy[:, 1] / 1e3, **kw)  # type: ignore[arg-type]
+
+
+def write_report(run: Path, out: Path) -> None:
+    """Read the run log ``run`` and write ``out`` (one HTML file, images inlined)."""
+    with RunLog(run) as log:
+        m = mission_mod.parse(log.meta("mission"), source=str(run))
+        summary = log.meta("summary", {})
+        plan_metrics = log.meta("plan_metrics", {})
+        ts, xs, ys, bat, alt = [], [], [], [], []
+        for t, c in log.telemetry():
+            ts.append(t)
+            xs.append(c["x_m"])
+            ys.append(c["y_m"])
+            bat.append(c["battery"])
+            alt.append(c["alt_m"])
+    t = np.array(ts)
+    x = np.array(xs, float)
+    y = np.array(ys, float)
+    b = np.array(bat, float)
+    a = np.array(alt, float)
+
+    fig, ax = plt.subplots(figsize=(8, 7))
+    _outline(ax, m.keep_in, color="0.5", lw=1, ls="--", label="keep-in")
+    _outline(ax, m.area, color="tab:blue", lw=1.5, label="area")
+    for z in m.keep_out:
+        for poly in shapely.get_parts(z.geometry):
+            xy = np.asarray(poly.exterior.coords) / 1e3
+            ax.fill(xy[:, 0], xy[:, 1], color="tab:red", alpha=0.5)
+    step = max(1, len(t) // 1500)
+    sensing = a >= 0.9 * m.altitude_m
+    swath_px = float(np.median(m.fleet.swath_m))
+    if len(t):
+        # the flown tracks at sensing altitude, drawn a swath wide: the area actually seen
+        for i in range(x.shape[1]):
+            xi = np.where(sensing[::step, i], x[::step, i], np.nan) / 1e3
+            yi = np.where(sensing[::step, i], y[::step, i], np.nan) / 1e3
+            ax.plot(xi, yi, color="tab:green", alpha=0.25, lw=1, solid_capstyle="butt")
+        for i in range(x.shape[1]):
+            ax.plot(x[::step, i] / 1e3, y[::step, i] / 1e3, color="k", lw=0.3, alpha=0.6)
+    ax.scatter(
+        *(m.site_xy_m.T / 1e3), marker="^", s=80, color="tab:orange", zorder=5, label="launch sites"
+    )
+    ax.set_aspect("equal")
+    ax.set_xlabel("km east")
+    ax.set_ylabel("km north")
+    ax.set_title(f"{m.name}: flown tracks (black), keep-out (red); swath {swath_px:g} m")
+    ax.legend(loc="upper right", fontsize=8)
+    map_png = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    if len(t):
+        airborne = a > 0.5
+        bb = np.where(airborne, b, np.inf)
+        low = bb.min(axis=1)
+        n_air = airborne.sum(axis=1)
+        mean = np.where(airborne, b, 0.0).sum(axis=1) / np.maximum(n_air, 1)
+        ax.plot(t / 60, np.where(n_air > 0, low, np.nan), label="lowest airborne")
+        ax.plot(t / 60, np.where(n_air > 0, mean, np.nan), label="mean airborne")
+    ax.axhline(m.safety.battery_reserve, color="tab:red", ls="--", label="reserve")
+    ax.set_xlabel("minutes since mission start")
+    ax.set_ylabel("battery (fraction)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    bat_png = _png(fig)
+
+    def rows(d: dict[str, object]) -> str:
+        return "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in d.items()
+        )
+
+    out.write_text(
+        f"""<!doctype html><html><head><meta charset="utf-8">
+<title>skysweep report: {html.escape(m.name)}</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
+table{{border-collapse:collapse}}
+th,td{{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}}</style>
+</head><body>
+<h1>{html.escape(m.name)}</h1>
+<h2>Flight</h2><table>{rows(summary)}</table>
+<h2>Plan</h2><table>{rows(plan_metrics)}</table>
+<h2>Map</h2><img alt="map of flown tracks" src="data:image/png;base64,{map_png}">
+<h2>Battery</h2><img alt="battery over time" src="data:image/png;base64,{bat_png}">
+</body></html>
+""",
+        encoding="utf-8",
+    )

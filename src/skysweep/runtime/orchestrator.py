@@ -1,0 +1,310 @@
+"""The orchestrator: one loop at a fixed tick that flies a plan through a :class:`Link`.
+
+Each tick it reads telemetry, derives every drone's flight mode, decides (launch a sortie, swap
+a battery, send a drone home that is running low), writes the resulting events to the run log,
+and only then sends the commands. A monitor checks fences, separation and coverage on the state
+the link reports (for the simulator, the true state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from skysweep.energy import power_factor
+from skysweep.footprint import CoverageGrid
+from skysweep.link.base import Link
+from skysweep.plan.model import Plan
+from skysweep.runtime.clock import Clock
+from skysweep.runtime.modes import FlightMode, derive
+from skysweep.store import Event, RunLog
+from skysweep.telemetry import AutopilotMode, Command, FleetState
+
+#: Battery margin, fraction of a pack, kept on top of the reserve before a drone is sent home.
+HOME_MARGIN = 0.02
+#: A sensor sees the ground only this close to the search altitude (fraction of it).
+SENSOR_MIN_ALT = 0.9
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run achieved; the fields of ``skysweep sim --json``."""
+
+    mission_time_s: float
+    covered_fraction: float
+    drones: int
+    drones_lost: int
+    keep_out_breaches: int
+    keep_in_breaches: int
+    min_separation_m: float | None
+    landed: int
+    landed_below_reserve: int
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+
+class Orchestrator:
+    """Flies ``plan`` through ``link``, logging to ``log``."""
+
+    def __init__(self, plan: Plan, link: Link, log: RunLog, tick_s: float = 0.5) -> None:
+        self.plan = plan
+        self.link = link
+        self.log = log
+        self.tick_s = tick_s
+        m = plan.mission
+        fleet = m.fleet
+        n = len(fleet)
+        self.n = n
+        self.ids = fleet.ids
+        self._sorties = [list(plan.of_drone(i)) for i in range(n)]
+        self.next_sortie = np.zeros(n, np.intp)  # index into _sorties[i] of the next to fly
+        self.ready_s = np.zeros(n)  # when a drone may next take off (battery swapped)
+        self.flown = np.zeros(n, bool)
+        self.lost = np.zeros(n, bool)
+        self.mode = np.full(n, FlightMode.IDLE, np.int8)
+        self._legs: list[NDArray[np.int8]] = [np.zeros(0, np.int8)] * n
+        self.home = self._homes()
+        self.reserve = m.safety.battery_reserve
+        self.wind_speed = float(np.hypot(*m.wind_vector_mps))
+        # monitor state
+        keep_out = shapely.union_all([z.geometry for z in m.keep_out]) if m.keep_out else None
+        self._keep_out = keep_out
+        if keep_out is not None:
+            shapely.prepare(keep_out)
+        shapely.prepare(m.keep_in)
+        self._in_keep_out = np.zeros(n, bool)
+        self._out_keep_in = np.zeros(n, bool)
+        self.keep_out_breaches = 0
+        self.keep_in_breaches = 0
+        self.min_sep = np.inf
+        self.coverage = CoverageGrid(m.searchable)
+        self._radius = fleet.swath_m / 2.0
+        self._prev_pos: NDArray[np.float64] | None = None
+        self._prev_sensing = np.zeros(n, bool)
+        self.landed_below_reserve = 0
+        self.t_s = 0.0
+        self.done = False
+
+    def _homes(self) -> NDArray[np.float64]:
+        m = self.plan.mission
+        out = m.site_xy_m[m.fleet.site].copy()
+        for i, sorties in enumerate(self._sorties):
+            if sorties:
+                out[i] = sorties[0].path[0, :2]
+        return out
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(
+        self,
+        clock: Clock,
+        max_s: float | None = None,
+        progress: Callable[[Orchestrator], None] | None = None,
+    ) -> RunSummary:
+        """Tick until every sortie is flown and every drone is down (or ``max_s`` passes)."""
+        self.log.append([Event(clock.now(), "mission_start", None, {"drones": self.n})])
+        limit = max_s if max_s is not None else self._default_limit()
+        while not self.done and clock.now() <= limit:
+            self.tick(clock.now())
+            if progress is not None:
+                progress(self)
+            clock.sleep_until(self.t_s + self.tick_s)
+        summary = self.summary()
+        self.log.append(
+            [Event(self.t_s, "mission_end", None, {"complete": self.done, **summary.as_dict()})]
+        )
+        self.log.set_meta("summary", summary.as_dict())
+        return summary
+
+    def _default_limit(self) -> float:
+        last = max((s.land_s for s in self.plan.sorties), default=0.0)
+        return 3.0 * last + 600.0
+
+    def tick(self, now_s: float) -> None:
+        self.t_s = now_s
+        fs = self.link.poll(now_s)
+        events: list[Event] = []
+        commands: list[tuple[NDArray[np.intp], Command, list[tuple[int, NDArray[np.float64]]]]] = []
+
+        timeout = self.plan.mission.safety.lost_link_timeout_s
+        silent = ~(now_s - np.nan_to_num(fs.last_seen_s, nan=-np.inf) <= timeout)
+        newly_lost = silent & ~self.lost & self.flown
+        for i in np.flatnonzero(newly_lost):
+            events.append(Event(now_s, "lost", self.ids[i], {"silent_s": timeout}))
+        self.lost |= newly_lost
+
+        leg = self._current_leg(fs)
+        mode = derive(fs, leg, self.flown, self.lost)
+        landed_now = (mode == FlightMode.LANDED) & (self.mode != FlightMode.LANDED) & self.flown
+        for i in np.flatnonzero(mode != self.mode):
+            events.append(
+                Event(
+                    now_s,
+                    "mode",
+                    self.ids[i],
+                    {"from": FlightMode(self.mode[i]).name, "to": FlightMode(mode[i]).name},
+                )
+            )
+        self.mode = mode
+
+        # a landed drone gets a fresh pack (the ground crew's swap) if it has more to fly
+        swap = []
+        for i in np.flatnonzero(landed_now):
+            below = bool(fs.battery[i] < self.reserve)
+            self.landed_below_reserve += below
+            events.append(
+                Event(
+                    now_s,
+                    "landed",
+                    self.ids[i],
+                    {"battery": round(float(fs.battery[i]), 4), "below_reserve": below},
+                )
+            )
+            if self.next_sortie[i] < len(self._sorties[i]):
+                swap.append(i)
+                self.ready_s[i] = now_s + float(self.plan.mission.fleet.swap_s[i])
+                events.append(Event(now_s, "battery_swap", self.ids[i], {}))
+        if swap:
+            commands.append((np.array(swap, np.intp), Command.SWAP_BATTERY, []))
+
+        # launches: a drone on the ground whose next sortie is due and whose battery is ready
+        on_ground = np.isin(mode, (FlightMode.IDLE, FlightMode.LANDED))
+        launch = []
+        uploads = []
+        for i in np.flatnonzero(on_ground & ~self.lost):
+            k = self.next_sortie[i]
+            if k >= len(self._sorties[i]):
+                continue
+            sortie = self._sorties[i][k]
+            if now_s + 1e-9 >= max(sortie.launch_s, self.ready_s[i]):
+                launch.append(i)
+                uploads.append((int(i), sortie.path))
+                self._legs[i] = sortie.legs
+                self.next_sortie[i] += 1
+                self.flown[i] = True
+                events.append(
+                    Event(
+                        now_s,
+                        "launch",
+                        self.ids[i],
+                        {"sortie": sortie.number, "planned_s": sortie.launch_s},
+                    )
+                )
+        if launch:
+            commands.append((np.array(launch, np.intp), Command.START_MISSION, uploads))
+
+        # energy: home when what is left barely covers the way back against the wind
+        going_home = self._needs_home(fs, mode)
+        for i in np.flatnonzero(going_home):
+            events.append(
+                Event(
+                    now_s, "low_battery", self.ids[i], {"battery": round(float(fs.battery[i]), 4)}
+                )
+            )
+        if going_home.any():
+            commands.append((np.flatnonzero(going_home), Command.RETURN, []))
+
+        self._monitor(fs, events, now_s)
+        self.log.record(now_s, self._columns(fs))
+        # write-ahead: the log holds every decision before any vehicle is told
+        self.log.append(events)
+        for drones, command, ups in commands:
+            for drone, path in ups:
+                self.link.upload(drone, path)
+            self.link.send(drones, command)
+
+        remaining = np.array([self.next_sortie[i] < len(self._sorties[i]) for i in range(self.n)])
+        settled = self.lost | (on_ground & ~remaining & ~fs.airborne)
+        self.done = bool(np.all(settled)) and not launch
+
+    def _current_leg(self, fs: FleetState) -> NDArray[np.int8]:
+        leg = np.zeros(self.n, np.int8)
+        for i in np.flatnonzero(fs.airborne & (fs.mode == AutopilotMode.AUTO)):
+            legs = self._legs[i]
+            if len(legs):
+                leg[i] = legs[min(max(int(fs.mission_seq[i]) - 1, 0), len(legs) - 1)]
+        return leg
+
+    def _needs_home(self, fs: FleetState, mode: NDArray[np.int8]) -> NDArray[np.bool_]:
+        fleet = self.plan.mission.fleet
+        working = fs.airborne & np.isin(mode, (FlightMode.TRANSIT, FlightMode.SWEEP))
+        dist = np.hypot(*(fs.pos_m[:, :2] - self.home).T)
+        head = power_factor(fleet.speed_mps + self.wind_speed, fleet.speed_mps)
+        descent = fs.pos_m[:, 2] / fleet.climb_mps * power_factor(0.0, 1.0)
+        need = (dist / fleet.speed_mps * head + descent) / fleet.endurance_s
+        return working & (fs.battery <= self.reserve + HOME_MARGIN + need)
+
+    def _monitor(self, fs: FleetState, events: list[Event], now_s: float) -> None:
+        m = self.plan.mission
+        air = fs.airborne & ~self.lost
+        x, y = fs.pos_m[:, 0], fs.pos_m[:, 1]
+        if self._keep_out is not None:
+            inside = air & shapely.contains_xy(self._keep_out, x, y)
+            for i in np.flatnonzero(inside & ~self._in_keep_out):
+                events.append(
+                    Event(
+                        now_s,
+                        "keep_out_breach",
+                        self.ids[i],
+                        {"x_m": float(x[i]), "y_m": float(y[i])},
+                    )
+                )
+                self.keep_out_breaches += 1
+            self._in_keep_out = inside
+        outside = air & ~shapely.contains_xy(m.keep_in, x, y)
+        for i in np.flatnonzero(outside & ~self._out_keep_in):
+            events.append(
+                Event(
+                    now_s, "keep_in_breach", self.ids[i], {"x_m": float(x[i]), "y_m": float(y[i])}
+                )
+            )
+            self.keep_in_breaches += 1
+        self._out_keep_in = outside
+
+        up = np.flatnonzero(air)
+        if len(up) >= 2:
+            d, _ = cKDTree(fs.pos_m[up]).query(fs.pos_m[up], k=2)
+            self.min_sep = min(self.min_sep, float(d[:, 1].min()))
+
+        sensing = air & (fs.pos_m[:, 2] >= SENSOR_MIN_ALT * m.altitude_m)
+        if self._prev_pos is not None:
+            both = np.flatnonzero(sensing & self._prev_sensing)
+            if len(both):
+                a, b = self._prev_pos[both, :2], fs.pos_m[both, :2]
+                step = float(self.coverage.spacing_m) / 2
+                k = int(np.ceil(np.hypot(*(b - a).T).max() / step)) + 1
+                t = np.linspace(0.0, 1.0, k)
+                pts = (a[:, None, :] + (b - a)[:, None, :] * t[None, :, None]).reshape(-1, 2)
+                self.coverage.stamp(pts, np.repeat(self._radius[both], k))
+        self._prev_pos = fs.pos_m.copy()
+        self._prev_sensing = sensing
+
+    def _columns(self, fs: FleetState) -> dict[str, NDArray[Any]]:
+        return {
+            "x_m": fs.pos_m[:, 0],
+            "y_m": fs.pos_m[:, 1],
+            "alt_m": fs.pos_m[:, 2],
+            "speed_mps": fs.speed_mps,
+            "battery": fs.battery,
+            "mode": self.mode,
+        }
+
+    def summary(self) -> RunSummary:
+        return RunSummary(
+            mission_time_s=round(self.t_s, 1),
+            covered_fraction=round(self.coverage.fraction, 5),
+            drones=self.n,
+            drones_lost=int(self.lost.sum()),
+            keep_out_breaches=self.keep_out_breaches,
+            keep_in_breaches=self.keep_in_breaches,
+            min_separation_m=round(self.min_sep, 2) if np.isfinite(self.min_sep) else None,
+            landed=int(((self.mode == FlightMode.LANDED) & self.flown).sum()),
+            landed_below_reserve=self.landed_below_reserve,
+        )

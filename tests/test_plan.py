@@ -1,0 +1,348 @@
+"""The planner's promises on the bundled demo and on random missions, and the plan exports."""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import shapely
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from skysweep import mission
+from skysweep.errors import InfeasibleError
+from skysweep.export import KML_NS, plan_to_geojson, plan_to_kml, plan_to_qgc, write_qgc
+from skysweep.plan import Plan, plan_mission
+
+DEMO = Path(__file__).resolve().parents[1] / "src" / "skysweep" / "data" / "demo.yaml"
+
+#: Centre of the generated missions, degrees.
+LON0, LAT0 = 8.05, 46.52
+EARTH_R_M = 6_371_000.0
+
+
+@pytest.fixture(scope="module")
+def demo_plan() -> Plan:
+    return plan_mission(mission.load(DEMO))
+
+
+# --------------------------------------------------------------------------------------------
+# Checks shared by the demo and the generated missions
+# --------------------------------------------------------------------------------------------
+
+
+def _assert_clear_of_keep_out(plan: Plan) -> None:
+    m = plan.mission
+    for s in plan.sorties:
+        line = shapely.LineString(s.path[:, :2])
+        for zone in m.keep_out:
+            inside = line.intersection(zone.geometry).length
+            assert inside < 1e-6, (
+                f"{m.fleet.ids[s.drone]} sortie {s.number} flies {inside:.3f} m in {zone.name!r}"
+            )
+            core = zone.geometry.buffer(-0.01)
+            assert not line.intersects(core), (
+                f"{m.fleet.ids[s.drone]} sortie {s.number} enters {zone.name!r}"
+            )
+
+
+def _assert_inside_keep_in(plan: Plan) -> None:
+    m = plan.mission
+    for s in plan.sorties:
+        outside = shapely.LineString(s.path[:, :2]).difference(m.keep_in).length
+        assert outside < 1e-6, f"{m.fleet.ids[s.drone]} sortie {s.number} leaves keep_in"
+
+
+# --------------------------------------------------------------------------------------------
+# The demo
+# --------------------------------------------------------------------------------------------
+
+
+def test_demo_sorties_start_and_end_on_the_pad(demo_plan: Plan) -> None:
+    m = demo_plan.mission
+    assert demo_plan.sorties
+    for s in demo_plan.sorties:
+        site = np.array(m.sites[m.fleet.site[s.drone]].xy_m)
+        for end in (s.path[0], s.path[-1]):
+            assert end[2] == 0.0
+            np.testing.assert_allclose(end[:2], site, atol=1e-6)
+        assert np.all(s.path[1:-1, 2] > 0)
+
+
+def test_demo_routes_avoid_keep_out_zones(demo_plan: Plan) -> None:
+    assert demo_plan.mission.keep_out
+    _assert_clear_of_keep_out(demo_plan)
+
+
+def test_demo_routes_stay_in_keep_in(demo_plan: Plan) -> None:
+    _assert_inside_keep_in(demo_plan)
+
+
+def test_demo_sorties_fit_the_battery(demo_plan: Plan) -> None:
+    usable = 1.0 - demo_plan.mission.safety.battery_reserve
+    for s in demo_plan.sorties:
+        assert 0.0 < s.energy <= usable + 1e-9
+
+
+def test_demo_launches_are_staggered(demo_plan: Plan) -> None:
+    m = demo_plan.mission
+    first = {s.drone: s.launch_s for s in demo_plan.sorties if s.number == 1}
+    assert first
+    for i, site in enumerate(m.sites):
+        times = np.array([t for d, t in first.items() if m.fleet.site[d] == i])
+        if not len(times):
+            continue
+        slot = times / site.launch_interval_s if site.launch_interval_s > 0 else times * 0
+        np.testing.assert_allclose(slot, np.round(slot), atol=1e-9)
+        _, per_slot = np.unique(np.round(slot), return_counts=True)
+        assert per_slot.max() <= site.pads
+        assert np.sum(times == times.min()) <= site.pads
+        # slots are filled in order: no slot is skipped before the last one used
+        used = np.unique(np.round(slot)).astype(int)
+        np.testing.assert_array_equal(used, np.arange(len(used)))
+
+
+def test_demo_later_sorties_wait_for_the_battery_swap(demo_plan: Plan) -> None:
+    m = demo_plan.mission
+    for drone in range(len(m.fleet)):
+        sorties = demo_plan.of_drone(drone)
+        assert [s.number for s in sorties] == list(range(1, len(sorties) + 1))
+        for a, b in zip(sorties, sorties[1:], strict=False):
+            assert b.launch_s >= a.land_s + m.fleet.swap_s[drone] - 1e-9
+
+
+def test_demo_metrics(demo_plan: Plan) -> None:
+    m = demo_plan.mission
+    metrics = demo_plan.metrics
+    assert metrics.coverage_fraction >= 0.99
+    assert metrics.drones == len(m.fleet)
+    assert metrics.sorties == len(demo_plan.sorties)
+    assert 0.0 < metrics.efficiency <= 1.0
+    assert metrics.efficiency == pytest.approx(metrics.lower_bound_s / metrics.makespan_s)
+    assert metrics.makespan_s == pytest.approx(max(s.land_s for s in demo_plan.sorties))
+    sweep_rate = float(np.sum(m.fleet.speed_mps * m.fleet.swath_m))
+    assert metrics.lower_bound_s >= metrics.searchable_area_m2 / sweep_rate
+    assert metrics.searchable_area_m2 == pytest.approx(m.searchable.area)
+
+
+# --------------------------------------------------------------------------------------------
+# Random missions
+# --------------------------------------------------------------------------------------------
+
+
+def _to_lonlat(xy: Any) -> list[list[float]]:
+    """Local metres around (LON0, LAT0) to [lon, lat], equirectangular."""
+    xy = np.atleast_2d(np.asarray(xy, float))
+    lon = LON0 + np.degrees(xy[:, 0] / (EARTH_R_M * math.cos(math.radians(LAT0))))
+    lat = LAT0 + np.degrees(xy[:, 1] / EARTH_R_M)
+    return [[float(a), float(b)] for a, b in zip(lon, lat, strict=True)]
+
+
+def _closed(ring: list[list[float]]) -> list[list[float]]:
+    return [*ring, ring[0]]
+
+
+@st.composite
+def random_missions(draw: st.DrawFn) -> dict[str, Any]:
+    """A mission dict: a star-shaped area, rectangular keep-outs inside it, sites near the
+    centre, a mixed fleet."""
+    n = draw(st.integers(8, 14))
+    step = 2 * math.pi / n
+    jitter = draw(st.lists(st.floats(-0.3, 0.3), min_size=n, max_size=n))
+    radii = draw(st.lists(st.floats(1500.0, 3000.0), min_size=n, max_size=n))
+    angles = [k * step + j * step for k, j in enumerate(jitter)]
+    star = [(r * math.cos(a), r * math.sin(a)) for r, a in zip(radii, angles, strict=True)]
+    area = shapely.Polygon(star)
+    assume(area.is_valid)
+
+    sites_xy = draw(
+        st.lists(
+            st.tuples(st.floats(-300.0, 300.0), st.floats(-300.0, 300.0)), min_size=1, max_size=2
+        )
+    )
+    assume(len(sites_xy) == 1 or math.dist(*sites_xy) > 1.0)
+
+    keep_out = []
+    for k in range(draw(st.integers(0, 4))):
+        a = draw(st.floats(0.0, 2 * math.pi))
+        r = draw(st.floats(0.0, 800.0))
+        w, h = draw(st.floats(100.0, 400.0)), draw(st.floats(100.0, 400.0))
+        cx, cy = r * math.cos(a), r * math.sin(a)
+        rect = shapely.box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+        assume(area.contains(rect))
+        # a site inside a keep-out is a mission error, not a planning case
+        assume(all(rect.distance(shapely.Point(p)) > 5.0 for p in sites_xy))
+        keep_out.append(
+            {
+                "name": f"zone {k}",
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [_closed(_to_lonlat(np.asarray(rect.exterior.coords)[:-1]))],
+                },
+            }
+        )
+
+    launch_sites = [
+        {"name": f"site {k}", "lon": ll[0], "lat": ll[1], "pads": draw(st.integers(1, 6))}
+        for k, ll in enumerate(_to_lonlat(sites_xy))
+    ]
+    fleet = [
+        {
+            "model": f"m{k}",
+            "count": draw(st.integers(2, 12)),
+            "launch_site": draw(st.sampled_from([s["name"] for s in launch_sites])),
+            "speed_mps": draw(st.floats(8.0, 15.0)),
+            "swath_m": draw(st.floats(30.0, 80.0)),
+            "endurance_s": draw(st.floats(1500.0, 3000.0)),
+        }
+        for k in range(draw(st.integers(1, 3)))
+    ]
+    return {
+        "name": "generated",
+        "area": {"type": "Polygon", "coordinates": [_closed(_to_lonlat(star))]},
+        "keep_out": keep_out,
+        "launch_sites": launch_sites,
+        "fleet": fleet,
+    }
+
+
+def _check_random_mission(data: dict[str, Any]) -> None:
+    m = mission.parse(data, source="gen")
+    try:
+        plan = plan_mission(m)
+    except InfeasibleError as exc:
+        assert str(exc), "InfeasibleError without a message"
+        assume(False)
+        raise  # unreachable: assume(False) discards the example
+    assert plan.metrics.coverage_fraction >= 0.99
+    _assert_clear_of_keep_out(plan)
+    _assert_inside_keep_in(plan)
+    usable = 1.0 - m.safety.battery_reserve
+    assert all(s.energy <= usable + 1e-9 for s in plan.sorties)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=random_missions())
+def test_random_missions_are_covered_and_avoid_keep_out(data: dict[str, Any]) -> None:
+    _check_random_mission(data)
+
+
+@pytest.mark.slow
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=random_missions())
+def test_random_missions_are_covered_and_avoid_keep_out_long(data: dict[str, Any]) -> None:
+    _check_random_mission(data)
+
+
+# --------------------------------------------------------------------------------------------
+# Exports
+# --------------------------------------------------------------------------------------------
+
+
+def test_geojson_has_a_feature_per_sortie(demo_plan: Plan) -> None:
+    gj = plan_to_geojson(demo_plan)
+    json.dumps(gj, allow_nan=False)  # serialisable as it stands
+    assert gj["type"] == "FeatureCollection"
+    assert "properties" not in gj
+    assert len(gj["features"]) == len(demo_plan.sorties)
+    ids = demo_plan.mission.fleet.ids
+    for feat, s in zip(gj["features"], demo_plan.sorties, strict=True):
+        assert feat["type"] == "Feature"
+        assert set(feat["properties"]) == {"drone", "sortie", "launch_s", "speed_mps", "swath_m"}
+        assert feat["properties"]["drone"] == ids[s.drone]
+        assert feat["properties"]["sortie"] == s.number >= 1
+        assert isinstance(feat["properties"]["launch_s"], float)
+        assert feat["geometry"]["type"] == "LineString"
+        coords = feat["geometry"]["coordinates"]
+        assert len(coords) == len(s.path)
+        for lon, lat, alt in coords:
+            assert 8.0 < lon < 8.1 and 46.49 < lat < 46.56
+            assert 0.0 <= alt <= demo_plan.mission.altitude_m
+        assert coords[0][2] == coords[-1][2] == 0.0
+    meta = gj["skysweep"]
+    assert set(meta) == {
+        "name",
+        "drones",
+        "sorties",
+        "coverage_fraction",
+        "makespan_s",
+        "lower_bound_s",
+        "efficiency",
+    }
+    assert meta["name"] == demo_plan.mission.name
+    assert meta["sorties"] == len(demo_plan.sorties)
+
+
+def test_geojson_round_trips_to_the_local_frame(demo_plan: Plan) -> None:
+    s = demo_plan.sorties[0]
+    coords = np.array(plan_to_geojson(demo_plan)["features"][0]["geometry"]["coordinates"])
+    x, y = demo_plan.mission.frame.to_local(coords[:, 0], coords[:, 1])
+    np.testing.assert_allclose(np.column_stack([x, y]), s.path[:, :2], atol=0.05)
+
+
+def test_qgc_plans(demo_plan: Plan, tmp_path: Path) -> None:
+    plans = plan_to_qgc(demo_plan)
+    fleet = demo_plan.mission.fleet
+    flying = {s.drone for s in demo_plan.sorties}
+    assert len(plans) == len(demo_plan.sorties)
+    for d in flying:
+        n = len(demo_plan.of_drone(d))
+        names = (
+            [f"{fleet.ids[d]}.plan"]
+            if n == 1
+            else [f"{fleet.ids[d]}-s{k}.plan" for k in range(1, n + 1)]
+        )
+        assert all(name in plans for name in names)
+
+    paths = write_qgc(demo_plan, tmp_path / "qgc")
+    assert sorted(p.name for p in paths) == sorted(plans)
+    for p in paths:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+        assert doc["fileType"] == "Plan" and doc["version"] == 1
+        assert doc["groundStation"] == "skysweep"
+        fence = doc["geoFence"]
+        assert fence["version"] == 2
+        assert [poly["inclusion"] for poly in fence["polygons"]].count(False) == len(
+            demo_plan.mission.keep_out
+        )
+        for poly in fence["polygons"]:
+            for lat, lon in poly["polygon"]:
+                assert 46.4 < lat < 46.6 and 7.9 < lon < 8.2
+        assert doc["rallyPoints"] == {"points": [], "version": 2}
+        mis = doc["mission"]
+        assert mis["version"] == 2 and mis["firmwareType"] == 12 and mis["vehicleType"] == 2
+        items = mis["items"]
+        assert [it["doJumpId"] for it in items] == list(range(1, len(items) + 1))
+        assert items[0]["command"] == 22 and items[-1]["command"] == 20
+        assert len(items) > 3
+        for it in items[1:-1]:
+            assert it["command"] == 16 and it["frame"] == 3 and it["type"] == "SimpleItem"
+            lat, lon, alt = it["params"][4:]
+            assert 46.49 < lat < 46.56 and 8.0 < lon < 8.1
+            assert alt == pytest.approx(demo_plan.mission.altitude_m)
+        home_lat, home_lon, _ = mis["plannedHomePosition"]
+        assert items[0]["params"][4:6] == [home_lat, home_lon]
+
+
+def test_kml_parses(demo_plan: Plan) -> None:
+    text = plan_to_kml(demo_plan)
+    root = ET.fromstring(text.encode("utf-8"))
+    ns = {"k": KML_NS}
+    assert root.tag == f"{{{KML_NS}}}kml"
+    lines = root.findall(".//k:Placemark/k:LineString", ns)
+    assert len(lines) == len(demo_plan.sorties)
+    names = [p.findtext("k:name", namespaces=ns) for p in root.findall(".//k:Placemark", ns)]
+    s = demo_plan.sorties[0]
+    assert f"{demo_plan.mission.fleet.ids[s.drone]} sortie {s.number}" in names
+    for zone in demo_plan.mission.keep_out:
+        assert zone.name in names
+    assert len(root.findall(".//k:Polygon", ns)) == len(demo_plan.mission.keep_out)
+    first = lines[0].findtext("k:coordinates", namespaces=ns)
+    assert first is not None
+    lon, lat, alt = (float(v) for v in first.split()[0].split(","))
+    assert 8.0 < lon < 8.1 and 46.49 < lat < 46.56 and alt == 0.0

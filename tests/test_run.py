@@ -1,0 +1,144 @@
+"""End to end: a small mission planned, flown in the simulator, logged, exported, reported."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from skysweep import mission
+from skysweep.cli import app
+from skysweep.plan import plan_mission
+from skysweep.runtime.simulate import simulate
+from skysweep.store import RunLog
+
+SMALL = """
+name: small search
+area: {type: Polygon, coordinates: [[[8.000, 46.500], [8.012, 46.500], [8.012, 46.509],
+       [8.000, 46.509], [8.000, 46.500]]]}
+keep_out:
+  - name: cliff
+    geometry: {type: Polygon, coordinates: [[[8.005, 46.503], [8.007, 46.503], [8.007, 46.506],
+               [8.005, 46.506], [8.005, 46.503]]]}
+launch_sites:
+  - {name: base, lon: 8.002, lat: 46.501, pads: 2, launch_interval_s: 5}
+fleet:
+  - {model: quad, count: 4, launch_site: base, speed_mps: 10, endurance_s: 900, swath_m: 50}
+weather: {wind_mps: 3, wind_from_deg: 200}
+"""
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("m") / "small.yaml"
+    path.write_text(SMALL)
+    return path
+
+
+def _fly(path: Path, db: Path, seed: int) -> dict:
+    plan = plan_mission(mission.load(path))
+    with RunLog(db, create=True) as log:
+        log.set_meta("mission", json.loads(mission.to_json(plan.mission.spec)))
+        log.set_meta("drones", list(plan.mission.fleet.ids))
+        return simulate(plan, log, seed=seed).as_dict()
+
+
+def test_flight_covers_the_area_and_everyone_lands(small: Path, tmp_path: Path) -> None:
+    s = _fly(small, tmp_path / "run.db", seed=3)
+    assert s["drones"] == 4
+    assert s["landed"] == 4 and s["drones_lost"] == 0
+    assert s["keep_out_breaches"] == 0 and s["keep_in_breaches"] == 0
+    assert s["landed_below_reserve"] == 0
+    assert s["covered_fraction"] >= 0.98
+    assert s["mission_time_s"] > 0
+
+
+def test_same_seed_same_event_trace(small: Path, tmp_path: Path) -> None:
+    traces = []
+    for k in range(2):
+        _fly(small, tmp_path / f"r{k}.db", seed=7)
+        with RunLog(tmp_path / f"r{k}.db") as log:
+            traces.append([(e.t_s, e.kind, e.drone, e.data) for e in log.events()])
+    assert traces[0] == traces[1]
+    kinds = {k for _, k, _, _ in traces[0]}
+    assert {"mission_start", "launch", "mode", "landed", "mission_end"} <= kinds
+
+
+def test_events_are_logged_before_commands(small: Path, tmp_path: Path) -> None:
+    _fly(small, tmp_path / "run.db", seed=1)
+    with RunLog(tmp_path / "run.db") as log:
+        launches = list(log.events("launch"))
+        ticks = [t for t, _ in log.telemetry()]
+    assert len(launches) >= 4
+    # every launch was decided on a tick that is in the log
+    assert {e.t_s for e in launches} <= set(ticks)
+
+
+def test_cli_sim_export_report(small: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    db = tmp_path / "run.db"
+    r = runner.invoke(app, ["sim", str(small), "--seed", "2", "--log", str(db), "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    for key in (
+        "mission_time_s",
+        "covered_fraction",
+        "drones",
+        "drones_lost",
+        "keep_out_breaches",
+        "keep_in_breaches",
+        "min_separation_m",
+        "landed",
+        "landed_below_reserve",
+    ):
+        assert key in summary
+
+    csv_path = tmp_path / "t.csv"
+    r = runner.invoke(app, ["export", str(db), "--telemetry", str(csv_path)])
+    assert r.exit_code == 0, r.output
+    with csv_path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["t_s", "drone", "lon", "lat", "alt_m", "speed_mps", "battery", "mode"]
+    assert {r["drone"] for r in rows} == {f"quad-00{i}" for i in range(1, 5)}
+    lat = np.array([float(r["lat"]) for r in rows])
+    assert 46.49 < lat.min() and lat.max() < 46.52
+    bat = np.array([float(r["battery"]) for r in rows])
+    assert 0.0 <= bat.min() and bat.max() <= 1.0
+
+    html_path = tmp_path / "report.html"
+    r = runner.invoke(app, ["report", str(db), "--out", str(html_path)])
+    assert r.exit_code == 0, r.output
+    page = html_path.read_text()
+    assert page.count("data:image/png;base64,") == 2 and "http" not in page.split("<body>")[1]
+
+
+def test_cli_plan_writes_geojson(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.geojson"
+    r = CliRunner().invoke(
+        app, ["plan", str(small), "--out", str(out), "--json", "--qgc", str(tmp_path / "qgc")]
+    )
+    assert r.exit_code == 0, r.output
+    figures = json.loads(r.stdout)
+    assert figures["coverage_fraction"] >= 0.99
+    assert 0 < figures["efficiency"] <= 1
+    assert figures["lower_bound_s"] <= figures["makespan_s"]
+    fc = json.loads(out.read_text())
+    assert fc["type"] == "FeatureCollection" and len(fc["features"]) == figures["sorties"]
+    assert list((tmp_path / "qgc").glob("*.plan"))
+
+
+def test_cli_bad_mission_is_one_line_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMALL.replace("speed_mps: 10", "speed_mps: -1"))
+    r = CliRunner().invoke(app, ["plan", str(bad)])
+    assert r.exit_code == 2
+    assert r.stderr.strip() == f"skysweep: {bad}: fleet[0].speed_mps: must be > 0"
+
+
+def test_cli_missing_run_log(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["report", str(tmp_path / "nope.db")])
+    assert r.exit_code == 2 and "no such run log" in r.stderr
