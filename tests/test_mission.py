@@ -516,7 +516,7 @@ BAD: dict[str, tuple[Callable[[dict[str, Any]], None], str, str]] = {
     "no launch sites": (_set("launch_sites", []), "launch_sites", "must have at least 1 item(s)"),
     # rings
     "unclosed ring": (
-        _set("area.coordinates", [AREA_RING[:-1] + [[8.011, 46.5]]]),
+        _set("area.coordinates", [[*AREA_RING[:-1], [8.011, 46.5]]]),
         "area",
         "ring 0 is not closed: the first and last positions differ",
     ),
@@ -894,7 +894,7 @@ def _absurd_count(path: Path_, value: Any) -> bool:
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @settings(
-    max_examples=6000,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -949,7 +949,7 @@ def star_polygons(draw: st.DrawFn) -> tuple[float, float, list[list[float]]]:
     return lon0, lat0, ring
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(star=star_polygons())
 def test_random_simple_polygons_load_with_positive_area(
     star: tuple[float, float, list[list[float]]],

@@ -39,8 +39,8 @@ def write_report(run: Path, out: Path) -> None:
         summary = log.meta("summary", {})
         plan_metrics = log.meta("plan_metrics", {})
         ts, xs, ys, bat, alt = [], [], [], [], []
-        for t, c in log.telemetry():
-            ts.append(t)
+        for tick_s, c in log.telemetry():
+            ts.append(tick_s)
             xs.append(c["x_m"])
             ys.append(c["y_m"])
             bat.append(c["battery"])
@@ -69,8 +69,15 @@ def write_report(run: Path, out: Path) -> None:
             ax.plot(xi, yi, color="tab:green", alpha=0.25, lw=1, solid_capstyle="butt")
         for i in range(x.shape[1]):
             ax.plot(x[::step, i] / 1e3, y[::step, i] / 1e3, color="k", lw=0.3, alpha=0.6)
+    sites_km = m.site_xy_m / 1e3
     ax.scatter(
-        *(m.site_xy_m.T / 1e3), marker="^", s=80, color="tab:orange", zorder=5, label="launch sites"
+        sites_km[:, 0],
+        sites_km[:, 1],
+        marker="^",
+        s=80,
+        color="tab:orange",
+        zorder=5,
+        label="launch sites",
     )
     ax.set_aspect("equal")
     ax.set_xlabel("km east")
