@@ -42,10 +42,8 @@ def minimal() -> dict[str, Any]:
     for key in ("keep_out", "keep_in", "search", "safety", "weather"):
         del d[key]
     d["launch_sites"] = [{"name": "base", "lon": 8.005, "lat": 46.505}]
-    d["fleet"] = [
-        {"model": "quad-s", "count": 3, "launch_site": "base", "speed_mps": 12.0}
-        | {"endurance_s": 2400, "swath_m": 60}
-    ]
+    d["fleet"] = [dict(model="quad-s", count=3, launch_site="base", speed_mps=12.0)]
+    d["fleet"][0].update(endurance_s=2400, swath_m=60)
     return d
 
 
@@ -339,7 +337,6 @@ def _area_pos(i: int, pos: Any) -> Callable[[dict[str, Any]], None]:
     return mutate
 
 
-LL = "longitude"
 BAD: dict[str, tuple[Callable[[dict[str, Any]], None], str, str]] = {
     # missing fields
     "missing speed": (_del("fleet.0.speed_mps"), "fleet[0].speed_mps", "is required"),
@@ -470,7 +467,7 @@ BAD: dict[str, tuple[Callable[[dict[str, Any]], None], str, str]] = {
     "coordinate lon 181": (
         _area_pos(1, [181, 46.5]),
         "area",
-        f"ring 0, position 1: {LL} 181.0 out of range [-180, 180]",
+        "ring 0, position 1: longitude 181.0 out of range [-180, 180]",
     ),
     "coordinate lat -91": (
         _area_pos(3, [8.01, -91]),

@@ -105,9 +105,9 @@ def test_cli_sim_export_report(small: Path, tmp_path: Path) -> None:
     assert list(rows[0]) == ["t_s", "drone", "lon", "lat", "alt_m", "speed_mps", "battery", "mode"]
     assert {r["drone"] for r in rows} == {f"quad-00{i}" for i in range(1, 5)}
     lat = np.array([float(r["lat"]) for r in rows])
-    assert 46.49 < lat.min() and lat.max() < 46.52
+    assert lat.min() > 46.49 and lat.max() < 46.52
     bat = np.array([float(r["battery"]) for r in rows])
-    assert 0.0 <= bat.min() and bat.max() <= 1.0
+    assert bat.min() >= 0.0 and bat.max() <= 1.0
 
     html_path = tmp_path / "report.html"
     r = runner.invoke(app, ["report", str(db), "--out", str(html_path)])

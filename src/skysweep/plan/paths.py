@@ -11,6 +11,7 @@ import numpy as np
 import shapely
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
+from shapely.ops import nearest_points
 
 from skysweep.errors import InfeasibleError
 from skysweep.geo import FloatArray
@@ -52,7 +53,7 @@ class PathFinder:
         """``p`` itself if it is flyable, else the nearest point well inside the region."""
         if shapely.covered_by(shapely.Point(p), self.flyable):
             return np.asarray(p, float)
-        near = shapely.ops.nearest_points(self._inner, shapely.Point(p))[0]
+        near = nearest_points(self._inner, shapely.Point(p))[0]
         return np.array([near.x, near.y])
 
     def path(self, a: FloatArray, b: FloatArray) -> FloatArray:
