@@ -25,6 +25,8 @@ DEMO = Path(__file__).resolve().parents[1] / "src" / "skysweep" / "data" / "demo
 #: Centre of the generated missions, degrees.
 LON0, LAT0 = 8.05, 46.52
 EARTH_R_M = 6_371_000.0
+#: Landing spots of one site are this far apart with the default min_separation_m (15 m).
+PAD_SPACING_M = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +66,26 @@ def _assert_inside_keep_in(plan: Plan) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_demo_sorties_start_and_end_on_the_pad(demo_plan: Plan) -> None:
-    m = demo_plan.mission
-    assert demo_plan.sorties
+def _assert_pad_to_pad(plan: Plan) -> None:
+    """Every sortie starts and ends on the ground, on its drone's own spot at its launch site."""
+    m = plan.mission
     pads = m.pad_xy_m
-    for s in demo_plan.sorties:
-        site = np.array(m.sites[m.fleet.site[s.drone]].xy_m)
-        # each drone has its own spot in the pad grid around its site
-        assert np.hypot(*(pads[s.drone] - site)) < 10 * m.pad_spacing_m
+    per_site = np.bincount(m.fleet.site, minlength=len(m.sites))
+    for s in plan.sorties:
+        site_index = int(m.fleet.site[s.drone])
+        site = np.array(m.sites[site_index].xy_m)
+        # the spots of a site form a square grid around it, pad_spacing_m apart
+        reach = m.pad_spacing_m * math.ceil(math.sqrt(per_site[site_index]))
+        assert np.hypot(*(pads[s.drone] - site)) <= reach
         for end in (s.path[0], s.path[-1]):
             assert end[2] == 0.0
             np.testing.assert_allclose(end[:2], pads[s.drone], atol=1e-6)
         assert np.all(s.path[1:-1, 2] > 0)
+
+
+def test_demo_sorties_start_and_end_on_the_pad(demo_plan: Plan) -> None:
+    assert demo_plan.sorties
+    _assert_pad_to_pad(demo_plan)
 
 
 def test_demo_routes_avoid_keep_out_zones(demo_plan: Plan) -> None:
@@ -164,32 +174,10 @@ def random_missions(draw: st.DrawFn) -> dict[str, Any]:
     area = shapely.Polygon(star)
     assume(area.is_valid)
 
-    sites_xy = draw(
-        st.lists(
-            st.tuples(st.floats(-300.0, 300.0), st.floats(-300.0, 300.0)), min_size=1, max_size=2
-        )
-    )
-    assume(len(sites_xy) == 1 or math.dist(*sites_xy) > 1.0)
-
-    keep_out = []
-    for k in range(draw(st.integers(0, 4))):
-        a = draw(st.floats(0.0, 2 * math.pi))
-        r = draw(st.floats(0.0, 800.0))
-        w, h = draw(st.floats(100.0, 400.0)), draw(st.floats(100.0, 400.0))
-        cx, cy = r * math.cos(a), r * math.sin(a)
-        rect = shapely.box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-        assume(area.contains(rect))
-        # a site inside a keep-out is a mission error, not a planning case
-        assume(all(rect.distance(shapely.Point(p)) > 5.0 for p in sites_xy))
-        keep_out.append(
-            {
-                "name": f"zone {k}",
-                "geometry": {
-                    "type": "Polygon",
-                    "coordinates": [_closed(_to_lonlat(np.asarray(rect.exterior.coords)[:-1]))],
-                },
-            }
-        )
+    sites_xy = [(draw(st.floats(-300.0, 300.0)), draw(st.floats(-300.0, 300.0)))]
+    if draw(st.booleans()):
+        d, b = draw(st.floats(150.0, 500.0)), draw(st.floats(0.0, 2 * math.pi))
+        sites_xy.append((sites_xy[0][0] + d * math.cos(b), sites_xy[0][1] + d * math.sin(b)))
 
     launch_sites = [
         {"name": f"site {k}", "lon": ll[0], "lat": ll[1], "pads": draw(st.integers(1, 6))}
@@ -206,6 +194,34 @@ def random_missions(draw: st.DrawFn) -> dict[str, Any]:
         }
         for k in range(draw(st.integers(1, 3)))
     ]
+    # every drone lands on a spot of its own in a grid around its site; a keep-out zone over a
+    # site or one of its spots is a mission error, not a planning case
+    clear = []
+    for site in launch_sites:
+        n = sum(f["count"] for f in fleet if f["launch_site"] == site["name"])
+        clear.append(PAD_SPACING_M * math.ceil(math.sqrt(max(n, 1))) + 5.0)
+
+    keep_out = []
+    for k in range(draw(st.integers(0, 4))):
+        a = draw(st.floats(0.0, 2 * math.pi))
+        r = draw(st.floats(0.0, 800.0))
+        w, h = draw(st.floats(100.0, 400.0)), draw(st.floats(100.0, 400.0))
+        cx, cy = r * math.cos(a), r * math.sin(a)
+        rect = shapely.box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+        assume(area.contains(rect))
+        assume(
+            all(rect.distance(shapely.Point(p)) > c for p, c in zip(sites_xy, clear, strict=True))
+        )
+        keep_out.append(
+            {
+                "name": f"zone {k}",
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [_closed(_to_lonlat(np.asarray(rect.exterior.coords)[:-1]))],
+                },
+            }
+        )
+
     return {
         "name": "generated",
         "area": {"type": "Polygon", "coordinates": [_closed(_to_lonlat(star))]},
@@ -218,8 +234,11 @@ def random_missions(draw: st.DrawFn) -> dict[str, Any]:
 def _check_random_mission(data: dict[str, Any]) -> None:
     try:
         m = mission.parse(data, source="gen")
-    except MissionError:
-        assume(False)  # e.g. a keep-out over the launch site's landing spots
+    except MissionError as exc:
+        # the generator keeps keep-outs clear of the landing spots; anything else is a bug
+        if not exc.field.endswith(".pads"):
+            raise
+        assume(False)
     try:
         plan = plan_mission(m)
     except InfeasibleError as exc:
@@ -228,6 +247,7 @@ def _check_random_mission(data: dict[str, Any]) -> None:
         raise  # unreachable: assume(False) discards the example
     assert plan.metrics.coverage_fraction >= 0.99
     _assert_clear_of_keep_out(plan)
+    _assert_pad_to_pad(plan)
     _assert_inside_keep_in(plan)
     usable = 1.0 - m.safety.battery_reserve
     assert all(s.energy <= usable + 1e-9 for s in plan.sorties)
@@ -305,6 +325,14 @@ def test_qgc_plans(demo_plan: Plan, tmp_path: Path) -> None:
             else [f"{fleet.ids[d]}-s{k}.plan" for k in range(1, n + 1)]
         )
         assert all(name in plans for name in names)
+
+    for d in flying:
+        name = (
+            f"{fleet.ids[d]}.plan" if len(demo_plan.of_drone(d)) == 1 else f"{fleet.ids[d]}-s1.plan"
+        )
+        lon, lat = demo_plan.mission.frame.to_lonlat(*demo_plan.mission.pad_xy_m[d])
+        home = plans[name]["mission"]["plannedHomePosition"]
+        assert home == pytest.approx([float(lat), float(lon), 0.0], abs=1e-7)
 
     paths = write_qgc(demo_plan, tmp_path / "qgc")
     assert sorted(p.name for p in paths) == sorted(plans)

@@ -107,10 +107,11 @@ def plan_to_qgc(plan: Plan) -> dict[str, dict[str, Any]]:
     swaps its battery between them, which one mission cannot express, so it gets one file per
     sortie instead: ``<drone id>-s<N>.plan``, N from 1. A drone without sorties gets no file.
 
-    Each mission is a take-off above the launch site, a waypoint for every point of the sortie's
-    path in the air (transit, sweep and the planned way home around keep-out zones, all at
-    altitude relative to launch), and a return-to-launch, which the drone starts over its pad
-    and so only lands. Every file carries the geofence: the keep-in region as inclusion
+    Each mission is a take-off above the drone's own spot at its launch site
+    (``mission.pad_xy_m``, also the planned home position), a waypoint for every point of the
+    sortie's path in the air (transit, sweep and the planned way home around keep-out zones, all
+    at altitude relative to launch), and a return-to-launch, which the drone starts over its
+    spot and so only lands. Every file carries the geofence: the keep-in region as inclusion
     polygons and every keep-out zone as exclusion polygons.
     """
     mission = plan.mission
@@ -146,9 +147,10 @@ def write_qgc(plan: Plan, directory: Path) -> list[Path]:
 
 def _qgc_mission(mission: Mission, s: Sortie) -> dict[str, Any]:
     fleet = mission.fleet
-    site = mission.sites[int(fleet.site[s.drone])]
+    pad = np.asarray(mission.pad_xy_m[s.drone], float)
     speed = float(fleet.speed_mps[s.drone])
     lon, lat = mission.frame.to_lonlat(s.path[:, 0], s.path[:, 1])
+    pad_lon, pad_lat = mission.frame.to_lonlat(pad[0], pad[1])
     items: list[dict[str, Any]] = []
 
     def item(command: int, frame: int, params: list[Any], altitude: float | None) -> None:
@@ -170,14 +172,14 @@ def _qgc_mission(mission: Mission, s: Sortie) -> dict[str, Any]:
         items.append(entry)
 
     alt = round(float(mission.altitude_m), 1)
-    site_lat, site_lon = _r(site.lat), _r(site.lon)
+    home_lat, home_lon = _r(pad_lat), _r(pad_lon)
     item(
         _MAV_CMD_NAV_TAKEOFF,
         _MAV_FRAME_GLOBAL_RELATIVE_ALT,
-        [0, 0, 0, None, site_lat, site_lon, alt],
+        [0, 0, 0, None, home_lat, home_lon, alt],
         alt,
     )
-    last = np.array([*site.xy_m, alt])
+    last = np.array([*pad, alt])
     for k in np.flatnonzero(s.path[:, 2] > 0):
         p = s.path[k]
         if np.linalg.norm(p - last) < _SAME_POINT_M:
@@ -198,7 +200,7 @@ def _qgc_mission(mission: Mission, s: Sortie) -> dict[str, Any]:
         "globalPlanAltitudeMode": _QGC_ALTITUDE_RELATIVE,
         "cruiseSpeed": speed,
         "hoverSpeed": speed,
-        "plannedHomePosition": [site_lat, site_lon, 0],
+        "plannedHomePosition": [home_lat, home_lon, 0],
         "items": items,
     }
 
@@ -224,7 +226,7 @@ def _qgc_polygon(ring: shapely.LinearRing, inclusion: bool) -> dict[str, Any]:
     }
 
 
-def _r(deg: float) -> float:
+def _r(deg: float | np.floating[Any] | FloatArray) -> float:
     return round(float(deg), LONLAT_DECIMALS)
 
 
@@ -259,7 +261,9 @@ def plan_to_kml(plan: Plan) -> str:
     for s in plan.sorties:
         mark = ET.SubElement(routes, _k("Placemark"))
         ET.SubElement(mark, _k("name")).text = f"{fleet.ids[s.drone]} sortie {s.number}"
-        ET.SubElement(mark, _k("description")).text = (
+        ET.SubElement(
+            mark, _k("description")
+        ).text = (
             f"launch at {s.launch_s:.1f} s, {s.duration_s:.0f} s aloft, {s.energy:.0%} of a battery"
         )
         line = ET.SubElement(mark, _k("LineString"))
