@@ -20,7 +20,7 @@ from scipy.spatial import cKDTree
 from skysweep.energy import power_factor
 from skysweep.footprint import CoverageGrid
 from skysweep.link.base import Link
-from skysweep.plan.model import Plan
+from skysweep.plan.model import Plan, Sortie
 from skysweep.runtime.clock import Clock
 from skysweep.runtime.modes import FlightMode, derive
 from skysweep.store import Event, RunLog
@@ -63,13 +63,24 @@ class Orchestrator:
         n = len(fleet)
         self.n = n
         self.ids = fleet.ids
-        self._sorties = [list(plan.of_drone(i)) for i in range(n)]
+        self._sorties: list[list[Sortie]] = [[] for _ in range(n)]
+        for sortie in sorted(plan.sorties, key=lambda x: (x.drone, x.number)):
+            self._sorties[sortie.drone].append(sortie)
+        # the plan as flat tables, so a tick looks things up for all drones at once
+        ordered = [s for per_drone in self._sorties for s in per_drone]
+        self._sortie_count = np.array([len(x) for x in self._sorties], np.intp)
+        self._first_sortie = np.cumsum(self._sortie_count) - self._sortie_count
+        self._sortie_launch_s = np.array([s.launch_s for s in ordered] + [np.inf])
+        self._leg_table = np.concatenate([s.legs for s in ordered] or [np.zeros(0, np.int8)])
+        leg_counts = np.array([len(s.legs) for s in ordered], np.intp)
+        self._sortie_leg_first = np.cumsum(leg_counts) - leg_counts
+        self._sortie_leg_count = leg_counts
         self.next_sortie = np.zeros(n, np.intp)  # index into _sorties[i] of the next to fly
+        self._flying_sortie = np.full(n, -1, np.intp)  # global index of the sortie in the air
         self.ready_s = np.zeros(n)  # when a drone may next take off (battery swapped)
         self.flown = np.zeros(n, bool)
         self.lost = np.zeros(n, bool)
         self.mode = np.full(n, FlightMode.IDLE, np.int8)
-        self._legs: list[NDArray[np.int8]] = [np.zeros(0, np.int8)] * n
         self.home = self._homes()
         self.reserve = m.safety.battery_reserve
         self.wind_speed = float(np.hypot(*m.wind_vector_mps))
@@ -167,7 +178,7 @@ class Orchestrator:
                     {"battery": round(float(fs.battery[i]), 4), "below_reserve": below},
                 )
             )
-            if self.next_sortie[i] < len(self._sorties[i]):
+            if self.next_sortie[i] < self._sortie_count[i]:
                 swap.append(i)
                 self.ready_s[i] = now_s + float(self.plan.mission.fleet.swap_s[i])
                 events.append(Event(now_s, "battery_swap", self.ids[i], {}))
@@ -176,29 +187,28 @@ class Orchestrator:
 
         # launches: a drone on the ground whose next sortie is due and whose battery is ready
         on_ground = np.isin(mode, (FlightMode.IDLE, FlightMode.LANDED))
-        launch = []
+        remaining = self.next_sortie < self._sortie_count
+        upcoming = np.where(remaining, self._first_sortie + self.next_sortie, -1)
+        due = on_ground & ~self.lost & remaining
+        due &= now_s + 1e-9 >= np.maximum(self._sortie_launch_s[upcoming], self.ready_s)
+        launch = np.flatnonzero(due)
         uploads = []
-        for i in np.flatnonzero(on_ground & ~self.lost):
-            k = self.next_sortie[i]
-            if k >= len(self._sorties[i]):
-                continue
-            sortie = self._sorties[i][k]
-            if now_s + 1e-9 >= max(sortie.launch_s, self.ready_s[i]):
-                launch.append(i)
-                uploads.append((int(i), sortie.path))
-                self._legs[i] = sortie.legs
-                self.next_sortie[i] += 1
-                self.flown[i] = True
-                events.append(
-                    Event(
-                        now_s,
-                        "launch",
-                        self.ids[i],
-                        {"sortie": sortie.number, "planned_s": sortie.launch_s},
-                    )
+        for i in launch:
+            sortie = self._sorties[i][self.next_sortie[i]]
+            uploads.append((int(i), sortie.path))
+            events.append(
+                Event(
+                    now_s,
+                    "launch",
+                    self.ids[i],
+                    {"sortie": sortie.number, "planned_s": sortie.launch_s},
                 )
-        if launch:
-            commands.append((np.array(launch, np.intp), Command.START_MISSION, uploads))
+            )
+        self._flying_sortie[launch] = upcoming[launch]
+        self.next_sortie[launch] += 1
+        self.flown[launch] = True
+        if len(launch):
+            commands.append((launch, Command.START_MISSION, uploads))
 
         # energy: home when what is left barely covers the way back against the wind
         going_home = self._needs_home(fs, mode)
@@ -220,16 +230,20 @@ class Orchestrator:
                 self.link.upload(drone, path)
             self.link.send(drones, command)
 
-        remaining = np.array([self.next_sortie[i] < len(self._sorties[i]) for i in range(self.n)])
+        remaining = self.next_sortie < self._sortie_count
         settled = self.lost | (on_ground & ~remaining & ~fs.airborne)
-        self.done = bool(np.all(settled)) and not launch
+        self.done = bool(np.all(settled)) and not len(launch)
 
     def _current_leg(self, fs: FleetState) -> NDArray[np.int8]:
+        """Kind of the leg each drone flies in AUTO: the leg into its current mission item."""
+        sortie = self._flying_sortie
+        active = fs.airborne & (fs.mode == AutopilotMode.AUTO) & (sortie >= 0)
         leg = np.zeros(self.n, np.int8)
-        for i in np.flatnonzero(fs.airborne & (fs.mode == AutopilotMode.AUTO)):
-            legs = self._legs[i]
-            if len(legs):
-                leg[i] = legs[min(max(int(fs.mission_seq[i]) - 1, 0), len(legs) - 1)]
+        if active.any():
+            k = sortie[active]
+            count = self._sortie_leg_count[k]
+            step = np.clip(fs.mission_seq[active] - 1, 0, np.maximum(count - 1, 0))
+            leg[active] = self._leg_table[self._sortie_leg_first[k] + step]
         return leg
 
     def _needs_home(self, fs: FleetState, mode: NDArray[np.int8]) -> NDArray[np.bool_]:
