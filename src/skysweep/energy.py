@@ -14,6 +14,11 @@ from numpy.typing import ArrayLike, NDArray
 HOVER_POWER = 0.8
 #: Extra power, relative to cruise, per m/s of climb; descent recovers none of it.
 CLIMB_POWER_PER_MPS = 0.06
+#: Battery, fraction of a pack, kept on top of the reserve before a flying drone is sent home.
+RETURN_MARGIN = 0.02
+#: Battery a planned sortie leaves on top of the reserve: more than RETURN_MARGIN, so gusts that
+#: cost a little more than the forecast do not trip the return before the sortie's work is done.
+PLAN_MARGIN = 0.04
 
 
 def power_factor(

@@ -22,19 +22,28 @@ END_INSET_M = 0.25
 
 
 def sweep_route(
-    cell: shapely.Geometry, swath_m: float, finder: PathFinder, home_xy: FloatArray
+    cell: shapely.Geometry,
+    swath_m: float,
+    finder: PathFinder,
+    home_xy: FloatArray,
+    theta_rad: float | None = None,
 ) -> FloatArray:
     """A route (m, 2) that sweeps ``cell`` with track spacing ≤ ``swath_m``; empty if no cell.
 
-    Of the two axes of the cell's minimum rotated rectangle, and of the four ways to start, the
-    route kept is the shortest counting the flight from and back to ``home_xy``.
+    With ``theta_rad`` the lanes run that way (radians from east) and come in an even number,
+    so the route ends on the side it starts. Otherwise the two axes of the cell's minimum rotated
+    rectangle and the direction from home are tried, with odd and even lane counts. Of those and
+    of the four ways to start, the route kept is the shortest counting the flight from and back
+    to ``home_xy``.
     """
     if cell.is_empty or cell.area < 1.0:
         return np.empty((0, 2))
     best: FloatArray | None = None
     best_cost = np.inf
-    for theta in _candidate_angles(cell, home_xy):
-        for even in (False, True):
+    angles = _candidate_angles(cell, home_xy) if theta_rad is None else [theta_rad]
+    evens = (False, True) if theta_rad is None else (True,)
+    for theta in angles:
+        for even in evens:
             pieces = _lane_pieces(cell, swath_m, theta, finder.flyable, even)
             if not pieces:
                 continue

@@ -75,6 +75,36 @@ class PathFinder:
         p = self.path(a, b)
         return float(np.hypot(*np.diff(p, axis=0).T).sum())
 
+    def distances_from(self, src: FloatArray, points: FloatArray) -> FloatArray:
+        """Flyable shortest-path length from ``src`` to each of ``points`` (k, 2), metres.
+
+        Straight where the line is flyable, else through the corner graph; ``inf`` where a
+        point cannot be reached. Used for many points at once, so no paths are built.
+        """
+        src = self.inside(np.asarray(src, float)[:2])
+        points = np.asarray(points, float).reshape(-1, 2)
+        out = np.hypot(*(points - src).T)
+        if not len(points):
+            return out
+        blocked = ~self.visible(np.broadcast_to(src, points.shape), points)
+        n = len(self.nodes)
+        if not blocked.any():
+            return out
+        if n == 0:
+            out[blocked] = np.inf
+            return out
+        sees = self.visible(np.repeat(src[None], n, 0), self.nodes)
+        via = np.where(sees, np.hypot(*(self.nodes - src).T), np.inf)
+        to_node = np.min(via[:, None] + self._dist, axis=0)  # src → every corner
+        far = points[blocked]
+        pi, ni = np.divmod(np.arange(len(far) * n), n)
+        ok = self.visible(far[pi], self.nodes[ni]).reshape(len(far), n)
+        leg = np.hypot(
+            far[:, None, 0] - self.nodes[None, :, 0], far[:, None, 1] - self.nodes[None, :, 1]
+        )
+        out[blocked] = np.min(np.where(ok, to_node[None, :] + leg, np.inf), axis=1)
+        return out
+
     def _core(self, a: FloatArray, b: FloatArray) -> FloatArray:
         if self.visible(a, b)[0]:
             return np.vstack([a, b])

@@ -8,53 +8,31 @@ import shapely
 from skysweep.errors import InfeasibleError
 from skysweep.geo import FloatArray, sample_points
 from skysweep.mission import Mission
+from skysweep.plan.allocate import Allocation, allocate
 from skysweep.plan.lanes import sweep_route
 from skysweep.plan.metrics import coverage_fraction, launch_slots, lower_bound_s
 from skysweep.plan.model import Plan, PlanMetrics, Sortie
-from skysweep.plan.partition import partition
 from skysweep.plan.paths import PathFinder
 from skysweep.plan.sorties import Airframe, cut_sorties
-
-#: Rounds of partition → routes → measured overhead → partition again.
-REBALANCE_ROUNDS = 4
 
 
 def plan_mission(mission: Mission) -> Plan:
     """Plan ``mission``: raises :class:`~skysweep.errors.InfeasibleError` if it cannot be flown."""
     fleet = mission.fleet
-    samples, sample_area = sample_points(mission.searchable)
+    samples, _ = sample_points(mission.searchable)
     if not len(samples):
         raise InfeasibleError("the searchable area is too small to plan")
     finder = PathFinder(mission.flyable)
     _check_reachable(mission, finder, samples)
     launch = launch_slots(mission)
-    # The partition predicts each drone's finish with a simple model (sweep + a round trip to
-    # its cell). What the model leaves out -- extra sorties, swaps, turns, detours -- is measured
-    # on the real routes and fed back as a per-drone delay; the best of a few rounds is kept.
-    delay = np.zeros(len(fleet))
-    best: tuple[float, list[Sortie], tuple[shapely.Geometry, ...]] | None = None
-    for _ in range(REBALANCE_ROUNDS):
-        cells = partition(
-            mission.searchable,
-            samples,
-            sample_area,
-            mission.site_xy_m,
-            fleet.site,
-            fleet.sweep_rate_m2ps,
-            fleet.speed_mps,
-            launch + delay,
-        )
-        sorties = _route_all(mission, cells.regions, launch, finder)
-        finish = launch.copy()
-        for s in sorties:
-            finish[s.drone] = max(finish[s.drone], s.land_s)
-        makespan = float(finish.max())
-        if best is None or makespan < best[0]:
-            best = (makespan, sorties, cells.regions)
-        # damped, so that cells do not swing between two extremes
-        delay = np.maximum(0.0, delay + 0.7 * (finish - cells.predicted_finish_s))
-    assert best is not None
-    makespan, sorties, regions = best
+    allocation = allocate(mission, launch, finder)
+    sorties = _route_all(mission, allocation, launch, finder)
+    finish = launch.copy()
+    for s in sorties:
+        finish[s.drone] = max(finish[s.drone], s.land_s)
+    cells: list[list[shapely.Geometry]] = [[] for _ in range(len(fleet))]
+    for stretch in allocation.stretches:
+        cells[stretch.drone].append(stretch.cell)
     coverage, _ = coverage_fraction(
         samples, [(s.path[:, :2], fleet.swath_m[s.drone] / 2) for s in sorties]
     )
@@ -63,38 +41,59 @@ def plan_mission(mission: Mission) -> Plan:
         sorties=len(sorties),
         searchable_area_m2=float(mission.searchable.area),
         coverage_fraction=coverage,
-        makespan_s=makespan,
+        makespan_s=float(finish.max()),
         lower_bound_s=lower_bound_s(mission, samples, launch),
     )
+    regions = tuple(shapely.union_all(c) if c else shapely.Polygon() for c in cells)
     return Plan(mission, tuple(sorties), regions, metrics)
 
 
 def _route_all(
-    mission: Mission,
-    regions: tuple[shapely.Geometry, ...],
-    launch: FloatArray,
-    finder: PathFinder,
+    mission: Mission, allocation: Allocation, launch: FloatArray, finder: PathFinder
 ) -> list[Sortie]:
+    """Sorties for every drone: each allocated sortie's stretches swept in order, joined by
+    flyable hops, cut again to battery size if the estimate was short; swaps in between."""
     fleet = mission.fleet
     wind = mission.wind_vector_mps
     pads = mission.pad_xy_m
+    flights: dict[tuple[int, int], list[FloatArray]] = {}
+    for stretch in allocation.stretches:
+        i = stretch.drone
+        route = sweep_route(
+            stretch.cell, float(fleet.swath_m[i]), finder, pads[i], allocation.theta_rad
+        )
+        if len(route):
+            flights.setdefault((i, stretch.sortie), []).append(route)
     sorties: list[Sortie] = []
-    for i in range(len(fleet)):
-        home = pads[i]
-        route = sweep_route(regions[i], float(fleet.swath_m[i]), finder, home)
+    clock = launch.copy()
+    number = np.zeros(len(fleet), int)
+    for (i, _), routes in sorted(flights.items()):
+        joined = [routes[0]]
+        for route in routes[1:]:
+            hop = finder.path(joined[-1][-1], route[0])
+            joined += [hop[1:-1], route]
         frame = Airframe(
             fleet.ids[i],
             float(fleet.speed_mps[i]),
             float(fleet.endurance_s[i]),
             float(fleet.climb_mps[i]),
         )
-        t = float(launch[i])
         legs = cut_sorties(
-            route, home, mission.altitude_m, frame, wind, mission.safety.battery_reserve, finder
+            np.vstack(joined),
+            pads[i],
+            mission.altitude_m,
+            frame,
+            wind,
+            mission.safety.battery_reserve,
+            finder,
         )
-        for n, leg in enumerate(legs, start=1):
-            sorties.append(Sortie(i, n, t, leg.path, leg.legs, leg.duration_s, leg.energy))
-            t += leg.duration_s + float(fleet.swap_s[i])
+        for leg in legs:
+            number[i] += 1
+            t = float(clock[i])
+            sorties.append(
+                Sortie(i, int(number[i]), t, leg.path, leg.legs, leg.duration_s, leg.energy)
+            )
+            clock[i] = t + leg.duration_s + float(fleet.swap_s[i])
     return sorties
 
 

@@ -3,7 +3,7 @@
 A sortie climbs over the pad, transits to where the route resumes, sweeps, returns and lands.
 Battery use is estimated with :mod:`skysweep.energy`: every leg at cruise ground speed with the
 forecast wind, except the way home, which is costed against a full head-wind (the wind can turn
-while the drone is out). A sortie may use ``1 − battery_reserve`` of a pack.
+while the drone is out). A sortie may use ``1 − battery_reserve − PLAN_MARGIN`` of a pack.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skysweep.energy import power_factor
+from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError
 from skysweep.footprint import densify_with_vertices
 from skysweep.geo import FloatArray
@@ -65,7 +65,7 @@ def cut_sorties(
     """Sorties covering ``route`` (m, 2) in order, each within ``1 − reserve`` of a battery."""
     if len(route) < 2:
         return []
-    budget = (1.0 - reserve) * frame.endurance_s  # cruise-seconds
+    budget = (1.0 - reserve - PLAN_MARGIN) * frame.endurance_s  # cruise-seconds
     wind_speed = float(np.hypot(*wind))
     head = power_factor(frame.speed_mps + wind_speed, frame.speed_mps)
     vertical_s = altitude_m / frame.climb_mps

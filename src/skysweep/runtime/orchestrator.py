@@ -17,7 +17,7 @@ import shapely
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from skysweep.energy import power_factor
+from skysweep.energy import RETURN_MARGIN, power_factor
 from skysweep.footprint import CoverageGrid
 from skysweep.link.base import Link
 from skysweep.plan.model import Plan, Sortie
@@ -26,8 +26,6 @@ from skysweep.runtime.modes import FlightMode, derive
 from skysweep.store import Event, RunLog
 from skysweep.telemetry import AutopilotMode, Command, FleetState
 
-#: Battery margin, fraction of a pack, kept on top of the reserve before a drone is sent home.
-HOME_MARGIN = 0.02
 #: A sensor sees the ground only this close to the search altitude (fraction of it).
 SENSOR_MIN_ALT = 0.9
 
@@ -253,7 +251,7 @@ class Orchestrator:
         head = power_factor(fleet.speed_mps + self.wind_speed, fleet.speed_mps)
         descent = fs.pos_m[:, 2] / fleet.climb_mps * power_factor(0.0, 1.0)
         need = (dist / fleet.speed_mps * head + descent) / fleet.endurance_s
-        return working & (fs.battery <= self.reserve + HOME_MARGIN + need)
+        return working & (fs.battery <= self.reserve + RETURN_MARGIN + need)
 
     def _monitor(self, fs: FleetState, events: list[Event], now_s: float) -> None:
         m = self.plan.mission
