@@ -155,6 +155,7 @@ class _Chain:
 
 
 _Taken = list[tuple[int, int, int, int, int, float]]
+_SitePlan = tuple[float, list[_Chain], _Taken]
 
 
 def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allocation:
@@ -163,34 +164,38 @@ def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allo
     samples = _sample(mission, finder)
     n_sites = len(mission.sites)
     ref_swath = float(np.median(costs.swath_m))
+
+    def plan_sites(cols: _Columns, owner: NDArray[np.intp]) -> list[_SitePlan]:
+        return [_site_plan(mission, samples, cols, owner, s, costs) for s in range(n_sites)]
+
     # Pick the lane direction and column width with the sites unbalanced, then balance them.
     weights = np.zeros(n_sites)
     owner = _owner(samples, weights)
-    best: tuple[float, _Columns] | None = None
+    best: tuple[float, _Columns, NDArray[np.intp], list[_SitePlan]] | None = None
     for theta in _candidate_angles(mission.searchable):
         for pairs in LANE_PAIRS:
             cols = _columns(mission, samples, theta, 2 * pairs * ref_swath * (1.0 - 1e-6))
-            t = max(_site_plan(mission, samples, cols, owner, s, costs)[0] for s in range(n_sites))
+            plans = plan_sites(cols, owner)
+            t = max(p[0] for p in plans)
             if best is None or t < best[0]:
-                best = (t, cols)
+                best = (t, cols, owner, plans)
     assert best is not None
-    best_t, cols = best
-    deadlines = [_site_plan(mission, samples, cols, owner, s, costs)[0] for s in range(n_sites)]
-    best_w = weights.copy()
+    cols = best[1]
+    plans = best[3]
     speed = float(np.mean(costs.speed_mps))
     for _ in range(SITE_ROUNDS if n_sites > 1 else 0):
+        deadlines = np.array([p[0] for p in plans])
         if np.ptp(deadlines) < 2 * DEADLINE_TOL_S:
             break
         # a site that finishes late gives points away: its distances look longer
-        weights = weights + 0.5 * (np.asarray(deadlines) - np.mean(deadlines)) * speed
+        weights = weights + 0.5 * (deadlines - deadlines.mean()) * speed
         owner = _owner(samples, weights)
-        deadlines = [_site_plan(mission, samples, cols, owner, s, costs)[0] for s in range(n_sites)]
-        if max(deadlines) < best_t:
-            best_w, best_t = weights.copy(), max(deadlines)
-    owner = _owner(samples, best_w)
+        plans = plan_sites(cols, owner)
+        if max(p[0] for p in plans) < best[0]:
+            best = (max(p[0] for p in plans), cols, owner, plans)
+    best_t, cols, owner, plans = best
     stretches: list[Stretch] = []
-    for s in range(n_sites):
-        _, chains, taken = _site_plan(mission, samples, cols, owner, s, costs)
+    for s, (_, chains, taken) in enumerate(plans):
         # everything no other site owns: seams at the edge go to both, never to neither
         mine = (
             shapely.difference(mission.searchable, _owned_region(samples, owner != s))
@@ -259,7 +264,7 @@ def _site_plan(
     owner: NDArray[np.intp],
     site: int,
     costs: _Costs,
-) -> tuple[float, list[_Chain], _Taken]:
+) -> _SitePlan:
     """A site's least deadline, its chains, and its stretches at that deadline."""
     drones = _site_drones(costs, site)
     mine = owner == site
