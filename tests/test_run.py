@@ -44,7 +44,8 @@ def _fly(path: Path, db: Path, seed: int) -> dict:
     with RunLog(db, create=True) as log:
         log.set_meta("mission", json.loads(mission.to_json(plan.mission.spec)))
         log.set_meta("drones", list(plan.mission.fleet.ids))
-        return simulate(plan, log, seed=seed).as_dict()
+        summary, truth = simulate(plan, log, seed=seed)
+        return {**summary.as_dict(), **truth.as_dict()}
 
 
 def test_flight_covers_the_area_and_everyone_lands(small: Path, tmp_path: Path) -> None:

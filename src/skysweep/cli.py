@@ -10,7 +10,7 @@ import csv
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from importlib import resources
 from pathlib import Path
@@ -27,6 +27,7 @@ from skysweep.plan import Plan, plan_mission
 from skysweep.runtime.modes import FlightMode
 from skysweep.runtime.orchestrator import Orchestrator
 from skysweep.runtime.simulate import simulate
+from skysweep.sim.faults import Fault
 from skysweep.store import RunLog
 
 app = typer.Typer(
@@ -117,15 +118,18 @@ def _table(title: str, rows: dict[str, Any]) -> None:
     out.print(t)
 
 
-def _fly(p: Plan, log_path: Path, seed: int, show_progress: bool) -> dict[str, Any]:
+def _fly(
+    p: Plan, log_path: Path, seed: int, show_progress: bool, faults: Sequence[Fault] = ()
+) -> dict[str, Any]:
     with RunLog(log_path, create=True) as log:
         log.set_meta("mission", json.loads(mission_mod.to_json(p.mission.spec)))
         log.set_meta("drones", list(p.mission.fleet.ids))
         log.set_meta("plan_metrics", _plan_summary(p, 0.0))
         log.set_meta("seed", seed)
+        log.set_meta("faults", [f.model_dump() for f in faults])
         expected = max(s.land_s for s in p.sorties)
         if not show_progress:
-            summary = simulate(p, log, seed=seed)
+            summary, truth = simulate(p, log, seed=seed, faults=faults)
         else:
             with Progress(
                 TextColumn("[bold]flying[/]"),
@@ -147,9 +151,9 @@ def _fly(p: Plan, log_path: Path, seed: int, show_progress: bool) -> dict[str, A
                             f"covered {o.coverage.fraction:6.1%}",
                         )
 
-                summary = simulate(p, log, seed=seed, progress=update)
+                summary, truth = simulate(p, log, seed=seed, progress=update, faults=faults)
                 bar.update(task, completed=expected)
-    return summary.as_dict()
+    return {**summary.as_dict(), **truth.as_dict()}
 
 
 _AIRBORNE = np.array(
@@ -171,13 +175,25 @@ def sim(
     mission: Annotated[Path, typer.Argument(help="Mission file (YAML or JSON).")],
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same run.")] = 0,
     log: Annotated[Path, typer.Option("--log", help="Run log (SQLite) to write.")] = Path("run.db"),
+    faults: Annotated[
+        Path | None,
+        typer.Option("--faults", help="Fault schedule (YAML, see docs/faults.md) to inject."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the figures as one JSON object.")
     ] = False,
 ) -> None:
-    """Plan the mission and fly it in the built-in simulator, faster than real time."""
+    """Plan the mission and fly it in the built-in simulator, faster than real time.
+
+    The simulator has wind gusts, battery sag, GPS noise, a camera that detects the mission's
+    simulated search objects, and onboard separation between drones (see docs/faults.md).
+    """
+    from skysweep.sim.faults import load_faults
+
+    m = mission_mod.load(mission)
+    schedule = load_faults(faults, m.fleet.ids) if faults is not None else []
     p, _ = _plan(mission)
-    summary = _fly(p, log, seed, show_progress=not as_json)
+    summary = _fly(p, log, seed, show_progress=not as_json, faults=schedule)
     if as_json:
         print(json.dumps(summary))
     else:

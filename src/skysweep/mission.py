@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import shapely
@@ -25,6 +25,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from skysweep.errors import MissionError
@@ -213,6 +214,34 @@ class WeatherSpec(_Spec):
     wind_from_deg: float = Field(default=0.0, ge=0, le=360)
 
 
+class TargetSpec(_Spec):
+    """A search object the simulator hides: at a point, or ``count`` of them at random."""
+
+    kind: Literal["person", "vehicle", "life_raft"] = "person"
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    count: int = Field(default=1, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _point_or_count(self) -> TargetSpec:
+        if (self.lon is None) != (self.lat is None):
+            raise ValueError("give both lon and lat, or neither (placed at random)")
+        if self.lon is not None and self.count != 1:
+            raise ValueError("a target at a given lon/lat has count 1")
+        return self
+
+
+class SimulationSpec(_Spec):
+    """Only the simulator reads this: what is out there to find, and how noisy the world is."""
+
+    targets: list[TargetSpec] = Field(default_factory=lambda: [TargetSpec()])
+    false_alarms_per_hour: float = Field(default=0.5, ge=0)
+    gps_noise_m: float = Field(default=1.0, ge=0, le=100)
+    gps_glitches_per_hour: float = Field(default=0.0, ge=0)
+    gust_mps: float | None = Field(default=None, ge=0, le=30)
+    separation: bool = True
+
+
 class MissionSpec(_Spec):
     """A mission file as written, geometry files inlined. Coordinates are lon/lat degrees."""
 
@@ -225,6 +254,7 @@ class MissionSpec(_Spec):
     search: SearchSpec = Field(default_factory=SearchSpec)
     safety: SafetySpec = Field(default_factory=SafetySpec)
     weather: WeatherSpec = Field(default_factory=WeatherSpec)
+    simulation: SimulationSpec = Field(default_factory=SimulationSpec)
 
     _area = field_validator("area", mode="before")(_geometry)
 

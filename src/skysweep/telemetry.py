@@ -6,8 +6,9 @@ site, metres). Real autopilots and simulated ones fill the same table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,6 +54,8 @@ class FleetState:
     airborne: NDArray[np.bool_]
     last_seen_s: FloatArray
     """When the link last heard from each drone."""
+    voltage_v: FloatArray | None = None
+    """Per-cell battery voltage under load, where the link reports it."""
 
     @property
     def speed_mps(self) -> FloatArray:
@@ -60,3 +63,17 @@ class FleetState:
 
     def __len__(self) -> int:
         return len(self.battery)
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    """Something a vehicle reported besides its state: a sensor detection, a status message.
+
+    Kinds: ``detection`` (data: ``x_m``, ``y_m`` of the object in the local frame, and
+    ``confidence`` 0-1); the simulator adds ``sim_fault`` for each fault it injects.
+    """
+
+    t_s: float
+    kind: str
+    drone: int | None
+    data: dict[str, Any] = field(default_factory=dict)

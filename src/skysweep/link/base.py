@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from skysweep.geo import FloatArray
-from skysweep.telemetry import Command, FleetState
+from skysweep.telemetry import Command, FleetState, LinkEvent
 
 
 class Link(ABC):
@@ -30,3 +30,7 @@ class Link(ABC):
     @abstractmethod
     def send(self, drones: NDArray[np.intp], command: Command) -> None:
         """Send ``command`` to the given vehicles."""
+
+    def take_events(self) -> list[LinkEvent]:
+        """Events reported since the last call (detections, status messages), oldest first."""
+        return []

@@ -8,7 +8,7 @@ from numpy.typing import NDArray
 from skysweep.geo import FloatArray
 from skysweep.link.base import Link
 from skysweep.sim.world import World
-from skysweep.telemetry import Command, FleetState
+from skysweep.telemetry import Command, FleetState, LinkEvent
 
 
 class SimLink(Link):
@@ -26,3 +26,6 @@ class SimLink(Link):
 
     def send(self, drones: NDArray[np.intp], command: Command) -> None:
         self.world.command(np.asarray(drones, np.intp), command)
+
+    def take_events(self) -> list[LinkEvent]:
+        return self.world.take_events()

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
 
 from skysweep.energy import RETURN_MARGIN, power_factor
 from skysweep.footprint import CoverageGrid
 from skysweep.link.base import Link
 from skysweep.plan.model import Plan, Sortie
+from skysweep.proximity import close_pairs
 from skysweep.runtime.clock import Clock
 from skysweep.runtime.modes import FlightMode, derive
 from skysweep.store import Event, RunLog
@@ -43,6 +43,7 @@ class RunSummary:
     min_separation_m: float | None
     landed: int
     landed_below_reserve: int
+    detections: int
 
     def as_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
@@ -98,6 +99,7 @@ class Orchestrator:
         self._prev_pos: NDArray[np.float64] | None = None
         self._prev_sensing = np.zeros(n, bool)
         self.landed_below_reserve = 0
+        self.detections = 0
         self.t_s = 0.0
         self.done = False
 
@@ -147,7 +149,20 @@ class Orchestrator:
         newly_lost = silent & ~self.lost & self.flown
         for i in np.flatnonzero(newly_lost):
             events.append(Event(now_s, "lost", self.ids[i], {"silent_s": timeout}))
-        self.lost |= newly_lost
+        # a drone heard from again is back: its link dropped out, it did not fall
+        back = self.lost & ~silent
+        for i in np.flatnonzero(back):
+            events.append(Event(now_s, "link_restored", self.ids[i], {}))
+        self.lost = (self.lost | newly_lost) & ~back
+
+        for le in self.link.take_events():
+            who = self.ids[le.drone] if le.drone is not None else None
+            data = dict(le.data)
+            if le.kind == "detection":
+                self.detections += 1
+                lon, lat = self.plan.mission.frame.to_lonlat(data["x_m"], data["y_m"])
+                data.update(lon=round(float(lon), 7), lat=round(float(lat), 7))
+            events.append(Event(le.t_s, le.kind, who, data))
 
         leg = self._current_leg(fs)
         mode = derive(fs, leg, self.flown, self.lost)
@@ -280,10 +295,10 @@ class Orchestrator:
             self.keep_in_breaches += 1
         self._out_keep_in = outside
 
-        up = np.flatnonzero(air)
-        if len(up) >= 2:
-            d, _ = cKDTree(fs.pos_m[up]).query(fs.pos_m[up], k=2)
-            self.min_sep = min(self.min_sep, float(d[:, 1].min()))
+        # closest approach within one altitude band, as reported (GPS error included)
+        _, d = close_pairs(fs.pos_m, air, 2.0 * max(m.safety.min_separation_m, 1.0))
+        if len(d):
+            self.min_sep = min(self.min_sep, float(d.min()))
 
         sensing = air & (fs.pos_m[:, 2] >= SENSOR_MIN_ALT * m.altitude_m)
         if self._prev_pos is not None:
@@ -319,4 +334,5 @@ class Orchestrator:
             min_separation_m=round(self.min_sep, 2) if np.isfinite(self.min_sep) else None,
             landed=int(((self.mode == FlightMode.LANDED) & self.flown).sum()),
             landed_below_reserve=self.landed_below_reserve,
+            detections=self.detections,
         )

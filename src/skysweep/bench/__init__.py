@@ -1,0 +1,1 @@
+"""Benchmarks: reproducible scenes and reference timings for ``skysweep bench``."""

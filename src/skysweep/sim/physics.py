@@ -1,0 +1,230 @@
+"""The simulator's step, compiled: autopilot guidance, point-mass dynamics, battery, touchdown.
+
+One loop over the fleet per phase, compiled with numba, so that a step for 10,000 drones costs
+a fraction of a millisecond; the arrays are the :class:`~skysweep.sim.world.World`'s own and are
+updated in place. Units: metres, seconds, m/s; positions in the mission's local frame (x east,
+y north, altitude above the launch site).
+
+The autopilot steers on its *estimated* position (true position plus the GPS error), as a real
+one does: a GPS glitch moves the drone, not only its report.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+from skysweep.energy import CLIMB_POWER_PER_MPS, HOVER_POWER
+from skysweep.geo import FloatArray
+from skysweep.telemetry import AutopilotMode
+
+#: Horizontal acceptance radius of a waypoint, metres, on top of one step of travel.
+ACCEPT_M = 2.0
+#: Vertical acceptance, metres.
+ACCEPT_ALT_M = 0.5
+#: Seconds of look-ahead along the current leg for the carrot the autopilot steers to.
+LOOKAHEAD_S = 1.5
+
+#: Per-cell open-circuit voltage of a lithium pack: full, the plateau's slope, and the knee
+#: near empty where voltage falls away (the shape of a LiPo/Li-ion discharge curve).
+OCV_EMPTY_V = 3.45
+OCV_SLOPE_V = 0.75
+OCV_KNEE_V = 0.45
+OCV_KNEE_SOC = 0.04
+#: Per-cell voltage lost to internal resistance at cruise power (sag grows with the load).
+SAG_AT_CRUISE_V = 0.12
+#: Below this per-cell voltage under load the electronics brown out and the drone falls.
+CUTOFF_V = 3.0
+
+_STANDBY = int(AutopilotMode.STANDBY)
+_AUTO = int(AutopilotMode.AUTO)
+_RTL = int(AutopilotMode.RTL)
+_LAND = int(AutopilotMode.LAND)
+_HOLD = int(AutopilotMode.HOLD)
+
+
+@njit(cache=True, inline="always")
+def open_circuit_v(charge: float) -> float:  # pragma: no cover - compiled
+    """Per-cell open-circuit voltage at ``charge`` (fraction of a full pack)."""
+    c = max(charge, 0.0)
+    return OCV_EMPTY_V + OCV_SLOPE_V * c - OCV_KNEE_V * math.exp(-c / OCV_KNEE_SOC)
+
+
+@njit(cache=True)
+def guidance(
+    pos: FloatArray,
+    nav_err: FloatArray,
+    vel: FloatArray,
+    mode: NDArray[np.int8],
+    alive: NDArray[np.bool_],
+    seq: NDArray[np.intp],
+    wp: FloatArray,
+    wp_first: NDArray[np.intp],
+    wp_count: NDArray[np.intp],
+    leg_from: FloatArray,
+    home: FloatArray,
+    vmax: FloatArray,
+    accel: FloatArray,
+    climb: FloatArray,
+    dt: float,
+    target: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """Commanded ground velocity of every drone into ``target`` (n, 3); advances waypoints."""
+    n = len(pos)
+    for i in range(n):
+        target[i, 0] = 0.0
+        target[i, 1] = 0.0
+        target[i, 2] = 0.0
+        m = mode[i]
+        if not alive[i] or m == _STANDBY or m == _HOLD:  # noqa: SIM109 (numba)
+            continue
+        ex = pos[i, 0] + nav_err[i, 0]
+        ey = pos[i, 1] + nav_err[i, 1]
+        z = pos[i, 2]
+        gx, gy, gz, sx, sy = ex, ey, z, ex, ey
+        if m == _AUTO:
+            # move on past every waypoint already reached (a few at most per step)
+            reach = ACCEPT_M + math.sqrt(vel[i, 0] ** 2 + vel[i, 1] ** 2) * dt
+            for _ in range(3):
+                if seq[i] >= wp_count[i]:
+                    break
+                k = wp_first[i] + seq[i]
+                if (
+                    math.hypot(wp[k, 0] - ex, wp[k, 1] - ey) < reach
+                    and abs(wp[k, 2] - z) < ACCEPT_ALT_M
+                ):
+                    leg_from[i, 0] = wp[k, 0]
+                    leg_from[i, 1] = wp[k, 1]
+                    leg_from[i, 2] = wp[k, 2]
+                    seq[i] += 1
+                else:
+                    break
+            if seq[i] >= wp_count[i]:
+                # past the last item the autopilot lands where it is (on the pad)
+                mode[i] = _LAND
+                m = _LAND
+            else:
+                k = wp_first[i] + seq[i]
+                gx, gy, gz = wp[k, 0], wp[k, 1], wp[k, 2]
+                sx, sy = leg_from[i, 0], leg_from[i, 1]
+        if m == _RTL:
+            gx, gy = home[i, 0], home[i, 1]
+            at_home = math.hypot(gx - ex, gy - ey) < ACCEPT_M
+            gz = 0.0 if at_home else max(z, 1.0)
+            sx, sy = ex, ey
+        if m == _LAND:
+            gx, gy, gz = ex, ey, 0.0
+            sx, sy = ex, ey
+        # carrot: LOOKAHEAD_S ahead along the leg, from our projection onto it
+        segx, segy = gx - sx, gy - sy
+        seg_len = math.hypot(segx, segy)
+        if seg_len > 1e-9:
+            ux, uy = segx / seg_len, segy / seg_len
+        else:
+            ux, uy = 0.0, 0.0
+        along = (ex - sx) * ux + (ey - sy) * uy
+        ahead = min(max(along, 0.0) + vmax[i] * LOOKAHEAD_S, seg_len)
+        cx = sx + ux * ahead - ex
+        cy = sy + uy * ahead - ey
+        dist_goal = math.hypot(gx - ex, gy - ey)
+        # slow down into each waypoint so the turn after it stays on the lane
+        speed = min(vmax[i], math.sqrt(2.0 * accel[i] * dist_goal) + 1.0)
+        norm = max(math.hypot(cx, cy), 1e-9)
+        s = min(speed, norm / 0.5) / norm
+        target[i, 0] = cx * s
+        target[i, 1] = cy * s
+        target[i, 2] = min(max(gz - z, -climb[i]), climb[i])
+
+
+@njit(cache=True)
+def dynamics(
+    pos: FloatArray,
+    vel: FloatArray,
+    target: FloatArray,
+    mode: NDArray[np.int8],
+    alive: NDArray[np.bool_],
+    home: FloatArray,
+    accel: FloatArray,
+    cruise: FloatArray,
+    endurance: FloatArray,
+    charge: FloatArray,
+    sag_scale: FloatArray,
+    voltage: FloatArray,
+    wind_prev: FloatArray,
+    wind_mean: FloatArray,
+    gust: FloatArray,
+    gust_origin: FloatArray,
+    gust_cell: float,
+    dt: float,
+    t: float,
+    died: NDArray[np.bool_],
+) -> None:  # pragma: no cover - compiled
+    """Advance every flying drone by ``dt``: velocity within its acceleration, wind, battery.
+
+    ``died`` is set for drones whose pack ran flat or browned out this step (they fall).
+    """
+    n = len(pos)
+    ny, nx = gust.shape[0], gust.shape[1]
+    for i in range(n):
+        died[i] = False
+        m = mode[i]
+        if not alive[i] or m == _STANDBY:
+            vel[i, 0] = 0.0
+            vel[i, 1] = 0.0
+            vel[i, 2] = 0.0
+            continue
+        # the wind here: mean plus the gust grid, bilinear
+        fx = min(max((pos[i, 0] - gust_origin[0]) / gust_cell, 0.0), nx - 1.000001)
+        fy = min(max((pos[i, 1] - gust_origin[1]) / gust_cell, 0.0), ny - 1.000001)
+        ix, iy = int(fx), int(fy)
+        tx, ty = fx - ix, fy - iy
+        w0 = wind_mean[0] + (1 - ty) * ((1 - tx) * gust[iy, ix, 0] + tx * gust[iy, ix + 1, 0])
+        w0 += ty * ((1 - tx) * gust[iy + 1, ix, 0] + tx * gust[iy + 1, ix + 1, 0])
+        w1 = wind_mean[1] + (1 - ty) * ((1 - tx) * gust[iy, ix, 1] + tx * gust[iy, ix + 1, 1])
+        w1 += ty * ((1 - tx) * gust[iy + 1, ix, 1] + tx * gust[iy + 1, ix + 1, 1])
+        # the autopilot holds ground velocity within its acceleration
+        lim = accel[i] * dt
+        dvx = target[i, 0] - vel[i, 0]
+        dvy = target[i, 1] - vel[i, 1]
+        dvn = math.hypot(dvx, dvy)
+        if dvn > lim:
+            dvx *= lim / dvn
+            dvy *= lim / dvn
+        dvz = min(max(target[i, 2] - vel[i, 2], -lim), lim)
+        # a gust change pushes the drone a little before the autopilot rejects it
+        vel[i, 0] += dvx + 0.5 * (w0 - wind_prev[i, 0])
+        vel[i, 1] += dvy + 0.5 * (w1 - wind_prev[i, 1])
+        vel[i, 2] += dvz
+        wind_prev[i, 0] = w0
+        wind_prev[i, 1] = w1
+        pos[i, 0] += vel[i, 0] * dt
+        pos[i, 1] += vel[i, 1] * dt
+        pos[i, 2] += vel[i, 2] * dt
+        if pos[i, 2] <= 0.0:
+            pos[i, 2] = 0.0
+            if vel[i, 2] < 0.0:
+                vel[i, 2] = 0.0
+        # battery: power grows with airspeed (drag) and climb; descent recovers nothing
+        ax = vel[i, 0] - w0
+        ay = vel[i, 1] - w1
+        ratio = math.hypot(ax, ay) / cruise[i]
+        power = HOVER_POWER + (1.0 - HOVER_POWER) * ratio * ratio
+        power += CLIMB_POWER_PER_MPS * max(vel[i, 2], 0.0)
+        charge[i] -= power / endurance[i] * dt
+        voltage[i] = open_circuit_v(charge[i]) - SAG_AT_CRUISE_V * sag_scale[i] * power
+        if charge[i] <= 0.0 or voltage[i] < CUTOFF_V:
+            died[i] = True
+            continue
+        # touchdown at the end of a landing, or of a return once home
+        landing = _RTL <= m <= _LAND  # RTL or LAND
+        if landing and pos[i, 2] <= 0.05 and abs(vel[i, 2]) < 0.5 and t > 0:
+            away = math.hypot(pos[i, 0] - home[i, 0], pos[i, 1] - home[i, 1]) > ACCEPT_M * 2
+            if m == _LAND or not away:
+                mode[i] = _STANDBY
+                vel[i, 0] = 0.0
+                vel[i, 1] = 0.0
+                vel[i, 2] = 0.0
+                pos[i, 2] = 0.0
