@@ -280,5 +280,60 @@ def demo(
     out.print(f"report: {(out_dir / 'report.html').resolve()}")
 
 
+bench_app = typer.Typer(help="Benchmarks: figures for docs/benchmarks.md.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("sim")
+@_user_errors
+def bench_sim(
+    steps: Annotated[int, typer.Option(min=5, help="Steps timed per figure (median).")] = 50,
+    rvo2: Annotated[
+        bool, typer.Option(help="Also time the RVO2 C++ library (pyrvo) on the same scenes.")
+    ] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print every figure as one JSON object.")
+    ] = False,
+) -> None:
+    """Time the simulator step (2,500 and 10,000 drones) and the separation step (10,000
+    drones, dense and sparse) beside RVO2's own step on the same scenes."""
+    from skysweep.bench import sim as bench
+
+    figures = bench.run(steps, with_rvo2=rvo2)
+    if as_json:
+        print(json.dumps(figures))
+        return
+    from rich.table import Table
+
+    t = Table(title="simulator step (ms)")
+    for col in ("drones", "separation", "median", "mean incl. 1 Hz work"):
+        t.add_column(col)
+    for key, label in (("sim_step", "off"), ("sim_step_separated", "ORCA")):
+        for row in figures[key]:
+            t.add_row(
+                f"{row['drones']:,}", label, f"{row['median_ms']:.3f}", f"{row['mean_ms']:.3f}"
+            )
+    out.print(t)
+    t = Table(title="separation step, 10,000 agents (ms)")
+    for col in ("scene", "skysweep", "RVO2 do_step", "RVO2 + Python calls", "ratio", "ratio"):
+        t.add_column(col)
+    for kind, row in figures["separation"].items():
+        ref = row["rvo2"]
+        if ref is None:
+            t.add_row(kind, f"{row['ours']['step_ms']:.2f}", "-", "-", "-", "-")
+            continue
+        t.add_row(
+            kind,
+            f"{row['ours']['step_ms']:.2f}",
+            f"{ref['do_step_ms']:.2f}",
+            f"{ref['full_step_ms']:.2f}",
+            f"{row['speedup_vs_do_step']:.1f}x",
+            f"{row['speedup_vs_full_step']:.1f}x",
+        )
+    out.print(t)
+    if not any(r["rvo2"] for r in figures["separation"].values()):
+        out.print("RVO2 not timed: install the dev extra (pip install -e '.[dev]') for pyrvo")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -73,14 +73,16 @@ def sim_world(plan: Plan, seed: int, faults: Sequence[Fault] = ()) -> World:
     gust = sim.gust_mps if sim.gust_mps is not None else GUST_SHARE * m.spec.weather.wind_mps
     x0, y0, x1, y1 = shapely.bounds(m.keep_in)
     safety = m.safety
-    separation = (
-        SeparationParams(
+    fence = None
+    separation = None
+    if sim.separation and safety.min_separation_m > 0:
+        fence = FenceField.build(m.keep_in, [z.geometry for z in m.keep_out])
+        # routes keep geofence_margin_m from every fence; a manoeuvre may use half of it, less
+        # the fence grid's own error (half a cell)
+        separation = SeparationParams(
             min_separation_m=safety.min_separation_m,
-            fence_hard_margin_m=min(2.0, safety.geofence_margin_m),
+            fence_hard_margin_m=0.5 * safety.geofence_margin_m + 0.5 * fence.cell_m,
         )
-        if sim.separation and safety.min_separation_m > 0
-        else None
-    )
     params = WorldParams(
         speed_mps=f.speed_mps,
         endurance_s=f.endurance_s,
@@ -98,9 +100,6 @@ def sim_world(plan: Plan, seed: int, faults: Sequence[Fault] = ()) -> World:
         separation=separation,
         min_separation_m=safety.min_separation_m,
     )
-    fence = None
-    if separation is not None:
-        fence = FenceField.build(m.keep_in, [z.geometry for z in m.keep_out])
     return World(
         params,
         seed=seed,

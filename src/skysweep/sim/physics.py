@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 from numpy.typing import NDArray
 
 from skysweep.energy import CLIMB_POWER_PER_MPS, HOVER_POWER
@@ -53,7 +53,12 @@ def open_circuit_v(charge: float) -> float:  # pragma: no cover - compiled
     return OCV_EMPTY_V + OCV_SLOPE_V * c - OCV_KNEE_V * math.exp(-c / OCV_KNEE_SOC)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _norm(x: float, y: float) -> float:  # pragma: no cover - compiled
+    return math.sqrt(x * x + y * y)
+
+
+@njit(cache=True, parallel=True)
 def guidance(
     pos: FloatArray,
     nav_err: FloatArray,
@@ -74,7 +79,7 @@ def guidance(
 ) -> None:  # pragma: no cover - compiled
     """Commanded ground velocity of every drone into ``target`` (n, 3); advances waypoints."""
     n = len(pos)
-    for i in range(n):
+    for i in prange(n):
         target[i, 0] = 0.0
         target[i, 1] = 0.0
         target[i, 2] = 0.0
@@ -92,10 +97,7 @@ def guidance(
                 if seq[i] >= wp_count[i]:
                     break
                 k = wp_first[i] + seq[i]
-                if (
-                    math.hypot(wp[k, 0] - ex, wp[k, 1] - ey) < reach
-                    and abs(wp[k, 2] - z) < ACCEPT_ALT_M
-                ):
+                if _norm(wp[k, 0] - ex, wp[k, 1] - ey) < reach and abs(wp[k, 2] - z) < ACCEPT_ALT_M:
                     leg_from[i, 0] = wp[k, 0]
                     leg_from[i, 1] = wp[k, 1]
                     leg_from[i, 2] = wp[k, 2]
@@ -112,7 +114,7 @@ def guidance(
                 sx, sy = leg_from[i, 0], leg_from[i, 1]
         if m == _RTL:
             gx, gy = home[i, 0], home[i, 1]
-            at_home = math.hypot(gx - ex, gy - ey) < ACCEPT_M
+            at_home = _norm(gx - ex, gy - ey) < ACCEPT_M
             gz = 0.0 if at_home else max(z, 1.0)
             sx, sy = ex, ey
         if m == _LAND:
@@ -120,7 +122,7 @@ def guidance(
             sx, sy = ex, ey
         # carrot: LOOKAHEAD_S ahead along the leg, from our projection onto it
         segx, segy = gx - sx, gy - sy
-        seg_len = math.hypot(segx, segy)
+        seg_len = _norm(segx, segy)
         if seg_len > 1e-9:
             ux, uy = segx / seg_len, segy / seg_len
         else:
@@ -129,17 +131,17 @@ def guidance(
         ahead = min(max(along, 0.0) + vmax[i] * LOOKAHEAD_S, seg_len)
         cx = sx + ux * ahead - ex
         cy = sy + uy * ahead - ey
-        dist_goal = math.hypot(gx - ex, gy - ey)
+        dist_goal = _norm(gx - ex, gy - ey)
         # slow down into each waypoint so the turn after it stays on the lane
         speed = min(vmax[i], math.sqrt(2.0 * accel[i] * dist_goal) + 1.0)
-        norm = max(math.hypot(cx, cy), 1e-9)
+        norm = max(_norm(cx, cy), 1e-9)
         s = min(speed, norm / 0.5) / norm
         target[i, 0] = cx * s
         target[i, 1] = cy * s
         target[i, 2] = min(max(gz - z, -climb[i]), climb[i])
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def dynamics(
     pos: FloatArray,
     vel: FloatArray,
@@ -168,7 +170,7 @@ def dynamics(
     """
     n = len(pos)
     ny, nx = gust.shape[0], gust.shape[1]
-    for i in range(n):
+    for i in prange(n):
         died[i] = False
         m = mode[i]
         if not alive[i] or m == _STANDBY:
@@ -189,7 +191,7 @@ def dynamics(
         lim = accel[i] * dt
         dvx = target[i, 0] - vel[i, 0]
         dvy = target[i, 1] - vel[i, 1]
-        dvn = math.hypot(dvx, dvy)
+        dvn = _norm(dvx, dvy)
         if dvn > lim:
             dvx *= lim / dvn
             dvy *= lim / dvn
@@ -210,7 +212,7 @@ def dynamics(
         # battery: power grows with airspeed (drag) and climb; descent recovers nothing
         ax = vel[i, 0] - w0
         ay = vel[i, 1] - w1
-        ratio = math.hypot(ax, ay) / cruise[i]
+        ratio = _norm(ax, ay) / cruise[i]
         power = HOVER_POWER + (1.0 - HOVER_POWER) * ratio * ratio
         power += CLIMB_POWER_PER_MPS * max(vel[i, 2], 0.0)
         charge[i] -= power / endurance[i] * dt
@@ -221,7 +223,7 @@ def dynamics(
         # touchdown at the end of a landing, or of a return once home
         landing = _RTL <= m <= _LAND  # RTL or LAND
         if landing and pos[i, 2] <= 0.05 and abs(vel[i, 2]) < 0.5 and t > 0:
-            away = math.hypot(pos[i, 0] - home[i, 0], pos[i, 1] - home[i, 1]) > ACCEPT_M * 2
+            away = _norm(pos[i, 0] - home[i, 0], pos[i, 1] - home[i, 1]) > ACCEPT_M * 2
             if m == _LAND or not away:
                 mode[i] = _STANDBY
                 vel[i, 0] = 0.0

@@ -299,6 +299,8 @@ class World:
     def _count_violations(self, pairs: NDArray[np.intp]) -> None:
         """Record pairs (truth positions) closer than the minimum separation in one band."""
         p = self.p
+        if not len(pairs):
+            return
         a, b = pairs[:, 0], pairs[:, 1]
         same = np.abs(self.pos[a, 2] - self.pos[b, 2]) < p.vertical_band_m
         d = np.hypot(self.pos[a, 0] - self.pos[b, 0], self.pos[a, 1] - self.pos[b, 1])
