@@ -7,7 +7,7 @@ instead of a polygon distance query. Positive distances are inside the allowed s
 ones outside; the gradient points into the allowed space.
 
 The grid cell is at most ``max_cell_m``, and coarser only when the fence is so large that the
-grid would pass ``max_cells``; the field is then accurate to about half a cell.
+grid would pass ``max_cells``. Inside, the field errs by up to a cell on the safe side.
 """
 
 from __future__ import annotations
@@ -65,10 +65,11 @@ class FenceField:
             i0, i1 = np.searchsorted(xs, [zx0, zx1])
             j0, j1 = np.searchsorted(ys, [zy0, zy1])
             inside[j0:j1, i0:i1] &= ~shapely.contains_xy(zone, gx[j0:j1, i0:i1], gy[j0:j1, i0:i1])
-        # distance from each cell centre to the nearest cell on the other side, minus half a
-        # cell so the zero crossing sits between the two, where the boundary is
-        d_in = ndimage.distance_transform_edt(inside) * cell - 0.5 * cell
-        d_out = ndimage.distance_transform_edt(~inside) * cell - 0.5 * cell
+        # distance from each cell centre to the nearest cell on the other side; inside, one
+        # cell less, so the field never says a point is farther in than it is (it errs by up
+        # to a cell toward caution, never toward the fence)
+        d_in = ndimage.distance_transform_edt(inside) * cell - cell
+        d_out = ndimage.distance_transform_edt(~inside) * cell
         dist = np.where(inside, d_in, -d_out)
         gy_, gx_ = np.gradient(dist, cell)
         norm = np.maximum(np.hypot(gx_, gy_), 1e-9)
