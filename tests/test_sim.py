@@ -215,13 +215,13 @@ IDS = ("quad-001", "quad-002")
         (
             {"at_s": 1, "kind": "link_lost", "drone": "quad-001", "duration_s": -5},
             "faults[0].duration_s",
-            "greater than 0",
+            "must be > 0",
         ),
         (
             {"at_s": 1, "kind": "bird_strike", "drone": "quad-001"},
             "faults[0]",
-            "unknown fault kind; expected one of drone_lost, link_lost, battery_sag, "
-            "gps_glitch, motor_degraded",
+            "must be one of 'drone_lost', 'link_lost', 'battery_sag', 'gps_glitch', "
+            "'motor_degraded'",
         ),
         (
             {"at_s": 1, "kind": "drone_lost", "drone": "quad-001", "fraction": 0.5},
@@ -231,8 +231,8 @@ IDS = ("quad-001", "quad-002")
         ({"at_s": 1, "kind": "drone_lost"}, "faults[0]", "give exactly one of 'drone'"),
         ({"kind": "drone_lost", "drone": "quad-001"}, "faults[0].at_s", "required"),
         ({"at_s": -1, "kind": "drone_lost", "drone": "quad-001"}, "faults[0].at_s", ">= 0"),
-        ({"at_s": 1, "kind": "drone_lost", "fraction": 0}, "faults[0].fraction", "greater"),
-        ({"at_s": 1, "kind": "drone_lost", "fraction": 1.5}, "faults[0].fraction", "less"),
+        ({"at_s": 1, "kind": "drone_lost", "fraction": 0}, "faults[0].fraction", "must be > 0"),
+        ({"at_s": 1, "kind": "drone_lost", "fraction": 1.5}, "faults[0].fraction", "must be <= 1"),
         (
             {"at_s": 1, "kind": "gps_glitch", "drone": "quad-001", "mode": "wobble"},
             "faults[0].mode",
@@ -241,17 +241,17 @@ IDS = ("quad-001", "quad-002")
         (
             {"at_s": 1, "kind": "gps_glitch", "drone": "quad-001", "offset": 5},
             "faults[0].offset",
-            "not permitted",
+            "unknown field",
         ),
         (
             {"at_s": 1, "kind": "motor_degraded", "drone": "quad-001", "speed_factor": 1},
             "faults[0].speed_factor",
-            "less than 1",
+            "must be < 1",
         ),
         (
             {"at_s": 1, "kind": "battery_sag", "drone": "quad-001", "resistance_factor": 0.5},
             "faults[0].resistance_factor",
-            "greater than or equal to 1",
+            "must be >= 1",
         ),
     ],
 )
@@ -261,7 +261,7 @@ def test_fault_errors_name_the_field(fault: dict[str, Any], field: str, problem:
         parse_faults({"faults": [fault, ok]}, "f.yaml", IDS)
     assert exc.value.field == field
     assert exc.value.source == "f.yaml"
-    assert problem.replace(">= 0", "greater than or equal to 0") in exc.value.problem
+    assert problem in exc.value.problem
     assert str(exc.value).startswith(f"f.yaml: {field}: ")
 
 

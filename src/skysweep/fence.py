@@ -20,7 +20,9 @@ import numpy as np
 import shapely
 from scipy import ndimage
 
+from skysweep import gridfield
 from skysweep.geo import FloatArray
+from skysweep.gridfield import geo_of
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,14 @@ class FenceField:
     origin_m: tuple[float, float]
     """Centre of grid cell (0, 0)."""
     cell_m: float
-    distance_m: FloatArray
-    """(ny, nx) signed distance at cell centres: positive inside the allowed space."""
-    grad: FloatArray
-    """(ny, nx, 2) unit vector at each cell centre pointing into the allowed space."""
+    field: FloatArray
+    """(ny, nx, 3) at cell centres: the signed distance (positive inside the allowed space),
+    then the unit vector pointing into the allowed space."""
+
+    @property
+    def geo(self) -> FloatArray:
+        """(x0, y0, cell_m), as :mod:`skysweep.gridfield` takes it."""
+        return geo_of(self.origin_m, self.cell_m)
 
     @classmethod
     def build(
@@ -73,34 +79,14 @@ class FenceField:
         dist = np.where(inside, d_in, -d_out)
         gy_, gx_ = np.gradient(dist, cell)
         norm = np.maximum(np.hypot(gx_, gy_), 1e-9)
-        grad = np.stack([gx_ / norm, gy_ / norm], axis=-1)
-        return cls((x0, y0), cell, dist.astype(np.float64), grad.astype(np.float64))
+        field = np.stack([dist, gx_ / norm, gy_ / norm], axis=-1).astype(np.float64)
+        return cls((x0, y0), cell, field)
 
     def sample(self, xy_m: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Signed distance (n,) and inward unit gradient (n, 2) at points ``xy_m`` (n, 2)."""
-        xy = np.asarray(xy_m, float).reshape(-1, 2)
-        fx = (xy[:, 0] - self.origin_m[0]) / self.cell_m
-        fy = (xy[:, 1] - self.origin_m[1]) / self.cell_m
-        ny, nx = self.distance_m.shape
-        ix = np.clip(np.floor(fx).astype(np.intp), 0, nx - 2)
-        iy = np.clip(np.floor(fy).astype(np.intp), 0, ny - 2)
-        tx = np.clip(fx - ix, 0.0, 1.0)
-        ty = np.clip(fy - iy, 0.0, 1.0)
-        w00 = (1 - tx) * (1 - ty)
-        w01 = tx * (1 - ty)
-        w10 = (1 - tx) * ty
-        w11 = tx * ty
-        d = self.distance_m
-        dist = w00 * d[iy, ix] + w01 * d[iy, ix + 1] + w10 * d[iy + 1, ix] + w11 * d[iy + 1, ix + 1]
-        g = self.grad
-        grad = (
-            w00[:, None] * g[iy, ix]
-            + w01[:, None] * g[iy, ix + 1]
-            + w10[:, None] * g[iy + 1, ix]
-            + w11[:, None] * g[iy + 1, ix + 1]
-        )
+        xy = np.ascontiguousarray(np.asarray(xy_m, float).reshape(-1, 2))
+        values, off = gridfield.sample(self.field, self.geo, xy)
+        grad = values[:, 1:]
         norm = np.maximum(np.hypot(grad[:, 0], grad[:, 1]), 1e-9)
         # outside the grid the nearest edge cell answers, and the point is farther out still
-        off = np.maximum(np.abs(fx - np.clip(fx, 0, nx - 1)), np.abs(fy - np.clip(fy, 0, ny - 1)))
-        dist = dist - off * self.cell_m
-        return dist, grad / norm[:, None]
+        return values[:, 0] - off, grad / norm[:, None]

@@ -371,6 +371,12 @@ class Mission:
 def load(path: str | Path) -> Mission:
     """Read, validate and build a mission from a YAML or JSON file."""
     path = Path(path)
+    return parse(read_yaml(path), source=str(path), base_dir=path.parent)
+
+
+def read_yaml(path: Path) -> Any:
+    """The data of a YAML (or JSON) file; a :class:`MissionError` naming the file if it cannot
+    be read or parsed."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -379,13 +385,20 @@ def load(path: str | Path) -> Mission:
     except (OSError, UnicodeDecodeError) as exc:
         raise MissionError(source, "", f"cannot read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise MissionError(source, "", f"{at}not valid YAML/JSON: {problem}") from None
-    return parse(data, source=source, base_dir=path.parent)
+
+
+def validation_error(source: str, exc: ValidationError, skip: Sequence[str] = ()) -> MissionError:
+    """The first problem of a pydantic validation, as a :class:`MissionError` naming the field
+    (``skip``: location parts to leave out, such as the tags of a discriminated union)."""
+    err = exc.errors(include_url=False)[0]
+    loc = [part for part in err["loc"] if part not in skip]
+    return MissionError(source, _field_path(loc), _problem(err))
 
 
 def parse(data: Any, source: str = "<mission>", base_dir: str | Path = ".") -> Mission:
@@ -395,8 +408,7 @@ def parse(data: Any, source: str = "<mission>", base_dir: str | Path = ".") -> M
     try:
         spec = MissionSpec.model_validate(data, context={"base_dir": str(base_dir)})
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise MissionError(source, _field_path(err["loc"]), _problem(err)) from None
+        raise validation_error(source, exc) from None
     return build(spec, source)
 
 
@@ -435,6 +447,10 @@ def _problem(err: Mapping[str, Any]) -> str:
         if isinstance(bound, float) and bound.is_integer():
             bound = int(bound)  # "must be > 0", not "must be > 0.0"
         return f"must be {op} {bound}"
+    if kind == "union_tag_invalid":
+        return f"must be one of {ctx.get('expected_tags', '')}"
+    if kind == "union_tag_not_found":
+        return f"needs a '{ctx.get('discriminator', 'kind').strip(chr(39))}' field"
     if kind == "too_short":
         return f"must have at least {ctx.get('min_length', 1)} item(s)"
     msg = str(err["msg"])

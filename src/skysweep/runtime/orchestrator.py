@@ -3,7 +3,7 @@
 Each tick it reads telemetry, derives every drone's flight mode, decides (launch a sortie, swap
 a battery, send a drone home that is running low), writes the resulting events to the run log,
 and only then sends the commands. A monitor checks fences, separation and coverage on the state
-the link reports (for the simulator, the true state).
+the link reports: the autopilots' own position estimates, GPS error included.
 """
 
 from __future__ import annotations

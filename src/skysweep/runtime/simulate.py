@@ -35,7 +35,9 @@ class SimTruth:
     targets_found: int
     first_detection_s: float | None
     """Time of the first true detection of any target."""
-    detections: int
+    detections_made: int
+    """Every detection the cameras made, true or false; ``detections`` (the orchestrator's)
+    counts those that reached the ground station."""
     false_alarms: int
     separation_violations: int
     """Distinct pairs of drones that ever came closer than the minimum separation."""
@@ -120,7 +122,7 @@ def score(world: World) -> SimTruth:
         targets=n_targets,
         targets_found=len({d[2] for d in true_hits}),
         first_detection_s=round(min(d[0] for d in true_hits), 1) if true_hits else None,
-        detections=len(truth.detections),
+        detections_made=len(truth.detections),
         false_alarms=sum(1 for d in truth.detections if d[2] < 0),
         separation_violations=len(truth.violating_pairs),
         min_separation_true_m=round(min_sep, 2) if math.isfinite(min_sep) else None,

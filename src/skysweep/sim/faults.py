@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from skysweep.errors import MissionError
+from skysweep.mission import read_yaml, validation_error
 
 
 class _Fault(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     at_s: float = Field(ge=0)
     drone: str | None = None
@@ -99,13 +99,7 @@ def parse_faults(
     try:
         spec = FaultFile.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = [p for p in err["loc"] if p not in _KIND_TAGS]
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-        problem = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "union_tag_invalid":
-            problem = f"unknown fault kind; expected one of {', '.join(_KIND_TAGS)}"
-        raise MissionError(source, field, problem) from None
+        raise validation_error(source, exc, skip=_KIND_TAGS) from None
     if drone_ids is not None:
         known = set(drone_ids)
         for i, fault in enumerate(spec.faults):
@@ -122,15 +116,5 @@ _KIND_TAGS = ("drone_lost", "link_lost", "battery_sag", "gps_glitch", "motor_deg
 def load_faults(path: str | Path, drone_ids: Sequence[str] | None = None) -> list[Fault]:
     """Read a fault schedule from a YAML file."""
     path = Path(path)
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MissionError(source, "", "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MissionError(source, "", f"cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise MissionError(source, "", f"not valid YAML: {exc}") from None
-    return parse_faults(data, source, drone_ids)
+    data = read_yaml(path)
+    return parse_faults(data, str(path), drone_ids)

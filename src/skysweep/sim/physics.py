@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from skysweep.energy import CLIMB_POWER_PER_MPS, HOVER_POWER
 from skysweep.geo import FloatArray
+from skysweep.gridfield import lookup
 from skysweep.telemetry import AutopilotMode
 
 #: Horizontal acceptance radius of a waypoint, metres, on top of one step of travel.
@@ -158,8 +159,7 @@ def dynamics(
     wind_prev: FloatArray,
     wind_mean: FloatArray,
     gust: FloatArray,
-    gust_origin: FloatArray,
-    gust_cell: float,
+    gust_geo: FloatArray,
     dt: float,
     t: float,
     died: NDArray[np.bool_],
@@ -169,7 +169,6 @@ def dynamics(
     ``died`` is set for drones whose pack ran flat or browned out this step (they fall).
     """
     n = len(pos)
-    ny, nx = gust.shape[0], gust.shape[1]
     for i in prange(n):
         died[i] = False
         m = mode[i]
@@ -178,15 +177,9 @@ def dynamics(
             vel[i, 1] = 0.0
             vel[i, 2] = 0.0
             continue
-        # the wind here: mean plus the gust grid, bilinear
-        fx = min(max((pos[i, 0] - gust_origin[0]) / gust_cell, 0.0), nx - 1.000001)
-        fy = min(max((pos[i, 1] - gust_origin[1]) / gust_cell, 0.0), ny - 1.000001)
-        ix, iy = int(fx), int(fy)
-        tx, ty = fx - ix, fy - iy
-        w0 = wind_mean[0] + (1 - ty) * ((1 - tx) * gust[iy, ix, 0] + tx * gust[iy, ix + 1, 0])
-        w0 += ty * ((1 - tx) * gust[iy + 1, ix, 0] + tx * gust[iy + 1, ix + 1, 0])
-        w1 = wind_mean[1] + (1 - ty) * ((1 - tx) * gust[iy, ix, 1] + tx * gust[iy, ix + 1, 1])
-        w1 += ty * ((1 - tx) * gust[iy + 1, ix, 1] + tx * gust[iy + 1, ix + 1, 1])
+        # the wind here: mean plus the gust grid
+        w0 = wind_mean[0] + lookup(gust, gust_geo, pos[i, 0], pos[i, 1], 0)[0]
+        w1 = wind_mean[1] + lookup(gust, gust_geo, pos[i, 0], pos[i, 1], 1)[0]
         # the autopilot holds ground velocity within its acceleration
         lim = accel[i] * dt
         dvx = target[i, 0] - vel[i, 0]

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from skysweep.fence import FenceField
 from skysweep.geo import FloatArray
+from skysweep.gridfield import lookup
 from skysweep.proximity import VERTICAL_BAND_M, pairs_within
 
 _EPS = 1e-5
@@ -105,10 +106,9 @@ def separate(
     vel = np.ascontiguousarray(vel_mps[:, :2], dtype=np.float64)
     indptr, nbr = _csr(n, pairs[:, 0], pairs[:, 1])
     if fence is not None:
-        f_dist, f_grad = fence.distance_m, fence.grad
-        f_geo = np.array([fence.origin_m[0], fence.origin_m[1], fence.cell_m])
+        f_field, f_geo = fence.field, fence.geo
     else:
-        f_dist, f_grad, f_geo = np.zeros((2, 2)), np.zeros((2, 2, 2)), np.zeros(0)
+        f_field, f_geo = np.zeros((2, 2, 3)), np.zeros(0)
     out = np.empty((n, 2))
     radius = 0.5 * (params.min_separation_m + params.buffer_m)
     _orca(
@@ -119,8 +119,7 @@ def separate(
         vmax,
         indptr,
         nbr,
-        f_dist,
-        f_grad,
+        f_field,
         f_geo,
         params.fence_hard_margin_m,
         params.fence_time_s,
@@ -290,29 +289,17 @@ def _lp3(
             distance = _det(dr[i, 0], dr[i, 1], pt[i, 0] - res[0], pt[i, 1] - res[1])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _fence_at(
-    dist: FloatArray, grad: FloatArray, geo: FloatArray, x: float, y: float
+    field: FloatArray, geo: FloatArray, x: float, y: float
 ) -> tuple[float, float, float]:  # pragma: no cover - compiled
-    """Signed distance and inward unit gradient of the fence field at (x, y), bilinear."""
-    ny, nx = dist.shape
-    fx = (x - geo[0]) / geo[2]
-    fy = (y - geo[1]) / geo[2]
-    cx = min(max(fx, 0.0), nx - 1.000001)
-    cy = min(max(fy, 0.0), ny - 1.000001)
-    ix, iy = int(cx), int(cy)
-    tx, ty = cx - ix, cy - iy
-    w00, w01, w10, w11 = (1 - tx) * (1 - ty), tx * (1 - ty), (1 - tx) * ty, tx * ty
-    d = w00 * dist[iy, ix] + w01 * dist[iy, ix + 1] + w10 * dist[iy + 1, ix]
-    d += w11 * dist[iy + 1, ix + 1]
-    gx = w00 * grad[iy, ix, 0] + w01 * grad[iy, ix + 1, 0] + w10 * grad[iy + 1, ix, 0]
-    gx += w11 * grad[iy + 1, ix + 1, 0]
-    gy = w00 * grad[iy, ix, 1] + w01 * grad[iy, ix + 1, 1] + w10 * grad[iy + 1, ix, 1]
-    gy += w11 * grad[iy + 1, ix + 1, 1]
+    """Signed distance and inward unit gradient of the fence field at (x, y)."""
+    d, off = lookup(field, geo, x, y, 0)
+    gx, _ = lookup(field, geo, x, y, 1)
+    gy, _ = lookup(field, geo, x, y, 2)
     norm = max(math.sqrt(gx * gx + gy * gy), 1e-9)
     # beyond the grid the point is farther out still
-    d -= max(abs(fx - cx), abs(fy - cy)) * geo[2]
-    return d, gx / norm, gy / norm
+    return d - off, gx / norm, gy / norm
 
 
 @njit(cache=True, parallel=True)
@@ -324,8 +311,7 @@ def _orca(
     vmax: FloatArray,
     indptr: NDArray[np.int64],
     nbr: NDArray[np.int64],
-    f_dist: FloatArray,
-    f_grad: FloatArray,
+    f_field: FloatArray,
     f_geo: FloatArray,
     f_margin: float,
     f_time: float,
@@ -365,7 +351,7 @@ def _orca(
         n_lines = 0
         n_obst = 0
         if len(f_geo):
-            d, gx, gy = _fence_at(f_dist, f_grad, f_geo, pos[i, 0], pos[i, 1])
+            d, gx, gy = _fence_at(f_field, f_geo, pos[i, 0], pos[i, 1])
             # closing on the fence: no faster than the plan does, nor than reaches the hard
             # margin in f_time; the permitted side {v : g.v >= c} is left of (g.y, -g.x)
             c = min(px * gx + py * gy, -(d - f_margin) / f_time)

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from skysweep import gridfield
 from skysweep.geo import FloatArray
+from skysweep.gridfield import geo_of
 
 
 @dataclass(frozen=True)
@@ -78,17 +80,13 @@ class WindField:
         )
         self.t_s += dt_s
 
+    @property
+    def geo(self) -> FloatArray:
+        """(x0, y0, cell_m) of the gust grid, as :mod:`skysweep.gridfield` takes it."""
+        return geo_of(self.origin_m, self.cell_m)
+
     def sample(self, xy_m: FloatArray) -> FloatArray:
         """Wind (mean plus gust) at points (n, 2), m/s, (n, 2)."""
-        xy = np.asarray(xy_m, float).reshape(-1, 2)
-        fx = np.clip((xy[:, 0] - self.origin_m[0]) / self.cell_m, 0, self.nx - 1.000001)
-        fy = np.clip((xy[:, 1] - self.origin_m[1]) / self.cell_m, 0, self.ny - 1.000001)
-        ix = fx.astype(np.intp)
-        iy = fy.astype(np.intp)
-        tx = (fx - ix)[:, None]
-        ty = (fy - iy)[:, None]
-        g = self.grid
-        gust = (1 - ty) * ((1 - tx) * g[iy, ix] + tx * g[iy, ix + 1]) + ty * (
-            (1 - tx) * g[iy + 1, ix] + tx * g[iy + 1, ix + 1]
-        )
+        xy = np.ascontiguousarray(np.asarray(xy_m, float).reshape(-1, 2))
+        gust, _ = gridfield.sample(self.grid, self.geo, xy)
         return self.mean + gust
