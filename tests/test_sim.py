@@ -854,12 +854,57 @@ def test_without_separation_head_on_drones_violate_it(quiet_plan: Plan) -> None:
     assert np.array_equal(world.seq[:2], [3, 3])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: ORCA has no tie-break, so two exactly mirrored head-on drones (no GPS "
-    "noise, no gusts) slow down together and stop 17 m apart for good",
-)
 def test_exactly_mirrored_head_on_drones_still_pass(quiet_plan: Plan) -> None:
+    """No GPS noise, no gusts: ORCA alone is symmetric here and both would brake on the line
+    between them for good; keeping right breaks the tie."""
     world = head_on(quiet_plan, separation=True)
     until(world, 95.0)
     assert np.array_equal(world.seq[:2], [3, 3])
+    assert world.truth.violating_pairs == set()
+
+
+def climb_under_traffic(plan: Plan, delay_s: float, **separation: Any) -> World:
+    """quad-003 climbs over its pad and flies south over quad-001's pad (30 m south) at the
+    search altitude; quad-001 takes off ``delay_s`` later, to climb into the band it passes in.
+    """
+    world = make_world(
+        plan,
+        separation=SeparationParams(min_separation_m=15.0, **separation),
+        min_separation_m=15.0,
+    )
+    fly(world, [2], heading_deg=180.0, leg_m=600.0)
+    until(world, delay_s)
+    fly(world, [0], heading_deg=90.0, leg_m=600.0)
+    return world
+
+
+DELAYS_S = (3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
+
+
+def test_a_climb_stops_short_of_a_passing_drones_band(quiet_plan: Plan) -> None:
+    for delay in DELAYS_S:
+        world = climb_under_traffic(quiet_plan, delay)
+        held = False
+        while world.t_s < 60.0:
+            world.step()
+            dz = world.pos[2, 2] - world.pos[0, 2]
+            near = np.hypot(*(world.pos[2, :2] - world.pos[0, :2])) < 15.0
+            held |= bool(near and 0.0 < dz < 12.0)
+        assert world.truth.violating_pairs == set(), f"take-off {delay} s after"
+        # and both carried on: quad-001 got up and away, quad-003 past the pads
+        assert world.seq[0] >= 1 and world.seq[2] >= 1, f"take-off {delay} s after"
+        assert world.pos[0, 2] == pytest.approx(ALT_M, abs=1.0)
+    assert held  # the late take-offs did wait under the traffic
+
+
+def test_without_the_climb_hold_a_take_off_pops_up_into_traffic(quiet_plan: Plan) -> None:
+    """The scene above is a real conflict: horizontal avoidance alone lets it through."""
+    hit = [
+        bool(
+            until(
+                climb_under_traffic(quiet_plan, d, band_lookahead_s=0.0), 60.0
+            ).truth.violating_pairs
+        )
+        for d in DELAYS_S
+    ]
+    assert any(hit)

@@ -1,13 +1,19 @@
-"""The geofence as a signed-distance field: how far each point is from leaving the allowed space.
+"""The geofence as an exact signed distance: how far each point is from leaving the allowed space.
 
-The allowed space is the keep-in area minus every keep-out zone. The field is sampled once on a
-regular grid (local metres), from a raster of the allowed space and two Euclidean distance
-transforms, so that looking up thousands of drones per step costs a bilinear interpolation each
-instead of a polygon distance query. Positive distances are inside the allowed space, negative
-ones outside; the gradient points into the allowed space.
+The allowed space is the keep-in area minus every keep-out zone; its boundary is a set of
+straight edges (local metres). Near the boundary the distance is exact: the plane is cut into
+square buckets, each listing the edges within ``reach_m`` of it, so a lookup tests only the few
+edges near the point instead of the whole fence. Whether the point is inside comes from a
+reference point of its bucket (tested once, when the table is built) and the parity of the
+edges crossed on the way from there to the point: every edge that could be crossed is in the
+bucket's list.
+Farther than ``reach_m`` from every edge, the distance is reported as ``reach_m`` (or
+``-reach_m`` outside) with a zero gradient: nothing that far away constrains a drone.
 
-The grid cell is at most ``max_cell_m``, and coarser only when the fence is so large that the
-grid would pass ``max_cells``. Inside, the field errs by up to a cell on the safe side.
+Positive distances are inside the allowed space, negative ones outside; the gradient is the unit
+vector pointing into the allowed space (away from the nearest fence point inside it, towards it
+outside). Lookups are compiled (numba) so that the simulator's kernels can call
+:func:`distance_at` per drone, and :meth:`FenceField.sample` does a whole array at once.
 """
 
 from __future__ import annotations
@@ -18,28 +24,50 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from scipy import ndimage
+from numba import njit
+from numpy.typing import NDArray
 
-from skysweep import gridfield
 from skysweep.geo import FloatArray
-from skysweep.gridfield import geo_of
+
+#: Bucket side, metres: small enough that a bucket lists few edges, large enough that a big
+#: mission needs few buckets.
+DEFAULT_CELL_M = 50.0
+#: Distances beyond this are not resolved: a drone farther than this from every fence is not
+#: constrained by it.
+DEFAULT_REACH_M = 100.0
 
 
 @dataclass(frozen=True)
 class FenceField:
-    """Signed distance (m) to the fence on a grid; x east, y north, local metres."""
+    """The fence's edges, bucketed for exact signed-distance lookups; local metres."""
 
-    origin_m: tuple[float, float]
-    """Centre of grid cell (0, 0)."""
-    cell_m: float
-    field: FloatArray
-    """(ny, nx, 3) at cell centres: the signed distance (positive inside the allowed space),
-    then the unit vector pointing into the allowed space."""
+    edges: FloatArray
+    """(m, 4) every boundary edge as x0, y0, x1, y1."""
+    grid: FloatArray
+    """(5,) x0, y0 of the lower-left bucket's corner, the bucket side, buckets in x and in y."""
+    indptr: NDArray[np.int64]
+    """(buckets + 1,) bucket b lists ``items[indptr[b]:indptr[b + 1]]``; b = row * nx + col."""
+    items: NDArray[np.int64]
+    """Edge indices near each bucket."""
+    ref: FloatArray
+    """(buckets, 2) a reference point in each bucket, off every edge: its centre, or near it
+    where the centre lies on the fence."""
+    inside: NDArray[np.bool_]
+    """(buckets,) whether each bucket's reference point is in the allowed space."""
+    reach_m: float
 
     @property
-    def geo(self) -> FloatArray:
-        """(x0, y0, cell_m), as :mod:`skysweep.gridfield` takes it."""
-        return geo_of(self.origin_m, self.cell_m)
+    def cell_m(self) -> float:
+        return float(self.grid[2])
+
+    @property
+    def tables(
+        self,
+    ) -> tuple[
+        FloatArray, FloatArray, NDArray[np.int64], NDArray[np.int64], FloatArray, NDArray[np.bool_]
+    ]:
+        """The arrays :func:`distance_at` takes, in its order."""
+        return self.edges, self.grid, self.indptr, self.items, self.ref, self.inside
 
     @classmethod
     def build(
@@ -47,46 +75,165 @@ class FenceField:
         keep_in: shapely.Geometry,
         keep_out: Sequence[shapely.Geometry] = (),
         *,
-        max_cell_m: float = 5.0,
-        max_cells: int = 4_000_000,
-        pad_m: float = 200.0,
+        cell_m: float = DEFAULT_CELL_M,
+        reach_m: float = DEFAULT_REACH_M,
     ) -> FenceField:
-        """Sample the signed distance to the fence: inside ``keep_in``, outside every zone of
-        ``keep_out`` (polygonal geometries, local metres)."""
+        """The fence of the space inside ``keep_in`` and outside every zone of ``keep_out``
+        (polygonal geometries, local metres)."""
         if keep_in.is_empty:
             raise ValueError("the keep-in area is empty")
+        allowed = keep_in
+        if keep_out:
+            allowed = shapely.difference(keep_in, shapely.union_all(list(keep_out)))
+        edges = _edges(allowed)
+        if not len(edges):
+            raise ValueError("nothing is left inside the fence")
         x0, y0, x1, y1 = keep_in.bounds
-        x0, y0, x1, y1 = x0 - pad_m, y0 - pad_m, x1 + pad_m, y1 + pad_m
-        cell = max(max_cell_m, math.sqrt((x1 - x0) * (y1 - y0) / max_cells))
-        nx = math.ceil((x1 - x0) / cell) + 1
-        ny = math.ceil((y1 - y0) / cell) + 1
-        xs = x0 + cell * np.arange(nx)
-        ys = y0 + cell * np.arange(ny)
-        gx, gy = np.meshgrid(xs, ys)
-        shapely.prepare(keep_in)
-        inside = shapely.contains_xy(keep_in, gx, gy)
-        for zone in keep_out:
-            # only the zone's own box of cells needs testing
-            zx0, zy0, zx1, zy1 = zone.bounds
-            i0, i1 = np.searchsorted(xs, [zx0, zx1])
-            j0, j1 = np.searchsorted(ys, [zy0, zy1])
-            inside[j0:j1, i0:i1] &= ~shapely.contains_xy(zone, gx[j0:j1, i0:i1], gy[j0:j1, i0:i1])
-        # distance from each cell centre to the nearest cell on the other side; inside, one
-        # cell less, so the field never says a point is farther in than it is (it errs by up
-        # to a cell toward caution, never toward the fence)
-        d_in = ndimage.distance_transform_edt(inside) * cell - cell
-        d_out = ndimage.distance_transform_edt(~inside) * cell
-        dist = np.where(inside, d_in, -d_out)
-        gy_, gx_ = np.gradient(dist, cell)
-        norm = np.maximum(np.hypot(gx_, gy_), 1e-9)
-        field = np.stack([dist, gx_ / norm, gy_ / norm], axis=-1).astype(np.float64)
-        return cls((x0, y0), cell, field)
+        pad = reach_m + cell_m
+        x0, y0 = x0 - pad, y0 - pad
+        nx = math.ceil((x1 + pad - x0) / cell_m)
+        ny = math.ceil((y1 + pad - y0) / cell_m)
+        col, row = np.meshgrid(np.arange(nx), np.arange(ny))
+        bx = x0 + col.ravel() * cell_m
+        by = y0 + row.ravel() * cell_m
+        boxes = shapely.box(bx, by, bx + cell_m, by + cell_m)
+        lines = shapely.linestrings(edges.reshape(-1, 2, 2))
+        bucket, edge = shapely.STRtree(lines).query(boxes, predicate="dwithin", distance=reach_m)
+        order = np.lexsort((edge, bucket))
+        bucket, edge = bucket[order], edge[order]
+        indptr = np.zeros(nx * ny + 1, np.int64)
+        np.add.at(indptr, bucket + 1, 1)
+        np.cumsum(indptr, out=indptr)
+        ref = np.column_stack([bx, by]) + 0.5 * cell_m
+        _off_the_fence(ref, lines, indptr, cell_m)
+        shapely.prepare(allowed)
+        inside = shapely.contains_xy(allowed, ref[:, 0], ref[:, 1])
+        grid = np.array([x0, y0, cell_m, nx, ny], np.float64)
+        return cls(edges, grid, indptr, edge.astype(np.int64), ref, inside, float(reach_m))
 
     def sample(self, xy_m: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Signed distance (n,) and inward unit gradient (n, 2) at points ``xy_m`` (n, 2)."""
         xy = np.ascontiguousarray(np.asarray(xy_m, float).reshape(-1, 2))
-        values, off = gridfield.sample(self.field, self.geo, xy)
-        grad = values[:, 1:]
-        norm = np.maximum(np.hypot(grad[:, 0], grad[:, 1]), 1e-9)
-        # outside the grid the nearest edge cell answers, and the point is farther out still
-        return values[:, 0] - off, grad / norm[:, None]
+        return _sample(*self.tables, self.reach_m, xy)
+
+
+#: Where to look for a reference point when a bucket's centre is on the fence (fractions of
+#: a bucket, off the lattice that fence vertices on round coordinates tend to lie on).
+_NUDGES = ((0.1234, 0.2718), (-0.3141, 0.1414), (0.2236, -0.3316), (-0.1732, -0.2449))
+
+
+def _off_the_fence(
+    ref: FloatArray, lines: NDArray[np.object_], indptr: NDArray[np.int64], cell_m: float
+) -> None:
+    """Move, in place, the reference points that lie on (within a micrometre of) an edge."""
+    near = np.flatnonzero(np.diff(indptr) > 0)
+    tree = shapely.STRtree(lines)
+    for dx, dy in ((0.0, 0.0), *_NUDGES):
+        if not len(near):
+            return
+        trial = ref[near] + np.array([dx, dy]) * cell_m
+        hit = tree.query(shapely.points(trial), predicate="dwithin", distance=1e-6)[0]
+        clear = np.setdiff1d(np.arange(len(near)), hit)
+        ref[near[clear]] = trial[clear]
+        near = near[np.unique(hit)]
+    raise ValueError("the fence passes through every reference point of a bucket")
+
+
+def _edges(allowed: shapely.Geometry) -> FloatArray:
+    """(m, 4) the edges of every ring of a polygonal geometry."""
+    rings = shapely.get_rings(shapely.get_parts(allowed))
+    out = []
+    for ring in rings:
+        c = shapely.get_coordinates(ring)
+        seg = np.hstack([c[:-1], c[1:]])
+        out.append(seg[np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1]) > 0.0])
+    return np.vstack(out) if out else np.zeros((0, 4))
+
+
+# -- compiled lookups -----------------------------------------------------------------------------
+
+
+@njit(cache=True, inline="always")
+def _crosses(
+    ax: float, ay: float, bx: float, by: float, e: FloatArray
+) -> bool:  # pragma: no cover - compiled
+    """Whether segment a-b crosses edge e, counting an edge's start but not its end, so that a
+    path through a shared vertex crosses once."""
+    ex, ey = e[2] - e[0], e[3] - e[1]
+    sx, sy = bx - ax, by - ay
+    den = sx * ey - sy * ex
+    if den == 0.0:
+        return False
+    wx, wy = e[0] - ax, e[1] - ay
+    t = (wx * ey - wy * ex) / den  # along a-b
+    u = (wx * sy - wy * sx) / den  # along the edge
+    return 0.0 <= t <= 1.0 and 0.0 <= u < 1.0
+
+
+@njit(cache=True)
+def distance_at(
+    edges: FloatArray,
+    grid: FloatArray,
+    indptr: NDArray[np.int64],
+    items: NDArray[np.int64],
+    ref: FloatArray,
+    inside: NDArray[np.bool_],
+    reach: float,
+    x: float,
+    y: float,
+) -> tuple[float, float, float]:  # pragma: no cover - compiled
+    """Signed distance (m) to the fence at (x, y) and the inward unit gradient (gx, gy).
+
+    Beyond ``reach`` of every edge: (+-reach, 0, 0). Off the table (beyond the keep-in area's
+    box plus ``reach``): outside, ``-reach``.
+    """
+    fx = (x - grid[0]) / grid[2]
+    fy = (y - grid[1]) / grid[2]
+    nx, ny = int(grid[3]), int(grid[4])
+    if not (0.0 <= fx < nx and 0.0 <= fy < ny):
+        return -reach, 0.0, 0.0
+    b = int(fy) * nx + int(fx)
+    lo, hi = indptr[b], indptr[b + 1]
+    cx, cy = ref[b, 0], ref[b, 1]
+    best = reach * reach
+    qx, qy = x, y
+    crossings = 0
+    for k in range(lo, hi):
+        e = edges[items[k]]
+        ex, ey = e[2] - e[0], e[3] - e[1]
+        t = ((x - e[0]) * ex + (y - e[1]) * ey) / (ex * ex + ey * ey)
+        t = min(max(t, 0.0), 1.0)
+        px, py = e[0] + t * ex, e[1] + t * ey
+        d2 = (x - px) ** 2 + (y - py) ** 2
+        if d2 < best:
+            best, qx, qy = d2, px, py
+        if _crosses(cx, cy, x, y, e):
+            crossings += 1
+    sign = 1.0 if inside[b] != (crossings % 2 == 1) else -1.0
+    d = math.sqrt(best)
+    if d >= reach:
+        return sign * reach, 0.0, 0.0
+    if d > 1e-9:
+        return sign * d, sign * (x - qx) / d, sign * (y - qy) / d
+    return 0.0, 0.0, 0.0  # on the fence itself: no direction is better than another
+
+
+@njit(cache=True)
+def _sample(
+    edges: FloatArray,
+    grid: FloatArray,
+    indptr: NDArray[np.int64],
+    items: NDArray[np.int64],
+    ref: FloatArray,
+    inside: NDArray[np.bool_],
+    reach: float,
+    xy: FloatArray,
+) -> tuple[FloatArray, FloatArray]:  # pragma: no cover - compiled
+    n = len(xy)
+    d = np.empty(n)
+    g = np.empty((n, 2))
+    for i in range(n):
+        d[i], g[i, 0], g[i, 1] = distance_at(
+            edges, grid, indptr, items, ref, inside, reach, xy[i, 0], xy[i, 1]
+        )
+    return d, g

@@ -79,11 +79,10 @@ def sim_world(plan: Plan, seed: int, faults: Sequence[Fault] = ()) -> World:
     separation = None
     if sim.separation and safety.min_separation_m > 0:
         fence = FenceField.build(m.keep_in, [z.geometry for z in m.keep_out])
-        # routes keep geofence_margin_m from every fence; a manoeuvre may use half of it, less
-        # the fence grid's own error (half a cell)
+        # routes keep geofence_margin_m from every fence; a manoeuvre may use half of it
         separation = SeparationParams(
             min_separation_m=safety.min_separation_m,
-            fence_hard_margin_m=0.5 * safety.geofence_margin_m + 0.5 * fence.cell_m,
+            fence_hard_margin_m=0.5 * safety.geofence_margin_m,
         )
     params = WorldParams(
         speed_mps=f.speed_mps,

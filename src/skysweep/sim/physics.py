@@ -24,6 +24,11 @@ from skysweep.telemetry import AutopilotMode
 
 #: Horizontal acceptance radius of a waypoint, metres, on top of one step of travel.
 ACCEPT_M = 2.0
+#: A waypoint other than the last also counts as reached once the drone is past it (beyond the
+#: line through it square to the leg) within this distance of the leg, as a fly-through
+#: waypoint does: a crowd converging on one transit point does not have to queue through a 2 m
+#: circle (ORCA agents sharing a goal otherwise jam around it).
+PASS_CROSS_M = 30.0
 #: Vertical acceptance, metres.
 ACCEPT_ALT_M = 0.5
 #: Seconds of look-ahead along the current leg for the carrot the autopilot steers to.
@@ -57,6 +62,20 @@ def open_circuit_v(charge: float) -> float:  # pragma: no cover - compiled
 @njit(cache=True, inline="always")
 def _norm(x: float, y: float) -> float:  # pragma: no cover - compiled
     return math.sqrt(x * x + y * y)
+
+
+@njit(cache=True, inline="always")
+def _passed(a: FloatArray, b: FloatArray, x: float, y: float) -> bool:  # pragma: no cover
+    """Whether (x, y) is past waypoint ``b`` of the leg from ``a``: beyond the line through
+    ``b`` square to the leg, and within ``PASS_CROSS_M`` of the leg's line."""
+    lx, ly = b[0] - a[0], b[1] - a[1]
+    length = _norm(lx, ly)
+    if length <= ACCEPT_M:
+        return False  # a vertical leg (over a pad): only the acceptance radius counts
+    ux, uy = lx / length, ly / length
+    along = (x - a[0]) * ux + (y - a[1]) * uy
+    cross = abs((x - a[0]) * uy - (y - a[1]) * ux)
+    return along >= length and cross <= PASS_CROSS_M
 
 
 @njit(cache=True, parallel=True)
@@ -98,7 +117,10 @@ def guidance(
                 if seq[i] >= wp_count[i]:
                     break
                 k = wp_first[i] + seq[i]
-                if _norm(wp[k, 0] - ex, wp[k, 1] - ey) < reach and abs(wp[k, 2] - z) < ACCEPT_ALT_M:
+                if abs(wp[k, 2] - z) >= ACCEPT_ALT_M:
+                    break
+                near = _norm(wp[k, 0] - ex, wp[k, 1] - ey) < reach
+                if near or (seq[i] < wp_count[i] - 1 and _passed(leg_from[i], wp[k], ex, ey)):
                     leg_from[i, 0] = wp[k, 0]
                     leg_from[i, 1] = wp[k, 1]
                     leg_from[i, 2] = wp[k, 2]

@@ -8,11 +8,19 @@ velocities and makes each drone take half of the avoiding (van den Berg, Guy, Li
 closest to the preferred velocity within the drone's top speed: a two-dimensional linear program
 per drone, solved in a compiled kernel (numba), one drone per iteration, both cores in parallel.
 
-The geofence is a hard constraint of that program, placed before every neighbour's: a manoeuvre
-may close on the fence no faster than the plan itself does, nor faster than brings the drone to
-``fence_hard_margin_m`` from it in ``fence_time_s``. When the neighbours' constraints cannot all
-be met, the program relaxes them (never the fence's) by the least amount, as in ORCA's
-three-dimensional fallback.
+Avoidance is horizontal within a band; between bands it is vertical. A drone that climbs or
+descends toward the band of a neighbour that is, or within ``band_lookahead_s`` may be,
+horizontally closer than the separation stops short of that band (braking at its own
+acceleration) until the neighbour has moved on, as a pilot holds a take-off under traffic. A
+drone climbing out of its launch spot therefore never pops up into a passing drone's disc.
+(Dodging sideways instead scatters a crowd of climbing drones into each other.)
+
+The geofence (its exact distance, :mod:`skysweep.fence`) is a hard constraint of that program,
+placed before every neighbour's: a manoeuvre may close on the fence no faster than brings the
+drone to ``fence_hard_margin_m`` from it in ``fence_time_s`` (nor, outside that margin, faster
+than the plan itself does), and within the margin it must move away. When the neighbours'
+constraints cannot all be met, the program relaxes them (never the fence's) by the least
+amount, as in ORCA's three-dimensional fallback.
 
 Neighbours come from :meth:`scipy.spatial.cKDTree.query_pairs` (:mod:`skysweep.proximity`);
 each drone keeps the ``max_neighbors`` nearest. Positions are local metres (x east, y north,
@@ -25,15 +33,21 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
 from numba import njit, prange
 from numpy.typing import NDArray
 
-from skysweep.fence import FenceField
+from skysweep.fence import FenceField, distance_at
 from skysweep.geo import FloatArray
-from skysweep.gridfield import lookup
 from skysweep.proximity import VERTICAL_BAND_M, pairs_within
 
 _EPS = 1e-5
+#: How far (radians) a plan that conflicts with a neighbour is turned to the right.
+KEEP_RIGHT_RAD = 0.1
+_KEEP_RIGHT_COS = math.cos(KEEP_RIGHT_RAD)
+_KEEP_RIGHT_SIN = math.sin(KEEP_RIGHT_RAD)
+#: Stands in for "no fence": its reach is never used (the kernel is told 0).
+_NO_FENCE = FenceField.build(shapely.box(0.0, 0.0, 1.0, 1.0), cell_m=1.0, reach_m=1.0)
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,10 @@ class SeparationParams:
     fence_hard_margin_m: float = 2.0
     """A manoeuvre never brings a drone closer to the fence than this."""
     fence_time_s: float = 2.0
+    band_lookahead_s: float = 3.0
+    """A climb or descent toward another band stops short of it while a neighbour in that
+    band is, or at the current closing speed within this time could be, horizontally closer
+    than the separation. Zero turns the hold off."""
 
     def neighbor_dist(self, max_speed_mps: float) -> float:
         if self.neighbor_dist_m is not None:
@@ -74,6 +92,9 @@ class SeparationResult:
     """(p, 2) neighbour pairs found within the search distance (any band), fleet indices."""
     adjusted: int
     """Drones whose velocity ORCA changed by more than 1 cm/s."""
+    vz_mps: FloatArray | None = None
+    """(n,) vertical velocities to fly, when positions and preferred velocities were given
+    in 3-D: the preferred ones, except where a climb or descent must stop short of a band."""
 
 
 def separate(
@@ -85,11 +106,14 @@ def separate(
     params: SeparationParams,
     dt_s: float,
     fence: FenceField | None = None,
+    accel_mps2: FloatArray | float = 4.0,
 ) -> SeparationResult:
-    """New horizontal velocities (n, 2) for the fleet; inactive drones keep their preferred one.
+    """New velocities for the fleet; inactive drones keep their preferred one.
 
     ``pos_m`` is (n, 2) or (n, 3) (with altitude, for the bands); ``vel_mps`` the current and
-    ``pref_vel_mps`` the planned horizontal velocities, (n, 2).
+    ``pref_vel_mps`` the planned velocities, (n, 2), or (n, 3) with the vertical one (then
+    climbs and descents are separated too, see :attr:`SeparationResult.vz_mps`).
+    ``accel_mps2`` is each drone's acceleration limit, for stopping a climb in time.
     """
     pos = np.ascontiguousarray(pos_m, dtype=np.float64)
     n = len(pos)
@@ -97,43 +121,52 @@ def separate(
     top = float(vmax[active].max()) if active.any() else 0.0
     pairs = pairs_within(pos, active, params.neighbor_dist(top))
     pref = np.ascontiguousarray(pref_vel_mps[:, :2], dtype=np.float64)
+    vertical = pos.shape[1] >= 3 and pref_vel_mps.shape[1] >= 3
+    pref_vz = np.ascontiguousarray(pref_vel_mps[:, 2] if vertical else np.zeros(n), np.float64)
     if not len(pairs):
         # nobody near anybody: fly the plan (within top speed)
         speed = np.hypot(pref[:, 0], pref[:, 1])
         scale = np.where(active, np.minimum(1.0, vmax / np.maximum(speed, 1e-12)), 1.0)
-        return SeparationResult(pref * scale[:, None], pairs, 0)
+        return SeparationResult(
+            pref * scale[:, None], pairs, 0, pref_vz.copy() if vertical else None
+        )
     z = pos[:, 2] if pos.shape[1] >= 3 else np.zeros(n)
     vel = np.ascontiguousarray(vel_mps[:, :2], dtype=np.float64)
+    accel = np.ascontiguousarray(np.broadcast_to(accel_mps2, (n,)), dtype=np.float64)
     indptr, nbr = _csr(n, pairs[:, 0], pairs[:, 1])
-    if fence is not None:
-        f_field, f_geo = fence.field, fence.geo
-    else:
-        f_field, f_geo = np.zeros((2, 2, 3)), np.zeros(0)
+    if fence is None:
+        fence = _NO_FENCE
     out = np.empty((n, 2))
+    out_vz = pref_vz.copy()
     radius = 0.5 * (params.min_separation_m + params.buffer_m)
     _orca(
         pos[:, :2].copy(),
         z.copy(),
         vel,
         pref,
+        pref_vz,
         vmax,
+        accel,
         indptr,
         nbr,
-        f_field,
-        f_geo,
+        *fence.tables,
+        fence.reach_m if fence is not _NO_FENCE else 0.0,
         params.fence_hard_margin_m,
         params.fence_time_s,
         radius,
         params.time_horizon_s,
         1.0 / dt_s,
         params.vertical_band_m,
+        params.band_lookahead_s if vertical else 0.0,
         params.max_neighbors,
         out,
+        out_vz,
     )
     inactive = ~active
     out[inactive] = pref[inactive]
-    moved = np.hypot(*(out - pref).T) > 0.01
-    return SeparationResult(out, pairs, int(moved.sum()))
+    out_vz[inactive] = pref_vz[inactive]
+    moved = (np.hypot(*(out - pref).T) > 0.01) | (np.abs(out_vz - pref_vz) > 0.01)
+    return SeparationResult(out, pairs, int(moved.sum()), out_vz if vertical else None)
 
 
 # -- compiled kernels ---------------------------------------------------------------------------
@@ -289,40 +322,38 @@ def _lp3(
             distance = _det(dr[i, 0], dr[i, 1], pt[i, 0] - res[0], pt[i, 1] - res[1])
 
 
-@njit(cache=True, inline="always")
-def _fence_at(
-    field: FloatArray, geo: FloatArray, x: float, y: float
-) -> tuple[float, float, float]:  # pragma: no cover - compiled
-    """Signed distance and inward unit gradient of the fence field at (x, y)."""
-    d, off = lookup(field, geo, x, y, 0)
-    gx, _ = lookup(field, geo, x, y, 1)
-    gy, _ = lookup(field, geo, x, y, 2)
-    norm = max(math.sqrt(gx * gx + gy * gy), 1e-9)
-    # beyond the grid the point is farther out still
-    return d - off, gx / norm, gy / norm
-
-
 @njit(cache=True, parallel=True)
 def _orca(
     pos: FloatArray,
     z: FloatArray,
     vel: FloatArray,
     pref: FloatArray,
+    pref_vz: FloatArray,
     vmax: FloatArray,
+    accel: FloatArray,
     indptr: NDArray[np.int64],
     nbr: NDArray[np.int64],
-    f_field: FloatArray,
-    f_geo: FloatArray,
+    f_edges: FloatArray,
+    f_grid: FloatArray,
+    f_indptr: NDArray[np.int64],
+    f_items: NDArray[np.int64],
+    f_ref: FloatArray,
+    f_inside: NDArray[np.bool_],
+    f_reach: float,
     f_margin: float,
     f_time: float,
     radius: float,
     tau: float,
     inv_dt: float,
     band: float,
+    lookahead: float,
     max_neighbors: int,
     out: FloatArray,
+    out_vz: FloatArray,
 ) -> None:  # pragma: no cover - compiled
+    """ORCA for every drone; ``out_vz`` holds the preferred vertical velocities on entry."""
     n = len(pos)
+    r = 2.0 * radius
     for i in prange(n):
         lo, hi = indptr[i], indptr[i + 1]
         px, py = pref[i, 0], pref[i, 1]
@@ -336,32 +367,53 @@ def _orca(
         # the nearest max_neighbors in this drone's band
         cand = nbr[lo:hi]
         d2 = np.empty(hi - lo)
+        wz = pref_vz[i]
         for k in range(hi - lo):
             j = cand[k]
-            if abs(z[j] - z[i]) >= band:
-                d2[k] = np.inf
-            else:
-                ex = pos[j, 0] - pos[i, 0]
-                ey = pos[j, 1] - pos[i, 1]
-                d2[k] = ex * ex + ey * ey
+            dz = z[j] - z[i]
+            ex = pos[j, 0] - pos[i, 0]
+            ey = pos[j, 1] - pos[i, 1]
+            h2 = ex * ex + ey * ey
+            if abs(dz) < band:
+                d2[k] = h2
+                continue
+            d2[k] = np.inf
+            # climbing or descending toward a horizontally close neighbour's band: stop short
+            # of it, at our acceleration, until the neighbour has gone
+            if lookahead > 0.0 and wz * dz > 0.0:
+                rvx = vel[j, 0] - vel[i, 0]
+                rvy = vel[j, 1] - vel[i, 1]
+                reach = r + math.sqrt(rvx * rvx + rvy * rvy) * lookahead
+                if h2 < reach * reach:
+                    gap = max(abs(dz) - band - 0.5, 0.0)
+                    allow = math.sqrt(2.0 * accel[i] * gap)
+                    if abs(wz) > allow:
+                        wz = allow if wz > 0.0 else -allow
+        out_vz[i] = wz
         order = np.argsort(d2)
         cap = max_neighbors + 1
         pt = np.empty((cap, 2))
         dr = np.empty((cap, 2))
         n_lines = 0
         n_obst = 0
-        if len(f_geo):
-            d, gx, gy = _fence_at(f_field, f_geo, pos[i, 0], pos[i, 1])
-            # closing on the fence: no faster than the plan does, nor than reaches the hard
-            # margin in f_time; the permitted side {v : g.v >= c} is left of (g.y, -g.x)
-            c = min(px * gx + py * gy, -(d - f_margin) / f_time)
-            c = min(c, 0.5 * vmax[i])
-            pt[0, 0], pt[0, 1] = c * gx, c * gy
-            dr[0, 0], dr[0, 1] = gy, -gx
-            n_lines = 1
-            n_obst = 1
+        if f_reach > 0.0:
+            d, gx, gy = distance_at(
+                f_edges, f_grid, f_indptr, f_items, f_ref, f_inside, f_reach, pos[i, 0], pos[i, 1]
+            )
+            if gx != 0.0 or gy != 0.0:
+                # closing on the fence: no faster than reaches the hard margin in f_time, nor
+                # (outside the margin) than the plan itself does; inside the margin, away from
+                # it. The permitted side {v : g.v >= c} is left of (g.y, -g.x).
+                c = -(d - f_margin) / f_time
+                if d > f_margin:
+                    c = min(px * gx + py * gy, c)
+                c = min(c, 0.5 * vmax[i])
+                pt[0, 0], pt[0, 1] = c * gx, c * gy
+                dr[0, 0], dr[0, 1] = gy, -gx
+                n_lines = 1
+                n_obst = 1
         vx, vy = vel[i, 0], vel[i, 1]
-        r = 2.0 * radius
+        conflict = False
         r2 = r * r
         inv_tau = 1.0 / tau
         for k in range(min(max_neighbors, hi - lo)):
@@ -411,7 +463,17 @@ def _orca(
             pt[n_lines, 1] = vy + 0.5 * uy
             dr[n_lines, 0] = dx
             dr[n_lines, 1] = dy
+            if _det(dx, dy, pt[n_lines, 0] - px, pt[n_lines, 1] - py) > 0.0:
+                conflict = True
             n_lines += 1
+        if conflict:
+            # keep right: a plan that conflicts with a neighbour is turned a little clockwise,
+            # so two drones meeting exactly head-on pass each other instead of both braking
+            # on the line between them (ORCA alone is symmetric there and stalls)
+            px, py = (
+                px * _KEEP_RIGHT_COS + py * _KEEP_RIGHT_SIN,
+                py * _KEEP_RIGHT_COS - px * _KEEP_RIGHT_SIN,
+            )
         res = np.empty(2)
         failed = _lp2(pt, dr, n_lines, vmax[i], px, py, False, res)
         if failed < n_lines:

@@ -64,20 +64,22 @@ class WindField:
         self.t_s = 0.0
 
     def _noise(self) -> FloatArray:
-        white = self.rng.standard_normal((2, self.ny, self.nx))
-        smooth = np.stack(
-            [ndimage.gaussian_filter(w, self._sigma_cells, mode="wrap") for w in white], axis=-1
-        )
-        return smooth * self._gain
+        white = self.rng.standard_normal((self.ny, self.nx, 2))
+        # smooth across the grid only, not between the two components
+        sigma = (self._sigma_cells, self._sigma_cells, 0.0)
+        smooth = ndimage.gaussian_filter(white, sigma, mode="wrap")
+        smooth *= self._gain
+        return smooth
 
     def advance(self, dt_s: float) -> None:
         """Move the gusts on by ``dt_s`` seconds."""
         if self.p.gust_mps <= 0.0:
             return
         decay = math.exp(-dt_s / self.p.tau_s)
-        self.grid = self.grid * decay + self._noise() * (
-            self.p.gust_mps * math.sqrt(1.0 - decay * decay)
-        )
+        fresh = self._noise()
+        fresh *= self.p.gust_mps * math.sqrt(1.0 - decay * decay)
+        self.grid *= decay
+        self.grid += fresh
         self.t_s += dt_s
 
     @property

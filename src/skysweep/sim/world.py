@@ -134,6 +134,9 @@ class World:
         self.glitch_rate = np.zeros((n, 2))
         self.glitch_until = np.full(n, -np.inf)
         self.nav_err = self.gps_err.copy()
+        self._gps_draw = np.empty((n, 2))
+        self._glitching = False
+        """Whether any glitch may be under way (the glitch arrays are not all zero)."""
         # radio
         self.link_until = np.full(n, -np.inf)
         self._seen = np.zeros(n)
@@ -286,9 +289,19 @@ class World:
             return
         if p.separation is not None:
             res = separate(
-                self.pos, self.vel, self._target_v, self.vmax, up, p.separation, dt, self.fence
+                self.pos,
+                self.vel,
+                self._target_v,
+                self.vmax,
+                up,
+                p.separation,
+                dt,
+                self.fence,
+                self.accel,
             )
             self._target_v[up, :2] = res.vel_mps[up]
+            assert res.vz_mps is not None
+            self._target_v[up, 2] = res.vz_mps[up]
             if p.min_separation_m > 0 and len(res.pairs):
                 # the neighbour search reaches farther than the separation: reuse its pairs
                 self._count_violations(res.pairs)
@@ -315,13 +328,17 @@ class World:
         n = len(self)
         rng = self._rng_gps
         decay = math.exp(-dt / p.gps_tau_s)
-        self.gps_err = self.gps_err * decay + rng.normal(
-            0.0, p.gps_noise_m * math.sqrt(1.0 - decay * decay), (n, 2)
-        )
-        self.glitch += self.glitch_rate * dt
-        over = self.glitch_until <= self.t_s
-        self.glitch[over] = 0.0
-        self.glitch_rate[over] = 0.0
+        fresh = self._gps_draw
+        rng.standard_normal(out=fresh)
+        fresh *= p.gps_noise_m * math.sqrt(1.0 - decay * decay)
+        self.gps_err *= decay
+        self.gps_err += fresh
+        if self._glitching:
+            self.glitch += self.glitch_rate * dt
+            over = self.glitch_until <= self.t_s
+            self.glitch[over] = 0.0
+            self.glitch_rate[over] = 0.0
+            self._glitching = bool((~over).any())
         if p.gps_glitches_per_h > 0:
             hit = self.flying & (rng.random(n) < p.gps_glitches_per_h * dt / 3600.0)
             idx = np.flatnonzero(hit)
@@ -332,7 +349,8 @@ class World:
                     np.column_stack([np.sin(bearing), np.cos(bearing)]) * size[:, None]
                 )
                 self.glitch_until[idx] = self.t_s + rng.uniform(5.0, 20.0, len(idx))
-        self.nav_err = self.gps_err + self.glitch
+                self._glitching = True
+        np.add(self.gps_err, self.glitch, out=self.nav_err)
         if p.sensor is not None and self.targets is not None and p.swath_m is not None:
             self._sense(dt)
 
@@ -405,7 +423,8 @@ class World:
             else:
                 self.glitch_rate[drones] = unit * fault.drift_mps
             self.glitch_until[drones] = t + fault.duration_s
-            self.nav_err = self.gps_err + self.glitch
+            self._glitching = True
+            np.add(self.gps_err, self.glitch, out=self.nav_err)
             data.update(mode=fault.mode, duration_s=fault.duration_s)
         elif isinstance(fault, MotorDegraded):
             self.speed_factor[drones] = np.minimum(self.speed_factor[drones], fault.speed_factor)
