@@ -143,3 +143,23 @@ def test_cli_bad_mission_is_one_line_exit_2(tmp_path: Path) -> None:
 def test_cli_missing_run_log(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["report", str(tmp_path / "nope.db")])
     assert r.exit_code == 2 and "no such run log" in r.stderr
+
+
+def test_a_drone_sent_home_early_flies_round_the_keep_out(small: Path, tmp_path: Path) -> None:
+    """Every drone's pack loses 60 % of its charge mid-sweep: all are sent home early, and the
+    way home (uploaded by the ground station, not the autopilot's straight RTL) goes round
+    the cliff and ends on each drone's own pad."""
+    from skysweep.sim.faults import parse_faults
+
+    plan = plan_mission(mission.load(small))
+    faults = parse_faults(
+        {"faults": [{"at_s": 200, "kind": "battery_sag", "fraction": 1.0, "capacity_factor": 0.4}]},
+        drone_ids=plan.mission.fleet.ids,
+    )
+    with RunLog(tmp_path / "run.db", create=True) as log:
+        summary, truth = simulate(plan, log, seed=2, faults=faults)
+        low = [e.drone for e in log.events("low_battery")]
+    assert truth.faults_injected == 1
+    assert len(set(low)) >= 3
+    assert summary.keep_out_breaches == 0 and summary.keep_in_breaches == 0
+    assert summary.landed == 4 and summary.drones_lost == 0

@@ -136,9 +136,11 @@ class _Columns:
     u0: float
     w0: float
     du: float
-    column: NDArray[np.intp]  # (N,) every sample's column
-    bin: NDArray[np.intp]  # (N,) every sample's bin
+    column: NDArray[np.intp]  # (E,) each entry's column
+    bin: NDArray[np.intp]  # (E,) each entry's bin
     site_u: FloatArray  # (S,)
+    sample: NDArray[np.intp]  # (E,) the sample each entry is (part of)
+    share: FloatArray  # (E,) the share of the sample's area in the entry's column
 
 
 @dataclass(frozen=True)
@@ -224,10 +226,31 @@ def _columns(mission: Mission, samples: _Samples, theta: float, width: float) ->
     rotated = shapely.transform(mission.searchable, lambda xy: xy @ to_lane.T)
     u0, w0, u1, _ = rotated.bounds
     du = max(2.0 * np.sqrt(samples.cell_m2), (u1 - u0) / BINS_PER_COLUMN)
-    column = ((uw[:, 1] - w0) // width).astype(np.intp)
-    bins = ((uw[:, 0] - u0) // du).astype(np.intp)
+    # A sample stands for the square around it, which may be wider than a column: it goes to
+    # every column its square overlaps, with the overlapping share of its area, so that no
+    # column between samples is left out.
+    half = 0.5 * np.sqrt(samples.cell_m2)
+    lo = (uw[:, 1] - half - w0) / width
+    hi = (uw[:, 1] + half - w0) / width
+    first = np.floor(lo).astype(np.intp)
+    count = np.floor(hi).astype(np.intp) - first + 1
+    sample = np.repeat(np.arange(len(uw)), count)
+    column = np.repeat(first, count) + (
+        np.arange(len(sample)) - np.repeat(np.cumsum(count) - count, count)
+    )
+    share = (np.minimum(hi[sample], column + 1) - np.maximum(lo[sample], column)) / (hi - lo)[
+        sample
+    ]
+    keep = share > 1e-9
+    sample, column, share = sample[keep], column[keep], share[keep]
+    shift = int(column.min())
+    column -= shift
+    bins = ((uw[sample, 0] - u0) // du).astype(np.intp)
     site_u = (mission.site_xy_m @ to_lane.T)[:, 0]
-    return _Columns(theta, width, float(u0), float(w0), float(du), column, bins, site_u)
+    w0 = w0 + width * shift
+    return _Columns(
+        theta, width, float(u0), float(w0), float(du), column, bins, site_u, sample, share
+    )
 
 
 def _sample(mission: Mission, finder: PathFinder) -> _Samples:
@@ -304,13 +327,14 @@ def _chains(
     site: int,
     swath: float,
 ) -> list[_Chain]:
-    col, bins = cols.column[mine], cols.bin[mine]
+    sel = mine[cols.sample]
+    col, bins = cols.column[sel], cols.bin[sel]
     n_bins = int(cols.bin.max()) + 1
     key = col * n_bins + bins
     uniq, inv = np.unique(key, return_inverse=True)
-    area = np.bincount(inv) * samples.cell_m2
+    area = np.bincount(inv, weights=cols.share[sel]) * samples.cell_m2
     near = np.full(len(uniq), np.inf)
-    np.minimum.at(near, inv, samples.dist[site, mine])
+    np.minimum.at(near, inv, samples.dist[site, cols.sample[sel]])
     u_col, u_bin = np.divmod(uniq, n_bins)
     centre_u = cols.u0 + cols.du * (u_bin + 0.5)
     centre_w = cols.w0 + cols.width * (u_col + 0.5)

@@ -29,11 +29,19 @@ class PathFinder:
         shapely.prepare(flyable)
         inner = flyable.buffer(-INSET_M, join_style="mitre").simplify(INSET_M / 4)
         self._inner = inner
+        # a segment with an end in the region stays in it unless it meets the boundary: an
+        # index of the boundary's edges finds those far faster than covered_by on them all
+        rings = shapely.get_rings(shapely.get_parts(flyable))
+        edges = []
+        for ring in rings:
+            c = shapely.get_coordinates(ring)
+            edges.append(np.stack([c[:-1], c[1:]], axis=1))
+        self._edges = shapely.STRtree(shapely.linestrings(np.vstack(edges)))
         self.nodes = _reflex_corners(inner)
         n = len(self.nodes)
         if n:
             i, j = np.triu_indices(n, k=1)
-            ok = self.visible(self.nodes[i], self.nodes[j])
+            ok = self.visible(self.nodes[i], self.nodes[j], touching=False)
             i, j = i[ok], j[ok]
             w = np.hypot(*(self.nodes[i] - self.nodes[j]).T)
             graph = csr_matrix((np.r_[w, w], (np.r_[i, j], np.r_[j, i])), shape=(n, n))
@@ -42,12 +50,21 @@ class PathFinder:
             self._dist = np.zeros((0, 0))
             self._pred = np.zeros((0, 0), int)
 
-    def visible(self, a: FloatArray, b: FloatArray) -> np.ndarray:
+    def visible(self, a: FloatArray, b: FloatArray, *, touching: bool = True) -> np.ndarray:
+        """Whether each segment ``a[k]``-``b[k]`` lies in the region (one end of each must).
+
+        With ``touching=False`` a segment that touches the boundary counts as blocked: much
+        faster, and right for points strictly inside (a graze is of no use to a path).
+        """
         a = np.atleast_2d(a)
         b = np.atleast_2d(b)
         same = np.all(np.isclose(a, b), axis=1)
         lines = shapely.linestrings(np.stack([a, b], axis=1))
-        return np.asarray(shapely.covered_by(lines, self.flyable)) | same
+        # only a segment that meets an edge can leave the region
+        hit = np.unique(self._edges.query(lines, predicate="intersects")[0])
+        clear = np.ones(len(lines), bool)
+        clear[hit] = shapely.covered_by(lines[hit], self.flyable) if touching else False
+        return clear | same
 
     def inside(self, p: FloatArray) -> FloatArray:
         """``p`` itself if it is flyable, else the nearest point well inside the region."""
@@ -86,23 +103,37 @@ class PathFinder:
         out = np.hypot(*(points - src).T)
         if not len(points):
             return out
-        blocked = ~self.visible(np.broadcast_to(src, points.shape), points)
+        blocked = ~self.visible(np.broadcast_to(src, points.shape), points, touching=False)
         n = len(self.nodes)
         if not blocked.any():
             return out
         if n == 0:
             out[blocked] = np.inf
             return out
-        sees = self.visible(np.repeat(src[None], n, 0), self.nodes)
+        sees = self.visible(np.repeat(src[None], n, 0), self.nodes, touching=False)
         via = np.where(sees, np.hypot(*(self.nodes - src).T), np.inf)
         to_node = np.min(via[:, None] + self._dist, axis=0)  # src → every corner
         far = points[blocked]
-        pi, ni = np.divmod(np.arange(len(far) * n), n)
-        ok = self.visible(far[pi], self.nodes[ni]).reshape(len(far), n)
         leg = np.hypot(
             far[:, None, 0] - self.nodes[None, :, 0], far[:, None, 1] - self.nodes[None, :, 1]
         )
-        out[blocked] = np.min(np.where(ok, to_node[None, :] + leg, np.inf), axis=1)
+        total = to_node[None, :] + leg
+        # each point's corners, best first: the first one it sees gives its distance, and most
+        # points see one of their first few, so only those sight lines are tested
+        order = np.argsort(total, axis=1, kind="stable")
+        best = np.full(len(far), np.inf)
+        todo = np.arange(len(far))
+        for rank in range(n):
+            k = order[todo, rank]
+            cand = total[todo, k]
+            fin = np.isfinite(cand)  # sorted: nothing after an unreachable corner is reachable
+            todo, k, cand = todo[fin], k[fin], cand[fin]
+            if not len(todo):
+                break
+            seen = self.visible(far[todo], self.nodes[k], touching=False)
+            best[todo[seen]] = cand[seen]
+            todo = todo[~seen]
+        out[blocked] = best
         return out
 
     def _core(self, a: FloatArray, b: FloatArray) -> FloatArray:

@@ -19,7 +19,8 @@ from numpy.typing import NDArray
 from skysweep.energy import RETURN_MARGIN, power_factor
 from skysweep.footprint import CoverageGrid
 from skysweep.link.base import Link
-from skysweep.plan.model import Plan, Sortie
+from skysweep.plan.model import Leg, Plan, Sortie
+from skysweep.plan.paths import PathFinder
 from skysweep.proximity import close_pairs
 from skysweep.runtime.clock import Clock
 from skysweep.runtime.modes import FlightMode, derive
@@ -76,6 +77,10 @@ class Orchestrator:
         self._sortie_leg_count = leg_counts
         self.next_sortie = np.zeros(n, np.intp)  # index into _sorties[i] of the next to fly
         self._flying_sortie = np.full(n, -1, np.intp)  # global index of the sortie in the air
+        # a drone sent home early flies an uploaded return route round the keep-out zones (an
+        # autopilot's own RTL flies straight); its length in mission items, or 0
+        self._return_items = np.zeros(n, np.intp)
+        self._finder = PathFinder(m.flyable)
         self.ready_s = np.zeros(n)  # when a drone may next take off (battery swapped)
         self.flown = np.zeros(n, bool)
         self.lost = np.zeros(n, bool)
@@ -218,6 +223,7 @@ class Orchestrator:
                 )
             )
         self._flying_sortie[launch] = upcoming[launch]
+        self._return_items[launch] = 0
         self.next_sortie[launch] += 1
         self.flown[launch] = True
         if len(launch):
@@ -232,7 +238,8 @@ class Orchestrator:
                 )
             )
         if going_home.any():
-            commands.append((np.flatnonzero(going_home), Command.RETURN, []))
+            home = np.flatnonzero(going_home)
+            commands.append((home, Command.START_MISSION, self._return_routes(fs, home)))
 
         self._monitor(fs, events, now_s)
         self.log.record(now_s, self._columns(fs))
@@ -247,11 +254,31 @@ class Orchestrator:
         settled = self.lost | (on_ground & ~remaining & ~fs.airborne)
         self.done = bool(np.all(settled)) and not len(launch)
 
+    def _return_routes(
+        self, fs: FleetState, drones: NDArray[np.intp]
+    ) -> list[tuple[int, NDArray[np.float64]]]:
+        """Flyable routes home for ``drones``: at the search altitude round the keep-out zones
+        to the pad, then down onto it."""
+        alt = self.plan.mission.altitude_m
+        out = []
+        for i in drones:
+            path = self._finder.path(fs.pos_m[i, :2], self.home[i])
+            route = np.column_stack([path[1:], np.full(len(path) - 1, alt)])
+            route = np.vstack([route, [*self.home[i], 0.0]])
+            self._return_items[i] = len(route)
+            out.append((int(i), route))
+        return out
+
     def _current_leg(self, fs: FleetState) -> NDArray[np.int8]:
         """Kind of the leg each drone flies in AUTO: the leg into its current mission item."""
         sortie = self._flying_sortie
         active = fs.airborne & (fs.mode == AutopilotMode.AUTO) & (sortie >= 0)
+        back = active & (self._return_items > 0)
+        active &= ~back
         leg = np.zeros(self.n, np.int8)
+        if back.any():
+            last = fs.mission_seq[back] >= self._return_items[back] - 1
+            leg[back] = np.where(last, Leg.DESCEND, Leg.RETURN)
         if active.any():
             k = sortie[active]
             count = self._sortie_leg_count[k]
