@@ -12,7 +12,6 @@ from collections.abc import Iterable
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
 
 from skysweep.geo import FloatArray
 
@@ -39,25 +38,30 @@ def densify_with_vertices(xy: FloatArray, step_m: float) -> tuple[FloatArray, ND
 def covered_mask(
     samples: FloatArray, tracks: Iterable[tuple[FloatArray, float]]
 ) -> NDArray[np.bool_]:
-    """Which sample points lie within ``radius`` of some track.
+    """Which sample points lie within ``radius`` of some track (exactly: the distance to the
+    track's segments, not to points along them).
 
-    ``tracks`` are ``(polyline (n, 2+), radius_m)`` pairs. Tracks are densified to a tenth of their
-    radius (at most 2 m) and a point counts as covered when a densified point is within the
-    radius, so the estimate errs, by centimetres, on the side of *less* coverage.
+    ``tracks`` are ``(polyline (n, 2+), radius_m)`` pairs. The tracks' segments go into an
+    R-tree (shapely's STRtree) and the samples are queried against it with ``dwithin``.
     """
     by_radius: dict[float, list[FloatArray]] = {}
     for xy, radius in tracks:
         if len(xy):
-            by_radius.setdefault(float(radius), []).append(xy)
+            by_radius.setdefault(float(radius), []).append(np.asarray(xy, float)[:, :2])
     mask = np.zeros(len(samples), bool)
     for radius, lines in by_radius.items():
-        step = min(2.0, radius / 10.0)
-        pts = np.vstack([densify(line, step) for line in lines])
-        todo = ~mask
-        if not todo.any():
+        todo = np.flatnonzero(~mask)
+        if not len(todo):
             break
-        dist, _ = cKDTree(pts).query(samples[todo], k=1, distance_upper_bound=radius)
-        mask[np.flatnonzero(todo)[np.isfinite(dist)]] = True
+        segs = np.concatenate(
+            [
+                np.stack([xy[:-1], xy[1:]], axis=1) if len(xy) > 1 else np.stack([xy, xy], 1)
+                for xy in lines
+            ]
+        )
+        tree = shapely.STRtree(shapely.linestrings(segs))
+        hit = tree.query(shapely.points(samples[todo]), predicate="dwithin", distance=radius)[0]
+        mask[todo[np.unique(hit)]] = True
     return mask
 
 

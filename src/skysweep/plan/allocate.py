@@ -30,10 +30,12 @@ column widths.
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import shapely
+from numba import njit
 from numpy.typing import NDArray
 
 from skysweep.energy import PLAN_MARGIN, power_factor
@@ -165,18 +167,28 @@ def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allo
     costs = _Costs.of(mission, launch_s)
     samples = _sample(mission, finder)
     n_sites = len(mission.sites)
-    ref_swath = float(np.median(costs.swath_m))
+    # each site's columns fit its narrowest swath: a drone then flies an even number of lanes
+    # that fills its column with little overlap (columns of the fleet's median swath made
+    # 30 m drones fly four lanes over a 70 m column)
+    site_swath = np.array(
+        [
+            float(costs.swath_m[costs.site == s].min()) if np.any(costs.site == s) else 1.0
+            for s in range(n_sites)
+        ]
+    )
 
-    def plan_sites(cols: _Columns, owner: NDArray[np.intp]) -> list[_SitePlan]:
-        return [_site_plan(mission, samples, cols, owner, s, costs) for s in range(n_sites)]
+    def plan_sites(cols: list[_Columns], owner: NDArray[np.intp]) -> list[_SitePlan]:
+        return [_site_plan(mission, samples, cols[s], owner, s, costs) for s in range(n_sites)]
 
     # Pick the lane direction and column width with the sites unbalanced, then balance them.
     weights = np.zeros(n_sites)
     owner = _owner(samples, weights)
-    best: tuple[float, _Columns, NDArray[np.intp], list[_SitePlan]] | None = None
+    best: tuple[float, list[_Columns], NDArray[np.intp], list[_SitePlan]] | None = None
     for theta in _candidate_angles(mission.searchable):
         for pairs in LANE_PAIRS:
-            cols = _columns(mission, samples, theta, 2 * pairs * ref_swath * (1.0 - 1e-6))
+            cols = [
+                _columns(mission, samples, theta, 2 * pairs * w * (1.0 - 1e-6)) for w in site_swath
+            ]
             plans = plan_sites(cols, owner)
             t = max(p[0] for p in plans)
             if best is None or t < best[0]:
@@ -197,17 +209,21 @@ def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allo
             best = (max(p[0] for p in plans), cols, owner, plans)
     best_t, cols, owner, plans = best
     stretches: list[Stretch] = []
+    shapely.prepare(mission.searchable)
     for s, (_, chains, taken) in enumerate(plans):
-        # everything no other site owns: seams at the edge go to both, never to neither
-        mine = (
-            shapely.difference(mission.searchable, _owned_region(samples, owner != s))
-            if n_sites > 1
-            else mission.searchable
-        )
+        others = _others_in_bins(cols[s], owner, s)
+        n_bins = int(cols[s].bin.max()) + 1
         for drone, sortie, c, a, f, t in taken:
-            cell = shapely.intersection(_bins_polygon(cols, chains[c], a, f), mine)
+            chain = chains[c]
+            cell = shapely.intersection(_bins_polygon(cols[s], chain, a, f), mission.searchable)
+            # the squares of other sites' samples in these bins are theirs: seams at the edge
+            # go to both sites, never to neither
+            keys = chain.column * n_bins + np.asarray(chain.bins[a : f + 1], np.int64)
+            theirs = [others[k] for k in keys.tolist() if k in others]
+            if theirs:
+                cell = shapely.difference(cell, _owned_region(samples, np.concatenate(theirs)))
             stretches.append(Stretch(drone, sortie, cell, t))
-    return Allocation(cols.theta, cols.width, best_t, tuple(stretches))
+    return Allocation(cols[0].theta, cols[0].width, best_t, tuple(stretches))
 
 
 def _candidate_angles(region: shapely.Geometry) -> list[float]:
@@ -264,11 +280,26 @@ def _sample(mission: Mission, finder: PathFinder) -> _Samples:
     return _Samples(xy, cell, dist)
 
 
-def _owned_region(samples: _Samples, mine: NDArray[np.bool_]) -> shapely.Geometry:
-    """The sample-spacing squares around the samples marked ``mine``."""
+def _owned_region(samples: _Samples, which: NDArray[np.intp]) -> shapely.Geometry:
+    """The sample-spacing squares around the samples ``which``."""
     h = 0.5 * np.sqrt(samples.cell_m2)
-    x, y = samples.xy[mine].T
+    x, y = samples.xy[which].T
     return shapely.coverage_union_all(shapely.box(x - h, y - h, x + h, y + h))
+
+
+def _others_in_bins(cols: _Columns, owner: NDArray[np.intp], site: int) -> dict[int, NDArray]:
+    """For each bin key (column × bins + bin) of ``cols``, the samples in it that other sites
+    own."""
+    theirs = owner[cols.sample] != site
+    if not theirs.any():
+        return {}
+    n_bins = int(cols.bin.max()) + 1
+    key = (cols.column * n_bins + cols.bin)[theirs].astype(np.int64)
+    sample = cols.sample[theirs]
+    order = np.argsort(key, kind="stable")
+    key, sample = key[order], sample[order]
+    uniq, first = np.unique(key, return_index=True)
+    return dict(zip(uniq.tolist(), np.split(sample, first[1:]), strict=True))
 
 
 def _owner(samples: _Samples, weights: FloatArray) -> NDArray[np.intp]:
@@ -302,8 +333,9 @@ def _site_plan(
     v = float(costs.speed_mps[drones].min())
     lo = 0.0
     hi = float(costs.launch_s[drones].max() + area / rate + 2 * far / v + costs.vertical_s.max())
+    packed = _Packed.of(chains, drones, costs)
     for _ in range(40):
-        taken = _greedy(chains, drones, costs, hi)
+        taken = _greedy(packed, hi)
         if taken is not None:
             break
         lo, hi = hi, hi * 2
@@ -311,7 +343,7 @@ def _site_plan(
         raise InfeasibleError(_beyond_battery(far, drones, costs))
     while hi - lo > DEADLINE_TOL_S:
         mid = 0.5 * (lo + hi)
-        attempt = _greedy(chains, drones, costs, mid)
+        attempt = _greedy(packed, mid)
         if attempt is None:
             lo = mid
         else:
@@ -381,94 +413,187 @@ def _beyond_battery(far_m: float, drones: list[int], costs: _Costs) -> str:
     )
 
 
-class _Drone:
-    """A drone's state while the greedy hands out stretches."""
+@dataclass(frozen=True)
+class _Packed:
+    """A site's chains and drones as flat arrays, for the compiled greedy.
 
-    def __init__(self, i: int, costs: _Costs, deadline: float) -> None:
-        self.i = i
-        self.v = float(costs.speed_mps[i])
-        self.swath = float(costs.swath_m[i])
-        self.budget = float(costs.budget_cs[i])
-        self.vert_s = float(costs.vertical_s[i])
-        self.vert_e = float(costs.vertical_cs[i])
-        self.pf = float(costs.cruise_pf[i])
-        self.head = float(costs.head_pf[i])
-        self.swap = float(costs.swap_s[i])
-        self.rem = deadline - float(costs.launch_s[i])  # time left, the way home counted
-        self.sortie = 0  # sorties begun
-        self.airborne = False
-        self.used = 0.0  # battery of the sortie in flight, the way home counted
-        self.x = self.y = self.d = 0.0  # where it is in the air, and how far from home
+    Chain k's bins are ``[offset[k], offset[k + 1])`` of the bin arrays, outward from the site;
+    drones are in launch order, with the per-drone constants of the cost model.
+    """
 
-    def cost(self, x: float, y: float, d: float, sweep: float) -> tuple[float, float]:
-        """(time, battery) it adds to fly to (x, y), ``d`` metres from home, sweep ``sweep``
-        metres and be back there: from the pad on a new sortie, else from where it is."""
-        if not self.airborne:
-            t = self.vert_s + (2 * d + sweep) / self.v
-            return t, self.vert_e + ((d + sweep) * self.pf + d * self.head) / self.v
-        hop = ((x - self.x) ** 2 + (y - self.y) ** 2) ** 0.5
-        t = (hop + sweep + d - self.d) / self.v
-        return t, self.used + ((hop + sweep) * self.pf + (d - self.d) * self.head) / self.v
+    offset: NDArray[np.int64]
+    cum_area: FloatArray
+    dist: FloatArray
+    x: FloatArray
+    y: FloatArray
+    turn_m: FloatArray  # (chains,)
+    drones: NDArray[np.int64]
+    drone_f: FloatArray
+    """(drones, 9): speed, effective swath, budget, vertical time, vertical battery, cruise
+    power factor, head-wind power factor, swap time, launch time."""
 
-    def fits(self, x: float, y: float, d: float, sweep: float) -> bool:
-        t, e = self.cost(x, y, d, sweep)
-        return t <= self.rem and e <= self.budget
+    @classmethod
+    def of(cls, chains: list[_Chain], drones: list[int], costs: _Costs) -> _Packed:
+        lengths = np.array([len(c.bins) for c in chains], np.int64)
+        offset = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+        def flat(attr: str) -> FloatArray:
+            return np.concatenate([np.asarray(getattr(c, attr), float) for c in chains])
+
+        width = chains[0].turn_m if chains else 0.0
+        d = np.asarray(drones, np.int64)
+        swath = np.array([_effective_swath(float(costs.swath_m[i]), width) for i in d])
+        drone_f = np.column_stack(
+            [
+                costs.speed_mps[d],
+                swath,
+                costs.budget_cs[d],
+                costs.vertical_s[d],
+                costs.vertical_cs[d],
+                costs.cruise_pf[d],
+                costs.head_pf[d],
+                costs.swap_s[d],
+                costs.launch_s[d],
+            ]
+        ).astype(np.float64)
+        return cls(
+            offset,
+            flat("cum_area"),
+            flat("dist"),
+            flat("x"),
+            flat("y"),
+            np.array([c.turn_m for c in chains], float),
+            d,
+            np.ascontiguousarray(drone_f),
+        )
 
 
-def _greedy(
-    chains: list[_Chain],
-    drones: list[int],
-    costs: _Costs,
-    deadline: float,
-) -> _Taken | None:
+def _greedy(packed: _Packed, deadline: float) -> _Taken | None:
     """Stretches (drone, sortie, chain, first bin, last bin, added time) that sweep every
-    chain by ``deadline``, or None if the greedy cannot."""
-    heap = [(-c.dist[-1], k, len(c.bins) - 1) for k, c in enumerate(chains)]
-    heapq.heapify(heap)
-    out: list[tuple[int, int, int, int, int, float]] = []
-    p = 0
-    dr = _Drone(drones[0], costs, deadline)
-    while heap:
-        _, k, f = heapq.heappop(heap)
-        c = chains[k]
-        cum, dist, xs, ys = c.cum_area, c.dist, c.x, c.y
-        turn = c.turn_m
+    chain by ``deadline``, or None if the greedy cannot (see the module docstring)."""
+    rows = _greedy_kernel(
+        packed.offset,
+        packed.cum_area,
+        packed.dist,
+        packed.x,
+        packed.y,
+        packed.turn_m,
+        packed.drone_f,
+        deadline,
+    )
+    if rows is None:
+        return None
+    return [
+        (int(packed.drones[int(p)]), int(sortie), int(k), int(a), int(f), float(t))
+        for p, sortie, k, a, f, t in rows
+    ]
 
+
+@njit(cache=True, inline="always")
+def _sweep_len(
+    cum: FloatArray, base: int, a: int, f: int, swath: float, turn: float
+) -> float:  # pragma: no cover - compiled
+    """Flight metres of the lanes over bins ``a..f`` of the chain starting at ``base``."""
+    before = cum[base + a - 1] if a > 0 else 0.0
+    return (cum[base + f] - before) / swath + turn
+
+
+@njit(cache=True)
+def _greedy_kernel(
+    offset: NDArray[np.int64],
+    cum: FloatArray,
+    dist: FloatArray,
+    xs: FloatArray,
+    ys: FloatArray,
+    turn_m: FloatArray,
+    drone_f: FloatArray,
+    deadline: float,
+) -> list[tuple[int, int, int, int, int, float]] | None:  # pragma: no cover - compiled
+    """The greedy, compiled: rows (drone position, sortie, chain, first, last, added time)."""
+    n_chains = len(offset) - 1
+    heap = [(-dist[offset[k + 1] - 1], k, offset[k + 1] - offset[k] - 1) for k in range(n_chains)]
+    heapq.heapify(heap)
+    out = [(0, 0, 0, 0, 0, 0.0)]
+    out.pop()
+    n_drones = len(drone_f)
+    p = 0
+    # the drone in hand: time left (the way home counted), battery of the sortie in flight,
+    # where it is in the air and how far that is from home, sorties begun
+    rem = deadline - drone_f[0, 8]
+    used = 0.0
+    airborne = False
+    px = py = pd = 0.0
+    sortie = 0
+    while len(heap):
+        _, k, f = heapq.heappop(heap)
+        base = offset[k]
+        turn = turn_m[k]
         while True:
-            if dr.fits(xs[f], ys[f], dist[f], _sweep_m(cum, f, f, dr.swath, turn)):
-                break
-            if dr.airborne:  # land, swap the battery, try again from the pad
-                dr.rem -= dr.swap
-                dr.airborne, dr.used = False, 0.0
-                if dr.fits(xs[f], ys[f], dist[f], _sweep_m(cum, f, f, dr.swath, turn)):
+            v, sw, budget = drone_f[p, 0], drone_f[p, 1], drone_f[p, 2]
+            vert_s, vert_e, pf, head = drone_f[p, 3], drone_f[p, 4], drone_f[p, 5], drone_f[p, 6]
+            sweep = _sweep_len(cum, base, f, f, sw, turn)
+            x, y, d = xs[base + f], ys[base + f], dist[base + f]
+            if airborne:
+                hop = math.sqrt((x - px) ** 2 + (y - py) ** 2)
+                t = (hop + sweep + d - pd) / v
+                e = used + ((hop + sweep) * pf + (d - pd) * head) / v
+                if t <= rem and e <= budget:
                     break
+                # land, swap the battery, try again from the pad
+                rem -= drone_f[p, 7]
+                airborne = False
+                used = 0.0
+            t = vert_s + (2 * d + sweep) / v
+            e = vert_e + ((d + sweep) * pf + d * head) / v
+            if t <= rem and e <= budget:
+                break
             p += 1
-            if p == len(drones):
+            if p == n_drones:
                 return None
-            dr = _Drone(drones[p], costs, deadline)
-        if not dr.airborne:
-            dr.sortie += 1
+            rem = deadline - drone_f[p, 8]
+            used = 0.0
+            airborne = False
+            sortie = 0
+        if not airborne:
+            sortie += 1
+        v, sw, budget = drone_f[p, 0], drone_f[p, 1], drone_f[p, 2]
+        vert_s, vert_e, pf, head = drone_f[p, 3], drone_f[p, 4], drone_f[p, 5], drone_f[p, 6]
+        # the farthest-in first bin this drone can still take, by bisection
         lo, hi = 0, f
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if dr.fits(xs[mid], ys[mid], dist[mid], _sweep_m(cum, mid, f, dr.swath, turn)):
+        while True:
+            mid = (lo + hi) // 2 if lo < hi else lo
+            sweep = _sweep_len(cum, base, mid, f, sw, turn)
+            x, y, d = xs[base + mid], ys[base + mid], dist[base + mid]
+            if airborne:
+                hop = math.sqrt((x - px) ** 2 + (y - py) ** 2)
+                t = (hop + sweep + d - pd) / v
+                e = used + ((hop + sweep) * pf + (d - pd) * head) / v
+            else:
+                t = vert_s + (2 * d + sweep) / v
+                e = vert_e + ((d + sweep) * pf + d * head) / v
+            if lo >= hi:
+                break
+            if t <= rem and e <= budget:
                 hi = mid
             else:
                 lo = mid + 1
-        t, e = dr.cost(xs[lo], ys[lo], dist[lo], _sweep_m(cum, lo, f, dr.swath, turn))
-        out.append((dr.i, dr.sortie, k, lo, f, t))
-        dr.rem -= t
-        dr.used = e
-        dr.airborne = True
-        dr.x, dr.y, dr.d = xs[lo], ys[lo], dist[lo]
+        out.append((p, sortie, k, lo, f, t))
+        rem -= t
+        used = e
+        airborne = True
+        px, py, pd = xs[base + lo], ys[base + lo], dist[base + lo]
         if lo > 0:
-            heapq.heappush(heap, (-dist[lo - 1], k, lo - 1))
+            heapq.heappush(heap, (-dist[base + lo - 1], k, lo - 1))
     return out
 
 
-def _sweep_m(cum: list[float], a: int, f: int, swath: float, turn: float) -> float:
-    """Flight metres of the lanes over bins ``a..f`` of a chain, with the turns."""
-    return (cum[f] - (cum[a - 1] if a > 0 else 0.0)) / swath + turn
+def _effective_swath(swath_m: float, column_m: float) -> float:
+    """The swath a drone sweeps a column ``column_m`` wide with: it flies an even number of
+    lanes (out and back), as many as its swath needs, so a column is swept at width / lanes."""
+    if column_m <= 0.0:
+        return swath_m
+    lanes = 2 * math.ceil(column_m / (2.0 * swath_m) - 1e-9)
+    return column_m / lanes
 
 
 def _bins_polygon(cols: _Columns, chain: _Chain, a: int, f: int) -> shapely.Geometry:
