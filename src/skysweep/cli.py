@@ -335,5 +335,72 @@ def bench_sim(
         out.print("RVO2 not timed: install the dev extra (pip install -e '.[dev]') for pyrvo")
 
 
+@bench_app.command("plan")
+@_user_errors
+def bench_plan(
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", help="Run just this scenario (repeat for several); default: all of them."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print every figure as one JSON object.")
+    ] = False,
+) -> None:
+    """Plan every mission of the scenario suite (3 to 2,500 drones; concave, multi-part and
+    corridor areas; up to 50 keep-outs) and check the planner's bars: efficiency, coverage,
+    keep-out intrusions and planning time. A failing bar is reported, not an error."""
+    from skysweep.bench import plan as bench
+    from skysweep.bench.plan_scenarios import PlanScenario, scenario
+
+    for name in only or ():
+        try:
+            scenario(name)
+        except KeyError as exc:
+            raise typer.BadParameter(exc.args[0], param_hint="--only") from None
+
+    def announce(sc: PlanScenario) -> None:
+        if not as_json:
+            err.print(f"planning {sc.name} ...")
+
+    figures = bench.run(only, progress=announce)
+    if as_json:
+        print(json.dumps(figures))
+        return
+    from rich.table import Table
+
+    t = Table(title="planner on the scenario suite")
+    for col in ("scenario", "drones", "area km²", "efficiency", "coverage", "planning s"):
+        t.add_column(col, justify="left" if col == "scenario" else "right", no_wrap=True)
+    t.add_column("sorties", justify="right", no_wrap=True)
+    t.add_column("intrusions", justify="right", no_wrap=True)
+    for r in figures["scenarios"]:
+        if "error" in r:
+            t.add_row(r["name"], f"{r['drones']:,}", f"{r['area_km2']:.1f}", "[red]failed[/]")
+            continue
+        t.add_row(
+            r["name"],
+            f"{r['drones']:,}",
+            f"{r['area_km2']:.1f}",
+            f"{r['efficiency']:.3f}",
+            f"{r['coverage_fraction']:.4f}",
+            f"{r['planning_s']:.2f}",
+            f"{r['sorties']:,}" + ("" if r["one_battery"] else "*"),
+            str(r["keep_out_intrusions"]),
+        )
+    # eight columns need about 96 characters: piped output is not squeezed into rich's 80
+    (out if out.is_terminal else Console(width=100)).print(t)
+    for r in figures["scenarios"]:
+        if "error" in r:
+            out.print(f"[red]{r['name']} failed to plan:[/] {r['error']}")
+    out.print("sorties*: some drone flew more than one sortie (not a one-battery scenario)")
+    for b in figures["summary"]["bars"]:
+        mark = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "[dim]n/a[/] "}[b["holds"]]
+        v = b["value"]
+        value = "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+        out.print(f"{mark}  {b['bar']}: {value}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

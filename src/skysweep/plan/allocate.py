@@ -182,7 +182,8 @@ def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allo
 
     # Pick the lane direction and column width with the sites unbalanced, then balance them.
     weights = np.zeros(n_sites)
-    owner = _owner(samples, weights)
+    reach = _reach_m(costs, n_sites)
+    owner = _owner(samples, weights, reach)
     best: tuple[float, list[_Columns], NDArray[np.intp], list[_SitePlan]] | None = None
     for theta in _candidate_angles(mission.searchable):
         for pairs in LANE_PAIRS:
@@ -203,7 +204,7 @@ def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allo
             break
         # a site that finishes late gives points away: its distances look longer
         weights = weights + 0.5 * (deadlines - deadlines.mean()) * speed
-        owner = _owner(samples, weights)
+        owner = _owner(samples, weights, reach)
         plans = plan_sites(cols, owner)
         if max(p[0] for p in plans) < best[0]:
             best = (max(p[0] for p in plans), cols, owner, plans)
@@ -302,8 +303,27 @@ def _others_in_bins(cols: _Columns, owner: NDArray[np.intp], site: int) -> dict[
     return dict(zip(uniq.tolist(), np.split(sample, first[1:]), strict=True))
 
 
-def _owner(samples: _Samples, weights: FloatArray) -> NDArray[np.intp]:
-    return np.argmin(samples.dist + weights[:, None], axis=0)
+def _owner(
+    samples: _Samples, weights: FloatArray, reach_m: FloatArray | None = None
+) -> NDArray[np.intp]:
+    """The site each sample goes to: the nearest, distances shifted by the sites' weights,
+    among the sites whose drones can fly there and back on one battery (any site if none)."""
+    cost = samples.dist + weights[:, None]
+    if reach_m is not None:
+        far = samples.dist > reach_m[:, None]
+        cost = np.where(far & ~far.all(axis=0), np.inf, cost)
+    return np.argmin(cost, axis=0)
+
+
+def _reach_m(costs: _Costs, n_sites: int) -> FloatArray:
+    """How far from each site its longest-ranged drone can fly, sweep a little and come back,
+    metres (the round trip's range less a tenth, for the sweeping)."""
+    out = np.zeros(n_sites)
+    rng = (
+        (costs.budget_cs - costs.vertical_cs) * costs.speed_mps / (costs.cruise_pf + costs.head_pf)
+    )
+    np.maximum.at(out, costs.site, 0.9 * rng)
+    return out
 
 
 def _site_drones(costs: _Costs, site: int) -> list[int]:

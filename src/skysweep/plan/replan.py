@@ -1,0 +1,326 @@
+"""Re-planning during a flight: hand on the work of lost drones, route round a new keep-out zone,
+put drones that join to work.
+
+The unit of work is the route: every drone's planned sweep, split where its flown track got to
+(``Progress``). A drone that is still flying keeps its current sortie as planned wherever it is
+still valid (a sortie that crosses a new keep-out zone is cut where it would enter it and the
+rest re-routed), and its later sorties too. What is handed on is the unswept rest of every lost
+drone's route, cut into chunks; chunks go to the healthy or newly added drones in rounds of
+:func:`scipy.optimize.linear_sum_assignment`, each round giving at most one chunk to each drone
+at the least total finish time, until every chunk is taken. A drone flies what it was given
+after its own work, in fresh sorties cut to its battery from its pad.
+
+Everything is in the mission's local frame (metres) and seconds from mission start.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from scipy.optimize import linear_sum_assignment
+
+from skysweep.errors import InfeasibleError
+from skysweep.geo import FloatArray, sample_points
+from skysweep.mission import Mission
+from skysweep.plan.metrics import coverage_fraction
+from skysweep.plan.model import Leg, Plan, PlanMetrics, Sortie
+from skysweep.plan.paths import PathFinder
+from skysweep.plan.sorties import Airframe, cut_sorties
+
+#: Orphaned work is cut into chunks of about this many seconds of sweeping: small enough to
+#: spread over many drones, large enough that transits stay a small share.
+CHUNK_S = 300.0
+#: Samples for the re-plan's coverage figure (fewer than planning uses: re-planning is timed).
+COVERAGE_SAMPLES = 8_000
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far the flight has got at ``now_s``.
+
+    ``tracks`` maps a drone's fleet index to the track it has flown so far (k, 2), local
+    metres; the drone is where its track ends. Drones without a track have not flown.
+    """
+
+    now_s: float
+    tracks: Mapping[int, FloatArray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Work:
+    """The rest of one drone's planned sweep: kept sorties, and the route still to sweep."""
+
+    drone: int
+    kept: list[Sortie]
+    free_s: float
+    """When the drone is back on its pad with its kept sorties flown (and a fresh pack)."""
+
+
+def replan(
+    plan: Plan,
+    progress: Progress,
+    *,
+    lost: Sequence[int] = (),
+    new_keep_out: Sequence[shapely.Geometry] = (),
+    added_drones: Sequence[int] = (),
+) -> Plan:
+    """A new plan for the area not yet swept (see the module docstring).
+
+    ``lost`` and ``added_drones`` are fleet indices; an added drone is one of the mission's
+    fleet that had no work (a reserve on the ground) and now takes part. ``new_keep_out`` are
+    polygons in local metres. Raises :class:`InfeasibleError` when nobody is left to fly.
+    """
+    m = plan.mission
+    fleet = m.fleet
+    lost_set = {int(i) for i in lost}
+    for i in [*lost_set, *added_drones]:
+        if not 0 <= int(i) < len(fleet):
+            raise InfeasibleError(f"replan: no drone {i} in a fleet of {len(fleet)}")
+    flyable = m.flyable
+    zones = [z.buffer(m.safety.geofence_margin_m) for z in new_keep_out]
+    if zones:
+        flyable = shapely.difference(flyable, shapely.union_all(zones))
+    finder = PathFinder(flyable) if zones else PathFinder(m.flyable)
+    blocked = shapely.union_all(zones) if zones else None
+    now = progress.now_s
+
+    orphans: list[FloatArray] = []
+    works: dict[int, _Work] = {}
+    added = {int(i) for i in added_drones}
+    pads = m.pad_xy_m  # computed on every access: once here
+    by_drone: dict[int, list[Sortie]] = {}
+    for sortie in plan.sorties:
+        by_drone.setdefault(sortie.drone, []).append(sortie)
+    for i in range(len(fleet)):
+        track = progress.tracks.get(i)
+        ahead = _ahead(by_drone.get(i, []), track, now)
+        if i in lost_set:
+            orphans.extend(piece for _, rest in ahead for piece in _clip(rest, blocked))
+            continue
+        kept: list[Sortie] = []
+        home_s = now
+        for sortie, rest in ahead:
+            crosses = blocked is not None and bool(
+                shapely.intersects(shapely.LineString(sortie.path[:, :2]), blocked)
+            )
+            if not crosses:
+                kept.append(sortie)
+                continue
+            # its route crosses the new zone: what it has not swept goes back in the pool
+            orphans.extend(_clip(rest, blocked))
+            if sortie.launch_s <= now and track is not None and len(track):
+                # in the air: it comes home first
+                there = np.asarray(track, float)[-1, :2]
+                home_s = now + finder.length(there, pads[i]) / float(fleet.speed_mps[i])
+        free = max([s.land_s for s in kept] + [home_s]) + float(fleet.swap_s[i])
+        if kept or i in added or track is not None:
+            works[i] = _Work(i, kept, free if kept or home_s > now else now)
+    for i in added_drones:
+        works.setdefault(int(i), _Work(int(i), [], now))
+    if not works:
+        raise InfeasibleError("replan: no drone is left to fly the rest of the search")
+
+    if added:
+        orphans += _share_with(added, works, now, fleet.swap_s)
+    chunks = [c for r in orphans for c in _chunks(r, CHUNK_S * float(np.median(fleet.speed_mps)))]
+    given = _assign(chunks, works, m, pads)
+    sorties = _sorties(plan, works, given, finder, pads)
+    return _with_metrics(plan, sorties, progress, new_keep_out)
+
+
+def _share_with(
+    added: set[int], works: dict[int, _Work], now: float, swap_s: FloatArray
+) -> list[FloatArray]:
+    """Sorties not yet launched, taken from the drones that finish last, until the added
+    drones' fair share of the work still to fly is in the pool; ``works`` is updated."""
+    later = [(s, i) for i, w in works.items() for s in w.kept if s.launch_s > now]
+    total = sum(s.duration_s for s, _ in later)
+    flying = [i for i, w in works.items() if w.kept or i in added]
+    share = total * len(added) / max(len(flying), 1)
+    pool: list[FloatArray] = []
+    moved = 0.0
+    for s, i in sorted(later, key=lambda p: -p[0].land_s):
+        if moved >= share:
+            break
+        if i in added or len(s.sweep_xy) < 2:
+            continue
+        pool.append(s.sweep_xy)
+        moved += s.duration_s
+        w = works[i]
+        kept = [k for k in w.kept if k is not s]
+        free = max([k.land_s + float(swap_s[i]) for k in kept], default=now)
+        works[i] = _Work(i, kept, max(free, now))
+    return pool
+
+
+def _ahead(
+    sorties: Sequence[Sortie], track: FloatArray | None, now: float
+) -> list[tuple[Sortie, FloatArray]]:
+    """Every sortie not yet flown, with the part of its sweep still to sweep: all of it for
+    one not launched, the rest after where the track ends for the one in the air."""
+    out = []
+    for s in sorties:
+        if s.land_s <= now:
+            continue
+        sweep = s.sweep_xy
+        if s.launch_s <= now and track is not None and len(track) and len(sweep) >= 2:
+            sweep = _rest_of(sweep, np.asarray(track, float)[-1, :2])
+        out.append((s, sweep))
+    return out
+
+
+def _rest_of(route: FloatArray, at: FloatArray) -> FloatArray:
+    """The part of ``route`` after the point on it nearest ``at``."""
+    a, b = route[:-1], route[1:]
+    ab = b - a
+    t = np.clip(
+        np.einsum("ij,ij->i", at - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12), 0, 1
+    )
+    foot = a + t[:, None] * ab
+    k = int(np.argmin(np.hypot(*(foot - at).T)))
+    return np.vstack([foot[k], route[k + 1 :]])
+
+
+def _clip(route: FloatArray, blocked: shapely.Geometry | None) -> list[FloatArray]:
+    """The pieces of ``route`` outside ``blocked`` (re-joined later by flyable paths)."""
+    if len(route) < 2:
+        return []
+    if blocked is None:
+        return [route]
+    line = shapely.LineString(route)
+    if not shapely.intersects(line, blocked):
+        return [route]
+    rest = shapely.difference(line, blocked)
+    return [
+        np.asarray(p.coords)[:, :2]
+        for p in shapely.get_parts(shapely.line_merge(rest))
+        if p.length > 1.0
+    ]
+
+
+def _chunks(route: FloatArray, length_m: float) -> list[FloatArray]:
+    """``route`` cut into pieces of about ``length_m`` metres."""
+    if len(route) < 2:
+        return []
+    seg = np.hypot(*np.diff(route, axis=0).T)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    total = float(cum[-1])
+    n = max(1, round(total / length_m))
+    marks = np.linspace(0.0, total, n + 1)
+    out = []
+    for lo, hi in itertools.pairwise(marks):
+        inner = route[(cum > lo) & (cum < hi)]
+        a = np.array([np.interp(lo, cum, route[:, 0]), np.interp(lo, cum, route[:, 1])])
+        b = np.array([np.interp(hi, cum, route[:, 0]), np.interp(hi, cum, route[:, 1])])
+        out.append(np.vstack([a, inner, b]))
+    return out
+
+
+def _assign(
+    chunks: list[FloatArray], works: dict[int, _Work], m: Mission, all_pads: FloatArray
+) -> dict[int, list[FloatArray]]:
+    """Chunks for each drone: rounds of linear_sum_assignment on finish time."""
+    fleet = m.fleet
+    drones = np.array(sorted(works), np.intp)
+    given: dict[int, list[int]] = {int(i): [] for i in drones}
+    if not chunks or not len(drones):
+        return {}
+    v = fleet.speed_mps[drones]
+    pads = all_pads[drones]
+    finish = np.array([works[int(i)].free_s for i in drones])
+    where = pads.copy()
+    start = np.array([c[0] for c in chunks])
+    end = np.array([c[-1] for c in chunks])
+    length = np.array([float(np.hypot(*np.diff(c, axis=0).T).sum()) for c in chunks])
+    left = np.arange(len(chunks))
+    while len(left):
+        reach = np.hypot(
+            where[:, None, 0] - start[None, left, 0], where[:, None, 1] - start[None, left, 1]
+        )
+        back = np.hypot(
+            pads[:, None, 0] - end[None, left, 0], pads[:, None, 1] - end[None, left, 1]
+        )
+        cost = finish[:, None] + (reach + length[None, left] + back) / v[:, None]
+        rows, cols = linear_sum_assignment(cost)
+        for r, c in zip(rows, cols, strict=True):
+            k = int(left[c])
+            given[int(drones[r])].append(k)
+            finish[r] += (reach[r, c] + length[k]) / v[r]
+            where[r] = end[k]
+        left = np.delete(left, cols)
+    return {i: [chunks[k] for k in ks] for i, ks in given.items()}
+
+
+def _sorties(
+    plan: Plan,
+    works: dict[int, _Work],
+    given: dict[int, list[FloatArray]],
+    finder: PathFinder,
+    pads: FloatArray,
+) -> list[Sortie]:
+    m = plan.mission
+    fleet = m.fleet
+    out: list[Sortie] = []
+    for i, work in sorted(works.items()):
+        out.extend(work.kept)
+        routes = given.get(i, [])
+        if not routes:
+            continue
+        joined = [routes[0]]
+        for r in routes[1:]:
+            hop = finder.path(joined[-1][-1], r[0])
+            joined += [hop[1:-1], r]
+        frame = Airframe(
+            fleet.ids[i],
+            float(fleet.speed_mps[i]),
+            float(fleet.endurance_s[i]),
+            float(fleet.climb_mps[i]),
+        )
+        legs = cut_sorties(
+            np.vstack(joined),
+            pads[i],
+            m.altitude_m,
+            frame,
+            m.wind_vector_mps,
+            m.safety.battery_reserve,
+            finder,
+        )
+        number = max([s.number for s in plan.of_drone(i)], default=0)
+        clock = work.free_s
+        for leg in legs:
+            number += 1
+            out.append(Sortie(i, number, clock, leg.path, leg.legs, leg.duration_s, leg.energy))
+            clock += leg.duration_s + float(fleet.swap_s[i])
+    out.sort(key=lambda s: (s.drone, s.number))
+    return out
+
+
+def _with_metrics(
+    plan: Plan, sorties: list[Sortie], progress: Progress, new_keep_out: Sequence[shapely.Geometry]
+) -> Plan:
+    """The plan, with its coverage of what is still to be searched (the new zones are not)."""
+    m = plan.mission
+    fleet = m.fleet
+    area = m.searchable
+    if new_keep_out:
+        area = shapely.difference(area, shapely.union_all(list(new_keep_out)))
+    samples, _ = sample_points(area, COVERAGE_SAMPLES)
+    tracks = [
+        (np.asarray(t, float)[:, :2], fleet.swath_m[i] / 2) for i, t in progress.tracks.items()
+    ]
+    tracks += [(s.path[:, :2], fleet.swath_m[s.drone] / 2) for s in sorties if Leg.SWEEP in s.legs]
+    coverage, _ = coverage_fraction(samples, tracks)
+    makespan = max([s.land_s for s in sorties], default=progress.now_s)
+    metrics = PlanMetrics(
+        drones=len(fleet),
+        sorties=len(sorties),
+        searchable_area_m2=float(area.area),
+        coverage_fraction=coverage,
+        makespan_s=makespan,
+        lower_bound_s=plan.metrics.lower_bound_s,
+    )
+    return Plan(m, tuple(sorties), plan.cells, metrics)
