@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -198,8 +198,59 @@ class FleetSpec(_Spec):
     accel_mps2: float = Field(default=4.0, gt=0, le=50)
 
 
+class DatumSpec(_Spec):
+    """A reported position (last known position, datum) a search pattern is flown around."""
+
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+
+
+class ExpandingSquareSpec(_Spec):
+    """IAMSAR expanding square: legs S, S, 2S, 2S, 3S, … spiralling out from the datum, turning
+    right, until the square of half-side ``radius_m`` around the datum is searched."""
+
+    type: Literal["expanding_square"]
+    datum: DatumSpec
+    radius_m: float = Field(gt=0)
+    track_spacing_m: float | None = Field(default=None, gt=0)
+    first_leg_deg: float = Field(default=0.0, ge=0, le=360)
+
+
+class SectorSpec(_Spec):
+    """IAMSAR sector search: legs of ``radius_m`` out from and back through the datum, joined
+    by cross legs, searching the disc of radius ``radius_m`` around it."""
+
+    type: Literal["sector"]
+    datum: DatumSpec
+    radius_m: float = Field(gt=0)
+    track_spacing_m: float | None = Field(default=None, gt=0)
+    first_leg_deg: float = Field(default=0.0, ge=0, le=360)
+
+
+class ParallelTrackSpec(_Spec):
+    """IAMSAR parallel track (creeping line along the major axis): a rectangle centred on the
+    datum, ``length_m`` along ``major_axis_deg`` and ``width_m`` across, searched with legs
+    parallel to the major axis."""
+
+    type: Literal["parallel_track"]
+    datum: DatumSpec
+    length_m: float = Field(gt=0)
+    width_m: float = Field(gt=0)
+    major_axis_deg: float = Field(ge=0, le=360)
+    track_spacing_m: float | None = Field(default=None, gt=0)
+
+
+PatternSpec = Annotated[
+    ExpandingSquareSpec | SectorSpec | ParallelTrackSpec, Field(discriminator="type")
+]
+#: The ``type`` tags of the patterns: pydantic puts them in error locations; users never write them.
+_PATTERN_TAGS = ("expanding_square", "sector", "parallel_track")
+
+
 class SearchSpec(_Spec):
     altitude_m: float = Field(default=60.0, gt=0, le=500)
+    pattern: PatternSpec | None = None
+    """An IAMSAR search pattern around a datum; ``None``: search the whole area."""
 
 
 class SafetySpec(_Spec):
@@ -408,7 +459,7 @@ def parse(data: Any, source: str = "<mission>", base_dir: str | Path = ".") -> M
     try:
         spec = MissionSpec.model_validate(data, context={"base_dir": str(base_dir)})
     except ValidationError as exc:
-        raise validation_error(source, exc) from None
+        raise validation_error(source, exc, skip=_PATTERN_TAGS) from None
     return build(spec, source)
 
 
@@ -438,6 +489,7 @@ def _problem(err: Mapping[str, Any]) -> str:
         "list_type": "must be a list",
         "dict_type": "must be a mapping",
         "model_type": "must be a mapping",
+        "model_attributes_type": "must be a mapping",
     }
     if kind in simple:
         return simple[kind]
@@ -522,6 +574,9 @@ def build(spec: MissionSpec, source: str = "<mission>") -> Mission:
     if flyable.is_empty:
         raise fail("keep_in", "nothing is left to fly in once the geofence margin is applied")
 
+    if spec.search.pattern is not None:
+        _check_pattern(spec.search.pattern, frame, area, fail)
+
     rows: list[tuple[str, str, int, FleetSpec]] = []
     per_model: dict[str, int] = {}
     for i, entry in enumerate(spec.fleet):
@@ -577,6 +632,30 @@ def build(spec: MissionSpec, source: str = "<mission>") -> Mission:
         sites=sites,
         fleet=fleet,
     )
+
+
+def _check_pattern(
+    pattern: ExpandingSquareSpec | SectorSpec | ParallelTrackSpec,
+    frame: LocalFrame,
+    area: shapely.Geometry,
+    fail: Callable[[str, str], MissionError],
+) -> None:
+    """A search pattern's datum lies in the area, and its track spacing fits the pattern."""
+    d = pattern.datum
+    x, y = frame.to_local(d.lon, d.lat)
+    if not area.covers(shapely.Point(float(x), float(y))):
+        raise fail("search.pattern.datum", f"lon {d.lon:g}, lat {d.lat:g} is outside the area")
+    spacing = pattern.track_spacing_m
+    size, name = (
+        (pattern.width_m, "width_m")
+        if isinstance(pattern, ParallelTrackSpec)
+        else (pattern.radius_m, "radius_m")
+    )
+    if spacing is not None and spacing > size:
+        raise fail(
+            "search.pattern.track_spacing_m",
+            f"must be at most {name} ({size:g} m): the tracks would not fit in the pattern",
+        )
 
 
 def _pad_offsets(pads: int, spacing_m: float) -> FloatArray:

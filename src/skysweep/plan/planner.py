@@ -18,6 +18,10 @@ from skysweep.plan.sorties import Airframe, cut_sorties
 
 def plan_mission(mission: Mission) -> Plan:
     """Plan ``mission``: raises :class:`~skysweep.errors.InfeasibleError` if it cannot be flown."""
+    if mission.spec.search.pattern is not None:
+        from skysweep.plan.patterns import plan_pattern  # patterns builds on this module
+
+        return plan_pattern(mission)
     fleet = mission.fleet
     samples, _ = sample_points(mission.searchable)
     if not len(samples):
