@@ -14,6 +14,7 @@ from scipy.sparse.csgraph import dijkstra
 from shapely.ops import nearest_points
 
 from skysweep.errors import InfeasibleError
+from skysweep.fence import FenceField, segments_clear
 from skysweep.geo import FloatArray
 
 #: Corners are taken this far inside the flyable region, metres, so that graph edges never
@@ -29,14 +30,11 @@ class PathFinder:
         shapely.prepare(flyable)
         inner = flyable.buffer(-INSET_M, join_style="mitre").simplify(INSET_M / 4)
         self._inner = inner
-        # a segment with an end in the region stays in it unless it meets the boundary: an
-        # index of the boundary's edges finds those far faster than covered_by on them all
-        rings = shapely.get_rings(shapely.get_parts(flyable))
-        edges = []
-        for ring in rings:
-            c = shapely.get_coordinates(ring)
-            edges.append(np.stack([c[:-1], c[1:]], axis=1))
-        self._edges = shapely.STRtree(shapely.linestrings(np.vstack(edges)))
+        # a segment with an end in the region stays in it unless it meets the boundary: the
+        # boundary's edges bucketed on a grid, each segment walked through its buckets
+        x0, y0, x1, y1 = flyable.bounds
+        cell = max(20.0, float(np.sqrt((x1 - x0) * (y1 - y0) / 250_000)))
+        self._fence = FenceField.build(flyable, cell_m=cell, reach_m=1e-3)
         self.nodes = _reflex_corners(inner)
         n = len(self.nodes)
         if n:
@@ -59,11 +57,13 @@ class PathFinder:
         a = np.atleast_2d(a)
         b = np.atleast_2d(b)
         same = np.all(np.isclose(a, b), axis=1)
-        lines = shapely.linestrings(np.stack([a, b], axis=1))
-        # only a segment that meets an edge can leave the region
-        hit = np.unique(self._edges.query(lines, predicate="intersects")[0])
-        clear = np.ones(len(lines), bool)
-        clear[hit] = shapely.covered_by(lines[hit], self.flyable) if touching else False
+        clear = segments_clear(self._fence, a, b)
+        if touching:
+            # only a segment that meets an edge can leave the region; of those, the ones that
+            # merely touch the boundary are in it
+            hit = np.flatnonzero(~clear)
+            lines = shapely.linestrings(np.stack([a[hit], b[hit]], axis=1))
+            clear[hit] = shapely.covered_by(lines, self.flyable)
         return clear | same
 
     def inside(self, p: FloatArray) -> FloatArray:
@@ -136,14 +136,23 @@ class PathFinder:
         out[blocked] = best
         return out
 
+    def _sees(self, p: FloatArray) -> np.ndarray:
+        """The corners in sight of ``p``. Corners are strictly inside, so a sight line that
+        touches the fence is blocked unless ``p`` itself lies on the fence (then the exact,
+        slower test decides)."""
+        n = len(self.nodes)
+        seen = np.flatnonzero(self.visible(np.repeat(p[None], n, 0), self.nodes, touching=False))
+        if len(seen):
+            return seen
+        return np.flatnonzero(self.visible(np.repeat(p[None], n, 0), self.nodes))
+
     def _core(self, a: FloatArray, b: FloatArray) -> FloatArray:
         if self.visible(a, b)[0]:
             return np.vstack([a, b])
         n = len(self.nodes)
         if n == 0:
             raise InfeasibleError(f"no flyable path from {_fmt(a)} to {_fmt(b)}")
-        va = np.flatnonzero(self.visible(np.repeat(a[None], n, 0), self.nodes))
-        vb = np.flatnonzero(self.visible(np.repeat(b[None], n, 0), self.nodes))
+        va, vb = self._sees(a), self._sees(b)
         if not len(va) or not len(vb):
             raise InfeasibleError(f"no flyable path from {_fmt(a)} to {_fmt(b)}")
         da = np.hypot(*(self.nodes[va] - a).T)
