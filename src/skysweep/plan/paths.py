@@ -33,7 +33,7 @@ class PathFinder:
         # a segment with an end in the region stays in it unless it meets the boundary: the
         # boundary's edges bucketed on a grid, each segment walked through its buckets
         x0, y0, x1, y1 = flyable.bounds
-        cell = max(20.0, float(np.sqrt((x1 - x0) * (y1 - y0) / 250_000)))
+        cell = max(20.0, float(np.sqrt((x1 - x0) * (y1 - y0) / 40_000)))
         self._fence = FenceField.build(flyable, cell_m=cell, reach_m=1e-3)
         self.nodes = _reflex_corners(inner)
         n = len(self.nodes)
