@@ -163,3 +163,29 @@ def test_a_drone_sent_home_early_flies_round_the_keep_out(small: Path, tmp_path:
     assert len(set(low)) >= 3
     assert summary.keep_out_breaches == 0 and summary.keep_in_breaches == 0
     assert summary.landed == 4 and summary.drones_lost == 0
+
+
+def test_a_drone_with_no_flyable_way_home_is_sent_home_straight(
+    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the return route cannot be found, the drone is not left out there: the refusal is
+    logged and its autopilot's own return brings it home."""
+    from skysweep.errors import InfeasibleError
+    from skysweep.plan.paths import PathFinder
+    from skysweep.sim.faults import parse_faults
+
+    plan = plan_mission(mission.load(small))
+    faults = parse_faults(
+        {"faults": [{"at_s": 200, "kind": "battery_sag", "fraction": 1.0, "capacity_factor": 0.4}]},
+        drone_ids=plan.mission.fleet.ids,
+    )
+
+    def no_path(self: PathFinder, a: object, b: object) -> None:
+        raise InfeasibleError("no flyable path (test)")
+
+    monkeypatch.setattr(PathFinder, "path", no_path)
+    with RunLog(tmp_path / "run.db", create=True) as log:
+        summary, _ = simulate(plan, log, seed=2, faults=faults)
+        unrouted = list(log.events("return_unrouted"))
+    assert unrouted and all("test" in e.data["reason"] for e in unrouted)
+    assert summary.landed == 4 and summary.drones_lost == 0

@@ -17,6 +17,7 @@ import shapely
 from numpy.typing import NDArray
 
 from skysweep.energy import RETURN_MARGIN, power_factor
+from skysweep.errors import InfeasibleError
 from skysweep.footprint import CoverageGrid
 from skysweep.link.base import Link
 from skysweep.plan.model import Leg, Plan, Sortie
@@ -239,7 +240,14 @@ class Orchestrator:
             )
         if going_home.any():
             home = np.flatnonzero(going_home)
-            commands.append((home, Command.START_MISSION, self._return_routes(fs, home)))
+            routed, straight = self._return_routes(fs, home, now_s, events)
+            if len(routed):
+                uploads_home = [(int(i), r) for i, r in routed]
+                commands.append(
+                    (np.array([i for i, _ in routed], np.intp), Command.START_MISSION, uploads_home)
+                )
+            if len(straight):
+                commands.append((np.array(straight, np.intp), Command.RETURN, []))
 
         self._monitor(fs, events, now_s)
         self.log.record(now_s, self._columns(fs))
@@ -255,19 +263,25 @@ class Orchestrator:
         self.done = bool(np.all(settled)) and not len(launch)
 
     def _return_routes(
-        self, fs: FleetState, drones: NDArray[np.intp]
-    ) -> list[tuple[int, NDArray[np.float64]]]:
+        self, fs: FleetState, drones: NDArray[np.intp], now_s: float, events: list[Event]
+    ) -> tuple[list[tuple[int, NDArray[np.float64]]], list[int]]:
         """Flyable routes home for ``drones``: at the search altitude round the keep-out zones
-        to the pad, then down onto it."""
+        to the pad, then down onto it. A drone with no flyable way home (logged) is left to
+        its autopilot's own return: better home straight than not at all."""
         alt = self.plan.mission.altitude_m
-        out = []
+        routed, straight = [], []
         for i in drones:
-            path = self._finder.path(fs.pos_m[i, :2], self.home[i])
+            try:
+                path = self._finder.path(fs.pos_m[i, :2], self.home[i])
+            except InfeasibleError as exc:
+                events.append(Event(now_s, "return_unrouted", self.ids[i], {"reason": str(exc)}))
+                straight.append(int(i))
+                continue
             route = np.column_stack([path[1:], np.full(len(path) - 1, alt)])
             route = np.vstack([route, [*self.home[i], 0.0]])
             self._return_items[i] = len(route)
-            out.append((int(i), route))
-        return out
+            routed.append((int(i), route))
+        return routed, straight
 
     def _current_leg(self, fs: FleetState) -> NDArray[np.int8]:
         """Kind of the leg each drone flies in AUTO: the leg into its current mission item."""
