@@ -16,13 +16,9 @@ from numpy.typing import NDArray
 from skysweep.geo import FloatArray
 
 
-def densify(xy: FloatArray, step_m: float) -> FloatArray:
-    """Points along a polyline (n, 2) no more than ``step_m`` apart, vertices included."""
-    return densify_with_vertices(xy, step_m)[0]
-
-
 def densify_with_vertices(xy: FloatArray, step_m: float) -> tuple[FloatArray, NDArray[np.intp]]:
-    """:func:`densify`, and where each original vertex stands in the result."""
+    """Points along a polyline (n, 2) no more than ``step_m`` apart, vertices included, and
+    where each original vertex stands in the result."""
     if len(xy) < 2:
         return xy[:, :2].copy(), np.arange(len(xy))
     seg = np.diff(xy[:, :2], axis=0)

@@ -518,6 +518,29 @@ def _sweep_len(
     return (cum[base + f] - before) / swath + turn
 
 
+@njit(cache=True, inline="always")
+def _cost(
+    airborne: bool,
+    x: float,
+    y: float,
+    d: float,
+    sweep: float,
+    px: float,
+    py: float,
+    pd: float,
+    used: float,
+    f: FloatArray,
+) -> tuple[float, float]:  # pragma: no cover - compiled
+    """(time, battery) a drone with constants ``f`` (a row of ``drone_f``) adds to fly to
+    (x, y), ``d`` metres from home, sweep ``sweep`` metres and be back there: from the pad on a
+    new sortie, else from (px, py), ``pd`` from home, with ``used`` of its battery gone."""
+    v, vert_s, vert_e, pf, head = f[0], f[3], f[4], f[5], f[6]
+    if airborne:
+        hop = math.sqrt((x - px) ** 2 + (y - py) ** 2)
+        return (hop + sweep + d - pd) / v, used + ((hop + sweep) * pf + (d - pd) * head) / v
+    return vert_s + (2 * d + sweep) / v, vert_e + ((d + sweep) * pf + d * head) / v
+
+
 @njit(cache=True)
 def _greedy_kernel(
     offset: NDArray[np.int64],
@@ -549,22 +572,18 @@ def _greedy_kernel(
         base = offset[k]
         turn = turn_m[k]
         while True:
-            v, sw, budget = drone_f[p, 0], drone_f[p, 1], drone_f[p, 2]
-            vert_s, vert_e, pf, head = drone_f[p, 3], drone_f[p, 4], drone_f[p, 5], drone_f[p, 6]
+            sw, budget = drone_f[p, 1], drone_f[p, 2]
             sweep = _sweep_len(cum, base, f, f, sw, turn)
             x, y, d = xs[base + f], ys[base + f], dist[base + f]
             if airborne:
-                hop = math.sqrt((x - px) ** 2 + (y - py) ** 2)
-                t = (hop + sweep + d - pd) / v
-                e = used + ((hop + sweep) * pf + (d - pd) * head) / v
+                t, e = _cost(True, x, y, d, sweep, px, py, pd, used, drone_f[p])
                 if t <= rem and e <= budget:
                     break
                 # land, swap the battery, try again from the pad
                 rem -= drone_f[p, 7]
                 airborne = False
                 used = 0.0
-            t = vert_s + (2 * d + sweep) / v
-            e = vert_e + ((d + sweep) * pf + d * head) / v
+            t, e = _cost(False, x, y, d, sweep, px, py, pd, used, drone_f[p])
             if t <= rem and e <= budget:
                 break
             p += 1
@@ -576,21 +595,14 @@ def _greedy_kernel(
             sortie = 0
         if not airborne:
             sortie += 1
-        v, sw, budget = drone_f[p, 0], drone_f[p, 1], drone_f[p, 2]
-        vert_s, vert_e, pf, head = drone_f[p, 3], drone_f[p, 4], drone_f[p, 5], drone_f[p, 6]
+        sw, budget = drone_f[p, 1], drone_f[p, 2]
         # the farthest-in first bin this drone can still take, by bisection
         lo, hi = 0, f
         while True:
             mid = (lo + hi) // 2 if lo < hi else lo
             sweep = _sweep_len(cum, base, mid, f, sw, turn)
             x, y, d = xs[base + mid], ys[base + mid], dist[base + mid]
-            if airborne:
-                hop = math.sqrt((x - px) ** 2 + (y - py) ** 2)
-                t = (hop + sweep + d - pd) / v
-                e = used + ((hop + sweep) * pf + (d - pd) * head) / v
-            else:
-                t = vert_s + (2 * d + sweep) / v
-                e = vert_e + ((d + sweep) * pf + d * head) / v
+            t, e = _cost(airborne, x, y, d, sweep, px, py, pd, used, drone_f[p])
             if lo >= hi:
                 break
             if t <= rem and e <= budget:

@@ -49,7 +49,7 @@ from skysweep.plan.lanes import sweep_route
 from skysweep.plan.metrics import coverage_fraction, launch_slots, lower_bound_s
 from skysweep.plan.model import Plan, PlanMetrics, Sortie
 from skysweep.plan.paths import PathFinder
-from skysweep.plan.sorties import Airframe, cut_sorties
+from skysweep.plan.sorties import fly_routes
 
 #: Clipped pieces of a leg shorter than this (metres) are dropped: the neighbouring legs see them.
 MIN_PIECE_M = 1.0
@@ -492,32 +492,15 @@ def plan_pattern(mission: Mission) -> Plan:
     fleet = mission.fleet
     launch = launch_slots(mission)
     pads = mission.pad_xy_m
-    wind = mission.wind_vector_mps
     sorties: list[Sortie] = []
     cells: list[shapely.Geometry] = [shapely.Polygon()] * len(fleet)
     finish = launch.copy()
     for i, route in assign_portions(mission, track, launch, finder):
         cells[i] = shapely.LineString(route).buffer(float(fleet.swath_m[i]) / 2)
-        frame = Airframe(
-            fleet.ids[i],
-            float(fleet.speed_mps[i]),
-            float(fleet.endurance_s[i]),
-            float(fleet.climb_mps[i]),
-        )
-        legs = cut_sorties(
-            route,
-            pads[i],
-            mission.altitude_m,
-            frame,
-            wind,
-            mission.safety.battery_reserve,
-            finder,
-        )
-        t = float(launch[i])
-        for number, leg in enumerate(legs, start=1):
-            sorties.append(Sortie(i, number, t, leg.path, leg.legs, leg.duration_s, leg.energy))
-            finish[i] = t + leg.duration_s
-            t += leg.duration_s + float(fleet.swap_s[i])
+        flown = fly_routes(mission, i, [route], finder, float(launch[i]), 1, pads[i])
+        sorties += flown
+        if flown:
+            finish[i] = flown[-1].land_s
     coverage, _ = coverage_fraction(
         samples, [(s.sweep_xy, float(fleet.swath_m[s.drone]) / 2) for s in sorties]
     )

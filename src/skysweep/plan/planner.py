@@ -13,7 +13,7 @@ from skysweep.plan.lanes import sweep_route
 from skysweep.plan.metrics import coverage_fraction, launch_slots, lower_bound_s
 from skysweep.plan.model import Plan, PlanMetrics, Sortie
 from skysweep.plan.paths import PathFinder
-from skysweep.plan.sorties import Airframe, cut_sorties
+from skysweep.plan.sorties import fly_routes
 
 
 def plan_mission(mission: Mission) -> Plan:
@@ -58,7 +58,6 @@ def _route_all(
     """Sorties for every drone: each allocated sortie's stretches swept in order, joined by
     flyable hops, cut again to battery size if the estimate was short; swaps in between."""
     fleet = mission.fleet
-    wind = mission.wind_vector_mps
     pads = mission.pad_xy_m
     flights: dict[tuple[int, int], list[FloatArray]] = {}
     for stretch in allocation.stretches:
@@ -72,32 +71,11 @@ def _route_all(
     clock = launch.copy()
     number = np.zeros(len(fleet), int)
     for (i, _), routes in sorted(flights.items()):
-        joined = [routes[0]]
-        for route in routes[1:]:
-            hop = finder.path(joined[-1][-1], route[0])
-            joined += [hop[1:-1], route]
-        frame = Airframe(
-            fleet.ids[i],
-            float(fleet.speed_mps[i]),
-            float(fleet.endurance_s[i]),
-            float(fleet.climb_mps[i]),
-        )
-        legs = cut_sorties(
-            np.vstack(joined),
-            pads[i],
-            mission.altitude_m,
-            frame,
-            wind,
-            mission.safety.battery_reserve,
-            finder,
-        )
-        for leg in legs:
-            number[i] += 1
-            t = float(clock[i])
-            sorties.append(
-                Sortie(i, int(number[i]), t, leg.path, leg.legs, leg.duration_s, leg.energy)
-            )
-            clock[i] = t + leg.duration_s + float(fleet.swap_s[i])
+        flown = fly_routes(mission, i, routes, finder, float(clock[i]), number[i] + 1, pads[i])
+        if flown:
+            sorties += flown
+            number[i] = flown[-1].number
+            clock[i] = flown[-1].land_s + float(fleet.swap_s[i])
     return sorties
 
 

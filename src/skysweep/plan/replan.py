@@ -29,7 +29,7 @@ from skysweep.mission import Mission
 from skysweep.plan.metrics import coverage_fraction
 from skysweep.plan.model import Leg, Plan, PlanMetrics, Sortie
 from skysweep.plan.paths import PathFinder
-from skysweep.plan.sorties import Airframe, cut_sorties
+from skysweep.plan.sorties import fly_routes
 
 #: Orphaned work is cut into chunks of about this many seconds of sweeping: small enough to
 #: spread over many drones, large enough that transits stay a small share.
@@ -263,38 +263,11 @@ def _sorties(
     pads: FloatArray,
 ) -> list[Sortie]:
     m = plan.mission
-    fleet = m.fleet
     out: list[Sortie] = []
     for i, work in sorted(works.items()):
         out.extend(work.kept)
-        routes = given.get(i, [])
-        if not routes:
-            continue
-        joined = [routes[0]]
-        for r in routes[1:]:
-            hop = finder.path(joined[-1][-1], r[0])
-            joined += [hop[1:-1], r]
-        frame = Airframe(
-            fleet.ids[i],
-            float(fleet.speed_mps[i]),
-            float(fleet.endurance_s[i]),
-            float(fleet.climb_mps[i]),
-        )
-        legs = cut_sorties(
-            np.vstack(joined),
-            pads[i],
-            m.altitude_m,
-            frame,
-            m.wind_vector_mps,
-            m.safety.battery_reserve,
-            finder,
-        )
         number = max([s.number for s in plan.of_drone(i)], default=0)
-        clock = work.free_s
-        for leg in legs:
-            number += 1
-            out.append(Sortie(i, number, clock, leg.path, leg.legs, leg.duration_s, leg.energy))
-            clock += leg.duration_s + float(fleet.swap_s[i])
+        out += fly_routes(m, i, given.get(i, []), finder, work.free_s, number + 1, pads[i])
     out.sort(key=lambda s: (s.drone, s.number))
     return out
 

@@ -16,7 +16,8 @@ from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError
 from skysweep.footprint import densify_with_vertices
 from skysweep.geo import FloatArray
-from skysweep.plan.model import Leg
+from skysweep.mission import Mission
+from skysweep.plan.model import Leg, Sortie
 from skysweep.plan.paths import PathFinder
 
 #: Candidate points where a sortie may end, at most this far apart along the route (metres).
@@ -145,3 +146,47 @@ def _assemble(
     horizontal = float(np.hypot(*np.diff(flat, axis=0).T).sum())
     duration = horizontal / frame.speed_mps + 2.0 * altitude_m / frame.climb_mps
     return FlightLeg(path, np.array(kinds, np.int8), duration, energy_cs / frame.endurance_s)
+
+
+def fly_routes(
+    mission: Mission,
+    drone: int,
+    routes: list[FloatArray],
+    finder: PathFinder,
+    start_s: float,
+    first_number: int = 1,
+    pad_xy: FloatArray | None = None,
+) -> list[Sortie]:
+    """``drone``'s sorties for sweeping ``routes`` in order, joined by flyable hops and cut to
+    its battery: the first launches at ``start_s`` and is numbered ``first_number``, each next
+    one after a battery swap. ``pad_xy`` saves recomputing ``mission.pad_xy_m``."""
+    fleet = mission.fleet
+    routes = [r for r in routes if len(r)]
+    if not routes:
+        return []
+    joined = [routes[0]]
+    for route in routes[1:]:
+        hop = finder.path(joined[-1][-1], route[0])
+        joined += [hop[1:-1], route]
+    frame = Airframe(
+        fleet.ids[drone],
+        float(fleet.speed_mps[drone]),
+        float(fleet.endurance_s[drone]),
+        float(fleet.climb_mps[drone]),
+    )
+    pad = mission.pad_xy_m[drone] if pad_xy is None else pad_xy
+    legs = cut_sorties(
+        np.vstack(joined),
+        pad,
+        mission.altitude_m,
+        frame,
+        mission.wind_vector_mps,
+        mission.safety.battery_reserve,
+        finder,
+    )
+    out = []
+    t = start_s
+    for number, leg in enumerate(legs, start=first_number):
+        out.append(Sortie(drone, number, t, leg.path, leg.legs, leg.duration_s, leg.energy))
+        t += leg.duration_s + float(fleet.swap_s[drone])
+    return out
