@@ -152,6 +152,7 @@ def test_defaults() -> None:
         "geofence_margin_m": 10.0,
         "battery_reserve": 0.2,
         "lost_link_timeout_s": 10.0,
+        "max_altitude_m": 120.0,
     }
     assert spec.weather.wind_mps == 0.0 and spec.weather.wind_from_deg == 0.0
     np.testing.assert_array_equal(m.wind_vector_mps, [0.0, 0.0])
@@ -964,3 +965,10 @@ def test_random_simple_polygons_load_with_positive_area(
     assert m.area.contains(shapely.Point(m.sites[0].xy_m))
     # the local frame is centred on the area's bounding box
     assert abs(m.frame.lon0 - lon0) < 0.06 and abs(m.frame.lat0 - lat0) < 0.06
+
+
+def test_search_altitude_above_the_ceiling_is_refused() -> None:
+    data = minimal()
+    data["search"] = {"altitude_m": 150}
+    with pytest.raises(MissionError, match="max_altitude_m"):
+        parse(data, source=SRC)

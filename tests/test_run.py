@@ -158,7 +158,11 @@ def test_a_drone_sent_home_early_flies_round_the_keep_out(small: Path, tmp_path:
     )
     with RunLog(tmp_path / "run.db", create=True) as log:
         summary, truth = simulate(plan, log, seed=2, faults=faults)
-        low = [e.drone for e in log.events("low_battery")]
+        low = [
+            e.drone
+            for e in log.events("failsafe")
+            if e.data["action"] == "HOME" and "battery" in e.data["why"]
+        ]
     assert truth.faults_injected == 1
     assert len(set(low)) >= 3
     assert summary.keep_out_breaches == 0 and summary.keep_in_breaches == 0

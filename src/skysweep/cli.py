@@ -24,6 +24,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from skysweep import mission as mission_mod
 from skysweep.errors import SkysweepError
 from skysweep.plan import Plan, plan_mission
+from skysweep.runtime.commands import OperatorCommand
 from skysweep.runtime.modes import FlightMode
 from skysweep.runtime.orchestrator import Orchestrator
 from skysweep.runtime.simulate import simulate
@@ -119,7 +120,12 @@ def _table(title: str, rows: dict[str, Any]) -> None:
 
 
 def _fly(
-    p: Plan, log_path: Path, seed: int, show_progress: bool, faults: Sequence[Fault] = ()
+    p: Plan,
+    log_path: Path,
+    seed: int,
+    show_progress: bool,
+    faults: Sequence[Fault] = (),
+    commands: Sequence[OperatorCommand] = (),
 ) -> dict[str, Any]:
     with RunLog(log_path, create=True) as log:
         log.set_meta("mission", json.loads(mission_mod.to_json(p.mission.spec)))
@@ -129,7 +135,7 @@ def _fly(
         log.set_meta("faults", [f.model_dump() for f in faults])
         expected = max(s.land_s for s in p.sorties)
         if not show_progress:
-            summary, truth = simulate(p, log, seed=seed, faults=faults)
+            summary, truth = simulate(p, log, seed=seed, faults=faults, commands=commands)
         else:
             with Progress(
                 TextColumn("[bold]flying[/]"),
@@ -151,7 +157,9 @@ def _fly(
                             f"covered {o.coverage.fraction:6.1%}",
                         )
 
-                summary, truth = simulate(p, log, seed=seed, progress=update, faults=faults)
+                summary, truth = simulate(
+                    p, log, seed=seed, progress=update, faults=faults, commands=commands
+                )
                 bar.update(task, completed=expected)
     return {**summary.as_dict(), **truth.as_dict()}
 
@@ -179,6 +187,13 @@ def sim(
         Path | None,
         typer.Option("--faults", help="Fault schedule (YAML, see docs/faults.md) to inject."),
     ] = None,
+    commands: Annotated[
+        Path | None,
+        typer.Option(
+            "--commands",
+            help="Operator commands to give at set times (YAML, see docs/operations.md).",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the figures as one JSON object.")
     ] = False,
@@ -187,18 +202,60 @@ def sim(
 
     The simulator has wind gusts, battery sag, GPS noise, a camera that detects the mission's
     simulated search objects, and onboard separation between drones (see docs/faults.md).
+    While it flies, `skysweep command LOG ...` from another terminal reaches it.
     """
+    from skysweep.runtime.commands import load_script
     from skysweep.sim.faults import load_faults
 
     m = mission_mod.load(mission)
     schedule = load_faults(faults, m.fleet.ids) if faults is not None else []
+    script = load_script(commands, m.fleet.ids) if commands is not None else []
     p, _ = _plan(mission)
-    summary = _fly(p, log, seed, show_progress=not as_json, faults=schedule)
+    summary = _fly(p, log, seed, show_progress=not as_json, faults=schedule, commands=script)
     if as_json:
         print(json.dumps(summary))
     else:
         _table("flight", summary)
         out.print(f"run log written to {log}")
+
+
+@app.command()
+@_user_errors
+def command(
+    run: Annotated[Path, typer.Argument(help="Run log of the mission in flight (--log of sim).")],
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="pause, resume, home, land, add_keep_out, remove_keep_out or abort.",
+            metavar="COMMAND",
+        ),
+    ],
+    drone: Annotated[
+        list[str] | None,
+        typer.Option("--drone", help="A drone's fleet id (repeat for more); default all."),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Keep-out zone name.")] = None,
+    geojson: Annotated[
+        Path | None,
+        typer.Option("--geojson", help="The new keep-out zone: a GeoJSON Polygon file (lon/lat)."),
+    ] = None,
+) -> None:
+    """Give an operator command to a mission in flight: it is queued in the run log and carried
+    out, and logged with its result, on the orchestrator's next tick."""
+    from skysweep.runtime.commands import parse_command
+
+    data: dict[str, Any] = {"command": kind.replace("-", "_")}
+    if drone:
+        data["drones"] = list(drone)
+    if name is not None:
+        data["name"] = name
+    if geojson is not None:
+        data["geometry"] = mission_mod.read_yaml(geojson)
+    with RunLog(run) as log:
+        ids = log.meta("drones")
+        cmd = parse_command(data, "command", ids)
+        number = log.post_command(cmd.command, cmd.args())
+    out.print(f"command {number} ({cmd.command}) queued in {run}")
 
 
 @app.command()

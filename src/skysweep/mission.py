@@ -258,6 +258,9 @@ class SafetySpec(_Spec):
     geofence_margin_m: float = Field(default=10.0, ge=0)
     battery_reserve: float = Field(default=0.2, ge=0, lt=1)
     lost_link_timeout_s: float = Field(default=10.0, gt=0)
+    max_altitude_m: float = Field(default=120.0, gt=0, le=500)
+    """Ceiling of the altitude band, metres above the launch site: the safety kernel refuses
+    any commanded waypoint above it (120 m is the usual legal ceiling for small drones)."""
 
 
 class WeatherSpec(_Spec):
@@ -313,6 +316,15 @@ class MissionSpec(_Spec):
     @classmethod
     def _keep_in(cls, value: Any, info: ValidationInfo) -> GeoJSON | None:
         return None if value is None else _geometry(value, info)
+
+    @model_validator(mode="after")
+    def _altitude_in_band(self) -> MissionSpec:
+        if self.search.altitude_m > self.safety.max_altitude_m:
+            raise ValueError(
+                f"search.altitude_m ({self.search.altitude_m:g}) is above "
+                f"safety.max_altitude_m ({self.safety.max_altitude_m:g})"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------------------------
@@ -689,3 +701,17 @@ def to_json(spec: MissionSpec) -> str:
 def from_json(text: str, source: str = "<run log>") -> Mission:
     """Rebuild a mission saved with :func:`to_json`."""
     return parse(json.loads(text), source=source)
+
+
+def zone_from_geojson(mission: Mission, raw: Any, source: str = "<zone>") -> shapely.Geometry:
+    """A keep-out zone given as GeoJSON (lon/lat: a Polygon or MultiPolygon, a Feature or a
+    FeatureCollection of them) in ``mission``'s local metres; a :class:`MissionError` naming
+    ``source`` if it is not one."""
+    try:
+        geom = _check_polygonal(_polygonal_from_geojson(raw, source))
+        local = mission.frame.geom_to_local(shapely.geometry.shape(geom))
+    except (ValueError, TypeError) as exc:
+        raise MissionError(source, "", str(exc)) from None
+    if not local.is_valid or local.is_empty:
+        raise MissionError(source, "", f"not a valid polygon: {shapely.is_valid_reason(local)}")
+    return local

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from skysweep.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -32,6 +32,12 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_kind ON events(kind);
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    args TEXT NOT NULL,
+    taken INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS telemetry (
     tick INTEGER PRIMARY KEY,
     t_s REAL NOT NULL,
@@ -119,6 +125,31 @@ class RunLog:
             args = (kind,)
         for t_s, k, drone, data in self.db.execute(sql + " ORDER BY id", args):
             yield Event(t_s, k, drone, json.loads(data))
+
+    # -- operator commands -------------------------------------------------------------------
+
+    def post_command(self, kind: str, args: dict[str, Any]) -> int:
+        """Queue an operator command for the orchestrator flying this run (from any process);
+        returns its number."""
+        try:
+            cur = self.db.execute(
+                "INSERT INTO commands(kind, args) VALUES (?, ?)", (kind, json.dumps(args))
+            )
+            self.db.commit()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot queue the command ({exc})") from None
+        return int(cur.lastrowid or 0)
+
+    def take_commands(self) -> list[tuple[int, str, dict[str, Any]]]:
+        """Operator commands not taken yet, oldest first; they are marked taken."""
+        rows = self.db.execute(
+            "SELECT id, kind, args FROM commands WHERE taken = 0 ORDER BY id"
+        ).fetchall()
+        if rows:
+            self.db.execute(
+                f"UPDATE commands SET taken = 1 WHERE id <= {int(rows[-1][0])} AND taken = 0"
+            )
+        return [(int(i), str(k), json.loads(a)) for i, k, a in rows]
 
     # -- telemetry ---------------------------------------------------------------------------
 

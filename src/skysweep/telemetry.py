@@ -34,6 +34,7 @@ class Command(IntEnum):
     LAND = 2
     HOLD = 3
     SWAP_BATTERY = 4  # ground crew: a fresh pack on a landed drone
+    RESUME = 5  # go on with the uploaded mission from the item it was flying to
 
 
 @dataclass

@@ -48,6 +48,9 @@ class Progress:
 
     now_s: float
     tracks: Mapping[int, FloatArray] = field(default_factory=dict)
+    in_air: Mapping[int, int] = field(default_factory=dict)
+    """Drone → number of the sortie it is flying now, if the runtime knows: that sortie is
+    still under way even if the plan had it landed by now (the flight ran late)."""
 
 
 @dataclass(frozen=True)
@@ -67,16 +70,20 @@ def replan(
     lost: Sequence[int] = (),
     new_keep_out: Sequence[shapely.Geometry] = (),
     added_drones: Sequence[int] = (),
+    cut_short: Sequence[int] = (),
 ) -> Plan:
     """A new plan for the area not yet swept (see the module docstring).
 
-    ``lost`` and ``added_drones`` are fleet indices; an added drone is one of the mission's
-    fleet that had no work (a reserve on the ground) and now takes part. ``new_keep_out`` are
-    polygons in local metres. Raises :class:`InfeasibleError` when nobody is left to fly.
+    ``lost``, ``added_drones`` and ``cut_short`` are fleet indices; an added drone is one of
+    the mission's fleet that had no work (a reserve on the ground) and now takes part; a drone
+    cut short is on its way home before its sortie is done (its battery ran low, an operator
+    recalled it): the rest of that sortie is handed on, its later sorties are kept. ``new_keep_out``
+    are polygons in local metres. Raises :class:`InfeasibleError` when nobody is left to fly.
     """
     m = plan.mission
     fleet = m.fleet
     lost_set = {int(i) for i in lost}
+    cut = {int(i) for i in cut_short}
     for i in [*lost_set, *added_drones]:
         if not 0 <= int(i) < len(fleet):
             raise InfeasibleError(f"replan: no drone {i} in a fleet of {len(fleet)}")
@@ -97,15 +104,16 @@ def replan(
         by_drone.setdefault(sortie.drone, []).append(sortie)
     for i in range(len(fleet)):
         track = progress.tracks.get(i)
-        ahead = _ahead(by_drone.get(i, []), track, now)
+        ahead = _ahead(by_drone.get(i, []), track, now, progress.in_air.get(i))
         if i in lost_set:
             orphans.extend(piece for _, rest in ahead for piece in _clip(rest, blocked))
             continue
         kept: list[Sortie] = []
         home_s = now
         for sortie, rest in ahead:
-            crosses = blocked is not None and bool(
-                shapely.intersects(shapely.LineString(sortie.path[:, :2]), blocked)
+            crosses = (i in cut and sortie.launch_s <= now) or (
+                blocked is not None
+                and bool(shapely.intersects(shapely.LineString(sortie.path[:, :2]), blocked))
             )
             if not crosses:
                 kept.append(sortie)
@@ -158,13 +166,13 @@ def _share_with(
 
 
 def _ahead(
-    sorties: Sequence[Sortie], track: FloatArray | None, now: float
+    sorties: Sequence[Sortie], track: FloatArray | None, now: float, in_air: int | None = None
 ) -> list[tuple[Sortie, FloatArray]]:
     """Every sortie not yet flown, with the part of its sweep still to sweep: all of it for
     one not launched, the rest after where the track ends for the one in the air."""
     out = []
     for s in sorties:
-        if s.land_s <= now:
+        if s.land_s <= now and s.number != in_air:
             continue
         sweep = s.sweep_xy
         if s.launch_s <= now and track is not None and len(track) and len(sweep) >= 2:

@@ -1,4 +1,31 @@
-"""Each drone's flight mode, derived from telemetry and its sortie's leg kinds (vectorised)."""
+"""Each drone's flight mode, derived from telemetry and its sortie's leg kinds (vectorised).
+
+:data:`MODE_MACHINE` holds the mode changes a drone can really make between two ticks (0.5 s)
+when its mode is derived from telemetry. Ticks can miss a short state, so it is not the
+minimal chain of a nominal flight. Staying in a mode is always allowed.
+
+============  =====================================================================
+from          to
+============  =====================================================================
+IDLE          TAKEOFF, LANDED, LOST
+TAKEOFF       TRANSIT, SWEEP, RETURN, LANDING, LANDED, HOLD, LOST
+TRANSIT       SWEEP, RETURN, LANDING, HOLD, LOST
+SWEEP         TRANSIT, RETURN, LANDING, HOLD, LOST
+RETURN        LANDING, LANDED, HOLD, LOST
+LANDING       LANDED, HOLD, LOST
+LANDED        TAKEOFF, LOST
+HOLD          TAKEOFF, TRANSIT, SWEEP, RETURN, LANDING, LANDED, LOST
+LOST          every other mode (link restored: whatever the telemetry says)
+============  =====================================================================
+
+- RETURN never goes back to TRANSIT or SWEEP: a drone sent home does not resume work on its
+  own. An operator's resume goes through HOLD.
+- IDLE → LANDED: the runtime marks a drone ``flown`` when it sends the launch, and
+  :func:`derive` calls a flown drone on the ground LANDED; a real autopilot takes longer than
+  a tick to arm and lift off, or misses the command.
+- HOLD → TAKEOFF: a drone held during its climb and then resumed climbs on.
+- Nothing is terminal: a drone can always fly again.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from skysweep.plan.model import Leg
+from skysweep.statemachine import StateMachine
 from skysweep.telemetry import AutopilotMode, FleetState
 
 
@@ -34,6 +62,44 @@ _LEG_MODE = np.array(
     np.int8,
 )
 assert list(range(5)) == [Leg.CLIMB, Leg.TRANSIT, Leg.SWEEP, Leg.RETURN, Leg.DESCEND]
+
+_F = FlightMode
+
+#: The mode changes a drone can make between two ticks (table in the module docstring).
+MODE_MACHINE = StateMachine(
+    "flight mode",
+    FlightMode,
+    {
+        _F.IDLE: {_F.TAKEOFF, _F.LANDED, _F.LOST},
+        _F.TAKEOFF: {
+            _F.TRANSIT,
+            _F.SWEEP,
+            _F.RETURN,
+            _F.LANDING,
+            _F.LANDED,
+            _F.HOLD,
+            _F.LOST,
+        },
+        _F.TRANSIT: {_F.SWEEP, _F.RETURN, _F.LANDING, _F.HOLD, _F.LOST},
+        _F.SWEEP: {_F.TRANSIT, _F.RETURN, _F.LANDING, _F.HOLD, _F.LOST},
+        # home-bound: never back to work without an operator (who resumes through HOLD)
+        _F.RETURN: {_F.LANDING, _F.LANDED, _F.HOLD, _F.LOST},
+        _F.LANDING: {_F.LANDED, _F.HOLD, _F.LOST},
+        _F.LANDED: {_F.TAKEOFF, _F.LOST},
+        _F.HOLD: {
+            _F.TAKEOFF,
+            _F.TRANSIT,
+            _F.SWEEP,
+            _F.RETURN,
+            _F.LANDING,
+            _F.LANDED,
+            _F.LOST,
+        },
+        # the link is back: the drone is in whatever mode its telemetry says
+        _F.LOST: set(FlightMode) - {_F.LOST},
+    },
+    initial=FlightMode.IDLE,
+)
 
 
 def derive(

@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 import shapely
 
+from skysweep.errors import InfeasibleError
 from skysweep.fence import FenceField
 from skysweep.link.sim import SimLink
 from skysweep.mission import Mission
 from skysweep.plan.model import Plan
 from skysweep.runtime.clock import SimClock
+from skysweep.runtime.commands import OperatorCommand
 from skysweep.runtime.orchestrator import Orchestrator, RunSummary
 from skysweep.sim.faults import Fault
 from skysweep.sim.sensor import SensorParams, Targets, place_targets
@@ -136,11 +138,20 @@ def simulate(
     tick_s: float = 0.5,
     progress: Callable[[Orchestrator], None] | None = None,
     faults: Sequence[Fault] = (),
+    commands: Sequence[OperatorCommand] = (),
 ) -> tuple[RunSummary, SimTruth]:
-    """Fly ``plan`` in the simulator, faster than real time, logging to ``log``."""
+    """Fly ``plan`` in the simulator, faster than real time, logging to ``log``; ``commands``
+    are operator commands given at their ``at_s``."""
     world = sim_world(plan, seed, faults)
     orch = Orchestrator(plan, SimLink(world), log, tick_s=tick_s)
-    summary = orch.run(SimClock(), progress=progress)
+    problems = orch.authorise(0.0)
+    if problems:
+        shown = "; ".join(problems[:5]) + (
+            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        )
+        raise InfeasibleError(f"pre-flight checks failed: {shown}")
+    script = [(c.at_s, c.command, c.args()) for c in commands]
+    summary = orch.run(SimClock(), progress=progress, script=script)
     truth = score(world)
     log.set_meta("sim_truth", truth.as_dict())
     return summary, truth

@@ -205,6 +205,11 @@ class World:
             self.seq[ok] = 0
             self._leg_from[ok] = self.pos[ok]
             self._leg_from[ok, :2] += self.nav_err[ok]
+        elif cmd is Command.RESUME:
+            ok = drones[(self._wp_count[drones] > 0) & (self.mode[drones] != AutopilotMode.STANDBY)]
+            self.mode[ok] = AutopilotMode.AUTO
+            self._leg_from[ok] = self.pos[ok]
+            self._leg_from[ok, :2] += self.nav_err[ok]
         elif cmd is Command.RETURN:
             self.mode[drones] = AutopilotMode.RTL
         elif cmd is Command.LAND:

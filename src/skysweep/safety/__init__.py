@@ -1,0 +1,1 @@
+"""Safety decisions: pure, vectorised functions of the fleet's state and the clock."""

@@ -1,0 +1,267 @@
+"""A mission in flight: the operator's commands, re-planning when a drone is lost, the lifecycle
+and pre-flight checks — flown end to end in the simulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import shapely
+from test_run import SMALL
+from typer.testing import CliRunner
+
+from skysweep import mission
+from skysweep.cli import app
+from skysweep.errors import InfeasibleError, MissionError, TransitionError
+from skysweep.link.sim import SimLink
+from skysweep.plan import Plan, plan_mission
+from skysweep.runtime.commands import OperatorCommand, parse_command
+from skysweep.runtime.modes import FlightMode
+from skysweep.runtime.orchestrator import Orchestrator
+from skysweep.runtime.simulate import sim_world, simulate
+from skysweep.sim.faults import parse_faults
+from skysweep.store import Event, RunLog
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    path = tmp_path_factory.mktemp("ops") / "small.yaml"
+    path.write_text(SMALL)
+    return plan_mission(mission.load(path))
+
+
+def _fly(
+    plan: Plan,
+    db: Path,
+    commands: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    faults: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    watch: Any = None,
+) -> tuple[dict[str, Any], list[Event]]:
+    cmds = [OperatorCommand.model_validate(c) for c in commands]
+    schedule = parse_faults({"faults": list(faults)}, drone_ids=plan.mission.fleet.ids)
+    with RunLog(db, create=True) as log:
+        summary, truth = simulate(plan, log, seed=3, faults=schedule, commands=cmds, progress=watch)
+        events = list(log.events())
+    return {**summary.as_dict(), **truth.as_dict()}, events
+
+
+def _kinds(events: list[Event], kind: str) -> list[Event]:
+    return [e for e in events if e.kind == kind]
+
+
+def test_pause_holds_everyone_and_resume_finishes_the_search(plan: Plan, tmp_path: Path) -> None:
+    held_modes: list[np.ndarray] = []
+
+    def watch(o: Orchestrator) -> None:
+        if 160.0 <= o.t_s <= 240.0:
+            held_modes.append(o.mode.copy())
+
+    figures, events = _fly(
+        plan,
+        tmp_path / "r.db",
+        [{"command": "pause", "at_s": 150}, {"command": "resume", "at_s": 240}],
+        watch=watch,
+    )
+    ops = _kinds(events, "operator")
+    assert [e.data["command"] for e in ops] == ["pause", "resume"]
+    assert all(e.data["result"].startswith("ok") for e in ops)
+    # a few seconds after the pause every airborne drone hovers
+    later = [m for m in held_modes[20:]]
+    air = [m[np.isin(m, (FlightMode.TRANSIT, FlightMode.SWEEP))] for m in later]
+    assert all(len(a) == 0 for a in air)
+    assert any(np.any(m == FlightMode.HOLD) for m in later)
+    assert not [e for e in _kinds(events, "launch") if 150 < e.t_s < 240]
+    assert figures["state"] == "COMPLETE"
+    assert figures["covered_fraction"] >= 0.99
+    assert figures["keep_out_breaches"] == 0 and figures["landed"] == 4
+
+
+def test_home_and_land_recall_drones_for_good(plan: Plan, tmp_path: Path) -> None:
+    ids = plan.mission.fleet.ids
+    figures, events = _fly(
+        plan,
+        tmp_path / "r.db",
+        [
+            {"command": "land", "at_s": 120, "drones": [ids[0]]},
+            {"command": "home", "at_s": 130, "drones": [ids[1]]},
+        ],
+    )
+    assert [e.data["result"] for e in _kinds(events, "operator")] == ["ok: 1 airborne"] * 2
+    landed = {e.drone: e for e in _kinds(events, "landed")}
+    assert ids[0] in landed and ids[1] in landed
+    # neither flies again, and the others hand on nothing they did not have to
+    assert not [e for e in _kinds(events, "launch") if e.drone in ids[:2] and e.t_s > 120]
+    # the one told to land came down where it was, not on its pad
+    assert figures["keep_out_breaches"] == 0 and figures["keep_in_breaches"] == 0
+
+
+def test_a_lost_drone_is_replanned_at_once_and_the_mission_is_degraded(
+    plan: Plan, tmp_path: Path
+) -> None:
+    victim = plan.mission.fleet.ids[2]
+    figures, events = _fly(
+        plan, tmp_path / "r.db", faults=[{"at_s": 200, "kind": "drone_lost", "drone": victim}]
+    )
+    lost = _kinds(events, "lost")
+    replans = _kinds(events, "replan")
+    assert [e.drone for e in lost] == [victim]
+    assert replans and victim in replans[0].data["reason"]
+    # the work is handed on in the tick the loss is declared
+    assert replans[0].t_s - lost[0].t_s <= 2.0
+    assert figures["health"] == "DEGRADED" and any(victim in r for r in figures["reasons"])
+    assert figures["drones_lost"] == 1
+    assert figures["covered_fraction"] >= 0.99
+    assert not [e for e in _kinds(events, "launch") if e.drone == victim and e.t_s > 200]
+
+
+def test_a_new_keep_out_zone_reroutes_the_fleet(plan: Plan, tmp_path: Path) -> None:
+    m = plan.mission
+    # a zone across the middle of the area, where drones are sweeping at the time
+    x0, y0, x1, y1 = m.searchable.bounds
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 250
+    zone_local = shapely.box(cx - 300, cy - 60, cx + 300, cy + 60).difference(
+        m.keep_out[0].geometry.buffer(30)
+    )
+    zone_ll = m.frame.geom_to_lonlat(zone_local)
+    positions: list[np.ndarray] = []
+
+    def watch(o: Orchestrator) -> None:
+        if o.t_s > 215:
+            fs_air = o.mode != FlightMode.IDLE
+            positions.append(o.failsafe.est_pos_m[fs_air & (o.mode != FlightMode.LANDED)])
+
+    figures, events = _fly(
+        plan,
+        tmp_path / "r.db",
+        [
+            {
+                "command": "add_keep_out",
+                "at_s": 200,
+                "name": "fire",
+                "geometry": json.loads(json.dumps(shapely.geometry.mapping(zone_ll))),
+            }
+        ],
+        watch=watch,
+    )
+    op = _kinds(events, "operator")[0]
+    assert op.data["result"].startswith("ok"), op.data
+    replan = _kinds(events, "replan")
+    assert replan and "fire" in replan[0].data["reason"]
+    assert figures["health"] == "DEGRADED"
+    # nobody flies into the zone after it is declared (those inside got out first)
+    inside = [
+        int(shapely.contains_xy(zone_local.buffer(-5), p[:, 0], p[:, 1]).sum()) for p in positions
+    ]
+    assert sum(inside[60:]) == 0
+    assert figures["keep_out_breaches"] == 0
+
+
+def test_a_bad_operator_command_is_refused_and_logged(plan: Plan, tmp_path: Path) -> None:
+    _, events = _fly(
+        plan, tmp_path / "r.db", [{"command": "remove_keep_out", "at_s": 50, "name": "nope"}]
+    )
+    op = _kinds(events, "operator")[0]
+    assert op.data["result"].startswith("refused") and "nope" in op.data["result"]
+
+
+def test_commands_are_validated_with_the_field_named() -> None:
+    with pytest.raises(MissionError, match="needs the zone's 'name'"):
+        parse_command({"command": "add_keep_out"})
+    with pytest.raises(MissionError, match=r"drones\[0\]"):
+        parse_command({"command": "home", "drones": ["zz"]}, drone_ids=["a", "b"])
+    with pytest.raises(MissionError, match="command"):
+        parse_command({"command": "self_destruct"})
+
+
+def test_the_mission_runs_only_once_authorised(plan: Plan, tmp_path: Path) -> None:
+    from skysweep.runtime.clock import SimClock
+
+    with RunLog(tmp_path / "r.db", create=True) as log:
+        orch = Orchestrator(plan, SimLink(sim_world(plan, 0)), log)
+        with pytest.raises(TransitionError, match="authorise"):
+            orch.run(SimClock())
+        assert orch.authorise(0.0) == []
+        assert orch.lifecycle.state.name == "AUTHORISED"
+
+
+def test_preflight_refuses_a_sortie_through_a_keep_out_and_a_flat_battery(
+    plan: Plan, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    zone = plan.mission.keep_out[0].geometry
+    c = np.asarray(zone.centroid.coords[0])
+    bad = plan.sorties[0]
+    path = bad.path.copy()
+    path[2, :2] = c  # a sweep waypoint in the middle of the cliff
+    broken = replace(plan, sorties=(replace(bad, path=path), *plan.sorties[1:]))
+    world = sim_world(broken, 0)
+    world.charge[1] = 0.5
+    with RunLog(tmp_path / "r.db", create=True) as log:
+        orch = Orchestrator(broken, SimLink(world), log)
+        problems = orch.authorise(0.0)
+        assert any("fence" in p and "#1" in p for p in problems), problems
+        assert any("battery 50%" in p for p in problems), problems
+        assert orch.lifecycle.state.name == "PLANNED"
+        assert list(log.events("preflight_failed"))
+    with (
+        RunLog(tmp_path / "s.db", create=True) as log,
+        pytest.raises(InfeasibleError, match="pre-flight"),
+    ):
+        simulate(broken, log, seed=0)
+
+
+def test_cli_command_queues_in_the_run_log(plan: Plan, tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    with RunLog(db, create=True) as log:
+        log.set_meta("drones", list(plan.mission.fleet.ids))
+    zone = tmp_path / "zone.json"
+    zone.write_text(
+        json.dumps(
+            {
+                "type": "Polygon",
+                "coordinates": [
+                    [[8.001, 46.501], [8.002, 46.501], [8.002, 46.502], [8.001, 46.501]]
+                ],
+            }
+        )
+    )
+    runner = CliRunner()
+    r = runner.invoke(app, ["command", str(db), "home", "--drone", plan.mission.fleet.ids[0]])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app, ["command", str(db), "add-keep-out", "--name", "z", "--geojson", str(zone)]
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["command", str(db), "home", "--drone", "nobody"])
+    assert r.exit_code == 2 and "nobody" in r.stderr
+    with RunLog(db) as log:
+        taken = log.take_commands()
+        assert [k for _, k, _ in taken] == ["home", "add_keep_out"]
+        assert taken[0][2] == {"drones": [plan.mission.fleet.ids[0]]}
+        assert log.take_commands() == []
+
+
+def test_cli_sim_with_a_command_script(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(SMALL)
+    (tmp_path / "c.yaml").write_text(
+        "commands:\n  - {at_s: 100, command: pause}\n  - {at_s: 130, command: resume}\n"
+    )
+    r = CliRunner().invoke(
+        app,
+        [
+            "sim",
+            str(tmp_path / "m.yaml"),
+            "--log",
+            str(tmp_path / "r.db"),
+            "--commands",
+            str(tmp_path / "c.yaml"),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["state"] == "COMPLETE" and out["health"] == "NOMINAL"
