@@ -972,3 +972,19 @@ def test_search_altitude_above_the_ceiling_is_refused() -> None:
     data["search"] = {"altitude_m": 150}
     with pytest.raises(MissionError, match="max_altitude_m"):
         parse(data, source=SRC)
+
+
+def test_landing_spots_of_neighbouring_sites_may_not_overlap() -> None:
+    """Two sites so close that their landing spots interleave would launch drones side by
+    side, inside each other's separation (found by the reliability run, seed 638)."""
+    d = pine()
+    d["fleet"][0]["count"] = 10
+    d["fleet"].append({**d["fleet"][0], "launch_site": "annex", "count": 4})
+    d["launch_sites"].append({"name": "annex", "lon": 8.0051, "lat": 46.5051, "pads": 2})
+    err = error_of(d)
+    assert err.field == "launch_sites[1]"
+    assert "'annex'" in err.problem and "'base'" in err.problem
+    assert "safety.min_separation_m" in err.problem
+    # a few hundred metres apart they are fine
+    d["launch_sites"][1].update(lon=8.009, lat=46.508)
+    assert len(parse(d, source=SRC).sites) == 2

@@ -647,3 +647,53 @@ def test_parallel_matches_serial() -> None:
         tracks.append(f.track)
     assert tracks[0] is not None and tracks[1] is not None
     assert tracks[0].tobytes() == tracks[1].tobytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    speed=st.floats(5.0, 14.0),
+    slack=st.floats(0.5, 10.0),
+    turn_deg=st.floats(90.0, 170.0),
+    gap=st.floats(12.0, 30.0),
+    push=st.floats(0.0, 14.0),
+)
+@example(speed=7.0, slack=0.5, turn_deg=110.0, gap=20.0, push=10.0)  # seed 69's corner
+def test_a_drone_with_momentum_toward_the_fence_brakes_in_time(
+    speed: float, slack: float, turn_deg: float, gap: float, push: float
+) -> None:
+    """A drone flies north toward a keep-out wall and turns away from it at a corner, while a
+    neighbour closing from the side makes ORCA dodge it. The commanded velocity may respect the
+    fence, but the drone reaches it only at its acceleration, so the dodge must not use up the
+    braking: starting where it could still stop short of the hard margin, it never gets into
+    the zone (found by the randomized reliability run, seed 69)."""
+    fence = FenceField.build(KEEP_IN, [wall(0.0)])
+    params = SeparationParams(15.0)
+    room = speed * speed / (2.0 * ACCEL_MPS2) + 2.0 * speed * DT_S
+    y = -(params.fence_hard_margin_m + room + slack)
+    turn = math.radians(turn_deg)
+    # the goal after the corner: turn_deg away from north, to the west
+    goal = (-500.0 * math.sin(turn), y + 500.0 * math.cos(turn))
+    pos = np.array([[0.0, y], [-gap, y + 5.0]])
+    goals = np.array([goal, (500.0, y + 5.0)])
+    vel = np.array([[0.0, speed], [push, 0.0]])
+    f = fly(pos, goals, 14.0, params, 80, vel_mps=vel, fence=fence, keep_track=True)
+    assert f.track is not None
+    north = float(f.track[:, 0, 1].max())
+    assert north < 0.0, f"the drone got {north:.2f} m into the keep-out"
+
+
+@pytest.mark.parametrize("others", [0, 1])
+def test_a_drone_alone_in_the_sky_still_stops_short_of_the_fence(others: int) -> None:
+    """The fence holds whoever else is flying: with nobody else airborne (``others`` = 0), or
+    the only other drone far away, a drone inside the fence's hard margin whose plan flies on
+    into the wall (an autopilot heading for a waypoint it was pushed off) is turned away."""
+    fence = FenceField.build(shapely.box(-5000.0, -5000.0, 5000.0, 5000.0), [wall(0.0, 100.0)])
+    params = SeparationParams(10.0, fence_hard_margin_m=5.0)
+    pos = np.array([[0.0, -4.0, ALT_M], [3000.0, -3000.0, ALT_M]])
+    pref = np.array([[0.0, 7.0], [0.0, 7.0]])
+    active = np.array([True, others == 1])
+    res = separate(pos, np.zeros((2, 2)), pref, np.full(2, 7.2), active, params, DT_S, fence)
+    d, g = fence.sample(pos[:1, :2])
+    assert float(d[0]) == pytest.approx(4.0)
+    # inside the hard margin: away from the wall, never toward it
+    assert float(res.vel_mps[0] @ g[0]) > 0.0

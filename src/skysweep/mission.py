@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from scipy.spatial import cKDTree
 
 from skysweep.errors import MissionError
 from skysweep.geo import FloatArray, LocalFrame
@@ -631,6 +632,21 @@ def build(spec: MissionSpec, source: str = "<mission>") -> Mission:
                 f"the {spots} landing spots of {site.name!r}, {spacing:g} m apart, do not all "
                 "fit inside keep_in and clear of keep-out zones",
             )
+    # landing spots of different sites must not overlap: two drones taking off side by side
+    # from neighbouring sites would start inside each other's separation
+    spots_xy = _pads(sites, fleet, spacing)
+    if len(sites) > 1 and len(spots_xy) > 1:
+        tree = cKDTree(spots_xy)
+        for a, b in sorted(tree.query_pairs(spec.safety.min_separation_m)):
+            sa, sb = int(fleet.site[a]), int(fleet.site[b])
+            if sa != sb:
+                raise fail(
+                    f"launch_sites[{max(sa, sb)}]",
+                    f"the landing spots of {sites[max(sa, sb)].name!r} come within "
+                    f"{spec.safety.min_separation_m:g} m (safety.min_separation_m) of those "
+                    f"of {sites[min(sa, sb)].name!r}: "
+                    "move the sites apart",
+                )
     return Mission(
         name=spec.name,
         source=source,

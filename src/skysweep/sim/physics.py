@@ -33,6 +33,13 @@ PASS_CROSS_M = 30.0
 ACCEPT_ALT_M = 0.5
 #: Seconds of look-ahead along the current leg for the carrot the autopilot steers to.
 LOOKAHEAD_S = 1.5
+#: How far, metres, a turn at a waypoint may swing wide of the next leg. The autopilot slows
+#: into a corner of deflection d to sqrt(CORNER_SWING_M * accel / sin(d / 2)), the speed whose
+#: velocity change it can make within that swing, as PX4's and ArduPilot's corner speed limits
+#: do; the planner's geofence margin must exceed it.
+CORNER_SWING_M = 2.0
+#: Speed, m/s, at which the autopilot reaches a waypoint it stops at (the last, or a climb).
+ARRIVE_MPS = 1.0
 
 #: Per-cell open-circuit voltage of a lithium pack: full, the plateau's slope, and the knee
 #: near empty where voltage falls away (the shape of a LiPo/Li-ion discharge curve).
@@ -78,6 +85,23 @@ def _passed(a: FloatArray, b: FloatArray, x: float, y: float) -> bool:  # pragma
     return along >= length and cross <= PASS_CROSS_M
 
 
+@njit(cache=True, inline="always")
+def _corner_speed(
+    sx: float, sy: float, b: FloatArray, c: FloatArray, accel: float
+) -> float:  # pragma: no cover - compiled
+    """Speed, m/s, to pass waypoint ``b`` of the leg from (sx, sy) on the way on to ``c``."""
+    ax, ay = b[0] - sx, b[1] - sy
+    cx, cy = c[0] - b[0], c[1] - b[1]
+    la, lc = _norm(ax, ay), _norm(cx, cy)
+    if la <= ACCEPT_M or lc <= ACCEPT_M or abs(c[2] - b[2]) >= ACCEPT_ALT_M:
+        return ARRIVE_MPS  # a climb or descent over a pad follows: arrive slowly
+    cos_d = (ax * cx + ay * cy) / (la * lc)
+    sin_half = math.sqrt(max(0.5 * (1.0 - cos_d), 0.0))
+    if sin_half < 1e-6:
+        return 1e3  # straight on: no corner limit
+    return max(ARRIVE_MPS, math.sqrt(CORNER_SWING_M * accel / sin_half))
+
+
 @njit(cache=True, parallel=True)
 def guidance(
     pos: FloatArray,
@@ -110,6 +134,7 @@ def guidance(
         ey = pos[i, 1] + nav_err[i, 1]
         z = pos[i, 2]
         gx, gy, gz, sx, sy = ex, ey, z, ex, ey
+        corner = ARRIVE_MPS
         if m == _AUTO:
             # move on past every waypoint already reached (a few at most per step)
             reach = ACCEPT_M + math.sqrt(vel[i, 0] ** 2 + vel[i, 1] ** 2) * dt
@@ -135,6 +160,8 @@ def guidance(
                 k = wp_first[i] + seq[i]
                 gx, gy, gz = wp[k, 0], wp[k, 1], wp[k, 2]
                 sx, sy = leg_from[i, 0], leg_from[i, 1]
+                if seq[i] + 1 < wp_count[i]:
+                    corner = _corner_speed(sx, sy, wp[k], wp[k + 1], accel[i])
         if m == _RTL:
             gx, gy = home[i, 0], home[i, 1]
             at_home = _norm(gx - ex, gy - ey) < ACCEPT_M
@@ -155,8 +182,10 @@ def guidance(
         cx = sx + ux * ahead - ex
         cy = sy + uy * ahead - ey
         dist_goal = _norm(gx - ex, gy - ey)
-        # slow down into each waypoint so the turn after it stays on the lane
-        speed = min(vmax[i], math.sqrt(2.0 * accel[i] * dist_goal) + 1.0)
+        # slow down into each waypoint so the turn after it stays on the next leg
+        # (the turn starts at the acceptance circle, so that is where the corner speed is due)
+        brake = max(dist_goal - ACCEPT_M, 0.0)
+        speed = min(vmax[i], math.sqrt(corner * corner + 2.0 * accel[i] * brake))
         norm = max(_norm(cx, cy), 1e-9)
         s = min(speed, norm / 0.5) / norm
         target[i, 0] = cx * s

@@ -20,7 +20,11 @@ placed before every neighbour's: a manoeuvre may close on the fence no faster th
 drone to ``fence_hard_margin_m`` from it in ``fence_time_s`` (nor, outside that margin, faster
 than the plan itself does), and within the margin it must move away. When the neighbours'
 constraints cannot all be met, the program relaxes them (never the fence's) by the least
-amount, as in ORCA's three-dimensional fallback.
+amount, as in ORCA's three-dimensional fallback. Because a drone reaches the velocity it is
+given only at its acceleration, one whose present closing speed on the fence leaves no more
+room than it needs to stop short of the hard margin brakes straight away from it, keeping its
+sideways velocity, whatever the neighbours ask. A drone with no neighbour flies its plan under
+the same two fence rules.
 
 Neighbours come from :meth:`scipy.spatial.cKDTree.query_pairs` (:mod:`skysweep.proximity`);
 each drone keeps the ``max_neighbors`` nearest. Positions are local metres (x east, y north,
@@ -123,8 +127,8 @@ def separate(
     pref = np.ascontiguousarray(pref_vel_mps[:, :2], dtype=np.float64)
     vertical = pos.shape[1] >= 3 and pref_vel_mps.shape[1] >= 3
     pref_vz = np.ascontiguousarray(pref_vel_mps[:, 2] if vertical else np.zeros(n), np.float64)
-    if not len(pairs):
-        # nobody near anybody: fly the plan (within top speed)
+    if not len(pairs) and fence is None:
+        # nobody near anybody and no fence: fly the plan (within top speed)
         speed = np.hypot(pref[:, 0], pref[:, 1])
         scale = np.where(active, np.minimum(1.0, vmax / np.maximum(speed, 1e-12)), 1.0)
         return SeparationResult(
@@ -322,6 +326,33 @@ def _lp3(
             distance = _det(dr[i, 0], dr[i, 1], pt[i, 0] - res[0], pt[i, 1] - res[1])
 
 
+@njit(cache=True, inline="always")
+def _brake(
+    res: FloatArray,
+    vx: float,
+    vy: float,
+    d: float,
+    gx: float,
+    gy: float,
+    accel: float,
+    f_margin: float,
+    step: float,
+) -> None:  # pragma: no cover - compiled
+    """The program bounds the commanded velocity ``res``, but the drone reaches it only at its
+    acceleration, and spends that on the sideways part of a dodge too. Once its present closing
+    speed on the fence (gradient ``g``, distance ``d``) leaves no more room than it needs to
+    stop short of the hard margin, all of the acceleration goes to braking: keep the sideways
+    velocity it has and change only the part toward the fence."""
+    closing = -(vx * gx + vy * gy)
+    if closing <= 0.0 or d <= f_margin:
+        return
+    need = closing * closing / (2.0 * accel) + 2.0 * closing * step
+    if need >= d - f_margin:
+        away = max(res[0] * gx + res[1] * gy, 0.0)
+        res[0] = vx + (closing + away) * gx
+        res[1] = vy + (closing + away) * gy
+
+
 @njit(cache=True, parallel=True)
 def _orca(
     pos: FloatArray,
@@ -362,7 +393,32 @@ def _orca(
             px *= vmax[i] / sp
             py *= vmax[i] / sp
         if hi == lo:
-            out[i, 0], out[i, 1] = px, py
+            # alone: the plan, within the fence's limit (the same line as below) and braking
+            res1 = np.empty(2)
+            res1[0], res1[1] = px, py
+            if f_reach > 0.0:
+                d, gx, gy = distance_at(
+                    f_edges,
+                    f_grid,
+                    f_indptr,
+                    f_items,
+                    f_ref,
+                    f_inside,
+                    f_reach,
+                    pos[i, 0],
+                    pos[i, 1],
+                )
+                if gx != 0.0 or gy != 0.0:
+                    c = -(d - f_margin) / f_time
+                    if d > f_margin:
+                        c = min(px * gx + py * gy, c)
+                    c = min(c, 0.5 * vmax[i])
+                    short = c - (px * gx + py * gy)
+                    if short > 0.0:
+                        res1[0] += short * gx
+                        res1[1] += short * gy
+                    _brake(res1, vel[i, 0], vel[i, 1], d, gx, gy, accel[i], f_margin, 1.0 / inv_dt)
+            out[i, 0], out[i, 1] = res1[0], res1[1]
             continue
         # the nearest max_neighbors in this drone's band
         cand = nbr[lo:hi]
@@ -396,6 +452,7 @@ def _orca(
         dr = np.empty((cap, 2))
         n_lines = 0
         n_obst = 0
+        d, gx, gy = math.inf, 0.0, 0.0
         if f_reach > 0.0:
             d, gx, gy = distance_at(
                 f_edges, f_grid, f_indptr, f_items, f_ref, f_inside, f_reach, pos[i, 0], pos[i, 1]
@@ -480,4 +537,5 @@ def _orca(
             ppt = np.empty((cap, 2))
             pdr = np.empty((cap, 2))
             _lp3(pt, dr, n_lines, n_obst, failed, vmax[i], res, ppt, pdr)
+        _brake(res, vel[i, 0], vel[i, 1], d, gx, gy, accel[i], f_margin, 1.0 / inv_dt)
         out[i, 0], out[i, 1] = res[0], res[1]

@@ -290,7 +290,8 @@ class World:
         if p.separation is None and p.min_separation_m <= 0:
             return
         up = self.flying & (self.pos[:, 2] >= SEPARATION_MIN_ALT_M)
-        if up.sum() < 2:
+        # a drone alone in the air still keeps off the fence
+        if not up.any() or (p.separation is None and up.sum() < 2):
             return
         if p.separation is not None:
             res = separate(
