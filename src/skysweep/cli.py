@@ -22,12 +22,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from skysweep import mission as mission_mod
-from skysweep.errors import SkysweepError
+from skysweep.errors import SkysweepError, StoreError
 from skysweep.plan import Plan, plan_mission
 from skysweep.runtime.commands import OperatorCommand
 from skysweep.runtime.modes import FlightMode
-from skysweep.runtime.orchestrator import Orchestrator
-from skysweep.runtime.simulate import simulate
+from skysweep.runtime.orchestrator import Orchestrator, RunSummary
+from skysweep.runtime.simulate import SimTruth, resume_simulation, simulate
 from skysweep.sim.faults import Fault
 from skysweep.store import RunLog
 
@@ -134,34 +134,63 @@ def _fly(
         log.set_meta("seed", seed)
         log.set_meta("faults", [f.model_dump() for f in faults])
         expected = max(s.land_s for s in p.sorties)
-        if not show_progress:
-            summary, truth = simulate(p, log, seed=seed, faults=faults, commands=commands)
-        else:
-            with Progress(
-                TextColumn("[bold]flying[/]"),
-                BarColumn(),
-                TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(),
-                console=err,
-                transient=False,
-            ) as bar:
-                task = bar.add_task("sim", total=expected, status="")
-
-                def update(o: Orchestrator) -> None:
-                    if int(o.t_s * 2) % 20 == 0:
-                        up = int(np.isin(o.mode, _AIRBORNE).sum())
-                        bar.update(
-                            task,
-                            completed=min(o.t_s, expected),
-                            status=f"t={o.t_s:6.0f} s  airborne {up:4d}  "
-                            f"covered {o.coverage.fraction:6.1%}",
-                        )
-
-                summary, truth = simulate(
-                    p, log, seed=seed, progress=update, faults=faults, commands=commands
-                )
-                bar.update(task, completed=expected)
+        summary, truth = _with_progress(
+            expected,
+            show_progress,
+            lambda update: simulate(
+                p, log, seed=seed, progress=update, faults=faults, commands=commands
+            ),
+        )
     return {**summary.as_dict(), **truth.as_dict()}
+
+
+def _resume(mission: mission_mod.Mission, log_path: Path, show_progress: bool) -> dict[str, Any]:
+    with RunLog(log_path) as log:
+        flown = log.meta("mission")
+        given = json.loads(mission_mod.to_json(mission.spec))
+        if flown != given:
+            raise StoreError(
+                f"{log_path}: this run log flies mission {flown.get('name')!r} as it was then; "
+                f"{mission.name!r} as given differs (resume with the mission file it started with)"
+            )
+        expected = float(log.meta("plan_metrics", {}).get("makespan_s", 0.0)) or 1.0
+        summary, truth = _with_progress(
+            expected, show_progress, lambda update: resume_simulation(log, progress=update)
+        )
+    return {**summary.as_dict(), **truth.as_dict()}
+
+
+def _with_progress(
+    expected_s: float,
+    show: bool,
+    fly: Callable[[Callable[[Orchestrator], None] | None], tuple[RunSummary, SimTruth]],
+) -> tuple[RunSummary, SimTruth]:
+    """Run ``fly(progress)`` under a progress bar on stderr (none if not ``show``)."""
+    if not show:
+        return fly(None)
+    with Progress(
+        TextColumn("[bold]flying[/]"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("sim", total=expected_s, status="")
+
+        def update(o: Orchestrator) -> None:
+            if int(o.t_s * 2) % 20 == 0:
+                up = int(np.isin(o.mode, _AIRBORNE).sum())
+                bar.update(
+                    task,
+                    completed=min(o.t_s, expected_s),
+                    status=f"t={o.t_s:6.0f} s  airborne {up:4d}  "
+                    f"covered {o.coverage.fraction:6.1%}",
+                )
+
+        result = fly(update)
+        bar.update(task, completed=expected_s)
+    return result
 
 
 _AIRBORNE = np.array(
@@ -194,6 +223,15 @@ def sim(
             help="Operator commands to give at set times (YAML, see docs/operations.md).",
         ),
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Fly on a run that stopped without ending (killed, crashed) from its run log: "
+            "from its last checkpoint, with its seed, faults and commands.",
+            metavar="RUN.db",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the figures as one JSON object.")
     ] = False,
@@ -202,16 +240,27 @@ def sim(
 
     The simulator has wind gusts, battery sag, GPS noise, a camera that detects the mission's
     simulated search objects, and onboard separation between drones (see docs/faults.md).
-    While it flies, `skysweep command LOG ...` from another terminal reaches it.
+    While it flies, `skysweep command LOG ...` from another terminal reaches it. The run is
+    checkpointed to its log every 10 s of mission time; `--resume LOG` carries it on.
     """
     from skysweep.runtime.commands import load_script
     from skysweep.sim.faults import load_faults
 
     m = mission_mod.load(mission)
-    schedule = load_faults(faults, m.fleet.ids) if faults is not None else []
-    script = load_script(commands, m.fleet.ids) if commands is not None else []
-    p, _ = _plan(mission)
-    summary = _fly(p, log, seed, show_progress=not as_json, faults=schedule, commands=script)
+    if resume is not None:
+        if faults is not None or commands is not None:
+            raise typer.BadParameter(
+                "flies on with the run's own faults and commands; "
+                "do not give --faults or --commands",
+                param_hint="--resume",
+            )
+        summary = _resume(m, resume, show_progress=not as_json)
+        log = resume
+    else:
+        schedule = load_faults(faults, m.fleet.ids) if faults is not None else []
+        script = load_script(commands, m.fleet.ids) if commands is not None else []
+        p, _ = _plan(mission)
+        summary = _fly(p, log, seed, show_progress=not as_json, faults=schedule, commands=script)
     if as_json:
         print(json.dumps(summary))
     else:
@@ -390,6 +439,36 @@ def bench_sim(
     out.print(t)
     if not any(r["rvo2"] for r in figures["separation"].values()):
         out.print("RVO2 not timed: install the dev extra (pip install -e '.[dev]') for pyrvo")
+
+
+@bench_app.command("reliability")
+@_user_errors
+def bench_reliability(
+    missions: Annotated[
+        int, typer.Option("--missions", min=1, help="How many random missions to fly.")
+    ] = 1000,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="The first mission's seed; the rest follow on.")
+    ] = 0,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes (one mission each).")
+    ] = 2,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the report (totals, every failing mission) as JSON."),
+    ] = False,
+) -> None:
+    """Fly random missions (concave areas, holes, several sites, mixed fleets) with random
+    faults in the simulator, through the real planner, orchestrator, safety kernel and
+    failsafes, and check the simulator's true state every step: keep-in breaches, keep-out
+    entries, separation, landings below the reserve, crashes, and coverage where the fleet
+    could still finish. Exits 1 if any invariant failed; a seed replays its mission exactly.
+    See docs/reliability.md."""
+    from skysweep.bench.reliability import main_bench
+
+    code = main_bench(missions, start_seed=seed, workers=workers, as_json=as_json)
+    if code:
+        raise typer.Exit(code)
 
 
 @bench_app.command("plan")

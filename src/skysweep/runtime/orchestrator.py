@@ -24,7 +24,8 @@ import shapely
 from numpy.typing import NDArray
 
 from skysweep.energy import RETURN_MARGIN, power_factor
-from skysweep.errors import InfeasibleError, SkysweepError, TransitionError
+from skysweep.errors import InfeasibleError, SkysweepError, StoreError, TransitionError
+from skysweep.fence import segments_clear
 from skysweep.footprint import CoverageGrid
 from skysweep.geo import FloatArray
 from skysweep.link.base import Link
@@ -65,6 +66,20 @@ SENSOR_MIN_ALT = 0.9
 #: Work of drones sent home early is handed on at most this often, seconds (a lost drone's at
 #: once).
 REPLAN_PERIOD_S = 10.0
+#: A drone pushed this far, metres, off the leg it flies (dodging other drones) whose straight
+#: line on to its next waypoint leaves the flyable space, for OFF_ROUTE_S seconds, is brought
+#: home by a flyable route and its work handed on (see :meth:`Orchestrator._off_route`).
+OFF_ROUTE_M = 10.0
+OFF_ROUTE_S = 5.0
+#: Mission time between checkpoints, seconds: the most a run resumed after a crash flies again
+#: (more for a big fleet flown faster than real time, see CHECKPOINT_WALL_SHARE).
+CHECKPOINT_EVERY_S = 10.0
+#: Checkpoints take at most about this share of the wall time: a big fleet's (tens of ms each)
+#: are spaced out further in mission time when it is flown faster than real time.
+CHECKPOINT_WALL_SHARE = 0.05
+#: How fast, m/s per second, the estimate of the ground speed a drone can make falls while
+#: it flies slower than that estimate in level flight (see :meth:`Orchestrator._home_need`).
+SPEED_ESTIMATE_DECAY_MPS2 = 0.1
 #: What an operator can ask for (:meth:`Orchestrator.submit`).
 OPERATOR_COMMANDS = (
     "pause",
@@ -139,6 +154,7 @@ class Orchestrator:
         self.failsafe = FailsafeState.initial(n, m.pad_xy_m, 0.0)
         self._commanded = np.zeros(n, np.int8)  # the failsafe action last carried out
         self.ready_s = np.zeros(n)  # when a drone may next take off (battery swapped)
+        self.spent = np.zeros(n, bool)  # on the ground on the pack it last flew
         self.flown = np.zeros(n, bool)
         self.lost = np.zeros(n, bool)
         self.handed_on = np.zeros(n, bool)  # a lost drone whose work went to the others
@@ -157,6 +173,9 @@ class Orchestrator:
         self.home = m.pad_xy_m
         self.reserve = m.safety.battery_reserve
         self.wind_speed = float(np.hypot(*m.wind_vector_mps))
+        # the ground speed each drone has shown it can make in level flight, m/s: a weak motor
+        # or a strong head wind makes the way home slower, and dearer, than the plan assumed
+        self.speed_est = np.array(m.fleet.speed_mps, float)
         self.lifecycle = Lifecycle()
         self._inbox: list[tuple[str, dict[str, Any]]] = []
         self._script: list[tuple[float, str, dict[str, Any]]] = []
@@ -175,10 +194,28 @@ class Orchestrator:
         self._radius = fleet.swath_m / 2.0
         self._prev_pos: NDArray[np.float64] | None = None
         self._prev_sensing = np.zeros(n, bool)
+        self._prev_seq = np.zeros(n, np.intp)
+        # the leg each drone flies in AUTO (from, to; local metres), for the off-route check,
+        # refreshed when its mission item changes or a route is uploaded
+        self._leg_seq = np.full(n, -1, np.intp)
+        self._leg_ab = np.full((n, 4), np.nan)
+        self._off_since = np.full(n, np.nan)
+        self._off_told = np.zeros(n, bool)
+        # where each drone has got to along its route (local metres), for the re-planner
+        self._route_at = np.full((n, 2), np.nan)
         self.landed_below_reserve = 0
         self.detections = 0
         self.t_s = 0.0
         self.done = False
+        #: Mission time between checkpoints, s: a resumed run flies at most this much again.
+        self.checkpoint_every_s = CHECKPOINT_EVERY_S
+        #: More state to checkpoint with the orchestrator (picklable), e.g. the simulated fleet.
+        self.checkpoint_extra: dict[str, Any] = {}
+        self._next_checkpoint_s = 0.0
+        self._checkpoint_wall_ok = 0.0  # time.perf_counter() before which none is written
+        #: Mission time of the next tick, s.
+        self.next_tick_s = 0.0
+        self._limit_s = np.inf
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -246,7 +283,8 @@ class Orchestrator:
 
         The mission must be authorised (:meth:`authorise`). ``script``: operator commands
         ``(at_s, kind, args)`` to give at set times (as :meth:`submit` takes them); commands
-        posted to the run log (``skysweep command``) are taken every tick too."""
+        posted to the run log (``skysweep command``) are taken every tick too. The run is
+        checkpointed to the log every :attr:`checkpoint_every_s` of mission time."""
         self._script = sorted(script, key=lambda c: c[0])
         if self.lifecycle.state is not MissionState.AUTHORISED:
             raise TransitionError(
@@ -254,13 +292,63 @@ class Orchestrator:
                 "authorise it (pre-flight checks) before it can run"
             )
         self.lifecycle = self.lifecycle.to(MissionState.RUNNING, clock.now())
-        self.log.append([Event(clock.now(), "mission_start", None, {"drones": self.n})])
-        limit = max_s if max_s is not None else self._default_limit()
-        while not self.done and clock.now() <= limit:
+        self.t_s = clock.now()
+        self._limit_s = max_s if max_s is not None else self._default_limit()
+        self.log.append([Event(self.t_s, "mission_start", None, {"drones": self.n})])
+        self.next_tick_s = self.t_s
+        if np.isfinite(self.checkpoint_every_s):
+            self._checkpoint()
+        return self._fly(clock, progress)
+
+    def carry_on(
+        self, clock: Clock, progress: Callable[[Orchestrator], None] | None = None
+    ) -> RunSummary:
+        """Fly on a run restored by :meth:`restore`; ``clock`` reads mission time, which the
+        next tick is flown at (:attr:`next_tick_s`)."""
+        return self._fly(clock, progress)
+
+    @classmethod
+    def restore(cls, log: RunLog) -> tuple[Orchestrator, dict[str, Any]]:
+        """The orchestrator of the stopped run in ``log``, as of its last checkpoint, and the
+        rest of the checkpointed state (``checkpoint_extra``: the simulated fleet, for a
+        simulated run). Fly on with :meth:`carry_on`."""
+        cp = log.resume()
+        state = cp.state
+        orch = state.get("orchestrator") if isinstance(state, dict) else None
+        if not isinstance(orch, Orchestrator):
+            raise StoreError(f"{log.path}: its checkpoint holds no orchestrator")
+        orch.log = log
+        return orch, {k: v for k, v in state.items() if k != "orchestrator"}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the log is the checkpoint's container, not part of it; wall time is this process's
+        return {**self.__dict__, "log": None, "_checkpoint_wall_ok": 0.0}
+
+    def _checkpoint(self) -> None:
+        self._next_checkpoint_s = self.t_s + self.checkpoint_every_s
+        try:
+            self.log.save_checkpoint(self.t_s, {"orchestrator": self, **self.checkpoint_extra})
+        except StoreError as exc:
+            # the flight goes on without: the operator is told that a crash now could not be
+            # resumed, and no more are tried
+            self._next_checkpoint_s = np.inf
+            self.log.append([Event(self.t_s, "checkpoint_failed", None, {"error": str(exc)})])
+
+    def _fly(self, clock: Clock, progress: Callable[[Orchestrator], None] | None) -> RunSummary:
+        while True:
+            clock.sleep_until(self.next_tick_s)
+            if self.done or clock.now() > self._limit_s:
+                break
             self.tick(clock.now())
+            self.next_tick_s = self.t_s + self.tick_s
+            due = self.t_s >= self._next_checkpoint_s - 1e-9 and not self.done
+            if due and time.perf_counter() >= self._checkpoint_wall_ok:
+                started = time.perf_counter()
+                self._checkpoint()
+                cost = time.perf_counter() - started
+                self._checkpoint_wall_ok = started + cost / CHECKPOINT_WALL_SHARE
             if progress is not None:
                 progress(self)
-            clock.sleep_until(self.t_s + self.tick_s)
         if self.lifecycle.state is MissionState.RUNNING:
             end = MissionState.COMPLETE if self.done else MissionState.ABORTED
             self.lifecycle = self.lifecycle.to(end, self.t_s)
@@ -281,6 +369,7 @@ class Orchestrator:
             ]
         )
         self.log.set_meta("summary", summary.as_dict())
+        self.log.db.commit()
         return summary
 
     def _default_limit(self) -> float:
@@ -327,10 +416,13 @@ class Orchestrator:
         landed_now = (mode == FlightMode.LANDED) & (self.mode != FlightMode.LANDED) & self.flown
         self.mode = mode
 
+        self._estimate_speed(fs, mode)
         self._failsafes(fs, mode, silent, now_s, events, orders)
         self._landings(fs, landed_now, now_s, events, orders)
         self._operator(fs, now_s, events, orders)
+        self._off_route(fs, now_s, events, orders)
         self._replan(fs, newly_lost, now_s, events, orders)
+        self._swaps(fs, now_s, events, orders)
         book = self.book
 
         # launches: a drone on the ground whose next sortie is due and whose battery is ready
@@ -445,14 +537,27 @@ class Orchestrator:
         working = (FlightMode.TAKEOFF, FlightMode.TRANSIT, FlightMode.SWEEP, FlightMode.HOLD)
         return bool(mode[i] in working and self.book.flying[i] >= 0 and self._return_items[i] == 0)
 
+    def _estimate_speed(self, fs: FleetState, mode: NDArray[np.int8]) -> None:
+        """Track the ground speed each drone makes in level flight: a peak hold that decays at
+        ``SPEED_ESTIMATE_DECAY_MPS2`` while the drone flies slower, between a third of cruise and
+        cruise. Turns and slow-downs into waypoints are short; a drone that never gets back up
+        to speed (a weak motor, a head wind beyond the forecast) is believed slower."""
+        cruise = np.asarray(self.plan.mission.fleet.speed_mps, float)
+        level = fs.airborne & ~self.lost & np.isin(mode, (FlightMode.SWEEP, FlightMode.RETURN))
+        level &= fs.pos_m[:, 2] >= 0.5 * self.plan.mission.altitude_m
+        speed = np.hypot(fs.vel_mps[:, 0], fs.vel_mps[:, 1])
+        decayed = np.maximum(speed, self.speed_est - SPEED_ESTIMATE_DECAY_MPS2 * self.tick_s)
+        self.speed_est = np.where(level, np.clip(decayed, cruise / 3.0, cruise), self.speed_est)
+
     def _home_need(self, est: FloatArray, fs: FleetState) -> FloatArray:
         """Battery each drone needs to fly home against the wind and come down, plus the
-        reserve and the return margin (fraction of a pack)."""
+        reserve and the return margin (fraction of a pack), at the ground speed it has shown
+        it can make (:meth:`_estimate_speed`)."""
         fleet = self.plan.mission.fleet
         dist = np.hypot(*(est - self.home).T)
-        head = power_factor(fleet.speed_mps + self.wind_speed, fleet.speed_mps)
+        head = power_factor(self.speed_est + self.wind_speed, fleet.speed_mps)
         descent = fs.pos_m[:, 2] / fleet.climb_mps * power_factor(0.0, 1.0)
-        need = (dist / fleet.speed_mps * head + descent) / fleet.endurance_s
+        need = (dist / self.speed_est * head + descent) / fleet.endurance_s
         return self.reserve + RETURN_MARGIN + need
 
     def _home_order(
@@ -492,8 +597,8 @@ class Orchestrator:
         events: list[Event],
         orders: list[Order],
     ) -> None:
-        """A landed drone gets a fresh pack (the ground crew's swap) if it has more to fly; a
-        drone that came home only because its battery ran low may fly again."""
+        """A landed drone's pack is spent (see :meth:`_swaps`); a drone that came home only
+        because its battery ran low may fly again."""
         for i in np.flatnonzero(landed_now):
             below = bool(fs.battery[i] < self.reserve)
             self.landed_below_reserve += below
@@ -516,10 +621,19 @@ class Orchestrator:
                 events.append(
                     Event(now_s, "failsafe_cleared", self.ids[i], {"why": "battery swap"})
                 )
-            if self.book.remaining[i] and not self.recalled[i]:
-                orders.append(Order(int(i), Command.SWAP_BATTERY, None, Purpose.WORK, "swap"))
-                self.ready_s[i] = now_s + float(self.plan.mission.fleet.swap_s[i])
-                events.append(Event(now_s, "battery_swap", self.ids[i], {}))
+            self.spent[i] = True
+
+    def _swaps(
+        self, fs: FleetState, now_s: float, events: list[Event], orders: list[Order]
+    ) -> None:
+        """A drone on the ground on a used pack gets a fresh one (the ground crew's swap) once
+        it has more to fly: when it lands, or later if a re-plan gives it work."""
+        due = self.spent & self.book.remaining & ~self.recalled & ~self.lost & ~fs.airborne
+        for i in np.flatnonzero(due):
+            orders.append(Order(int(i), Command.SWAP_BATTERY, None, Purpose.WORK, "swap"))
+            self.ready_s[i] = now_s + float(self.plan.mission.fleet.swap_s[i])
+            self.spent[i] = False
+            events.append(Event(now_s, "battery_swap", self.ids[i], {}))
 
     # -- operator ------------------------------------------------------------------------------
 
@@ -716,7 +830,13 @@ class Orchestrator:
             parts.append(f"{len(self._cut_short)} drones sent home early")
         self._withdraw.clear()
         self._do_replan(
-            fs, now_s, events, orders, "; ".join(parts), lost=lost_now | withdraw, degrade=degraded
+            fs,
+            now_s,
+            events,
+            orders,
+            "; ".join(parts),
+            lost=lost_now | withdraw,
+            degrade=degraded,
         )
 
     def _do_replan(
@@ -730,12 +850,17 @@ class Orchestrator:
         lost: NDArray[np.bool_] | None = None,
         zones: Sequence[shapely.Geometry] = (),
         escaping: NDArray[np.bool_] | None = None,
+        added: NDArray[np.bool_] | None = None,
         degrade: bool = True,
     ) -> None:
         lost_idx = np.flatnonzero(lost) if lost is not None else np.zeros(0, np.intp)
         handed = np.flatnonzero(self.lost & ~self.handed_on)
         lost_all = sorted({*map(int, lost_idx), *map(int, handed)})
-        tracks = {int(i): fs.pos_m[i : i + 1, :2].copy() for i in np.flatnonzero(self.flown)}
+        # the re-planner takes what is left of a sortie from the point on its route nearest
+        # where the drone is: give it where the drone got to along its own leg, which differs
+        # for a drone pushed off its route
+        at = np.where(np.isnan(self._route_at), fs.pos_m[:, :2], self._route_at)
+        tracks = {int(i): at[i : i + 1].copy() for i in np.flatnonzero(self.flown)}
         flying = self.book.flying
         in_air = {
             int(i): int(self.book.last_number[i])
@@ -750,6 +875,7 @@ class Orchestrator:
                 lost=lost_all,
                 new_keep_out=list(zones),
                 cut_short=cut,
+                added_drones=[] if added is None else np.flatnonzero(added).tolist(),
             )
         except InfeasibleError as exc:
             events.append(
@@ -761,6 +887,8 @@ class Orchestrator:
         self._cut_short.clear()
         self._last_replan_s = now_s
         self.handed_on[lost_all] = True
+        if added is not None:
+            self.handed_on[added] = False
         self.plan = new
         self.plan_version += 1
         self.book, dropped = self.book.adopt(new)
@@ -789,6 +917,58 @@ class Orchestrator:
         for i in np.flatnonzero(dropped & fs.airborne & ~self.lost & ~skip):
             if self.mode[i] not in (FlightMode.RETURN, FlightMode.LANDING):
                 orders.append(self._home_order(int(i), fs.pos_m[i, :2], fs, "re-planned", events))
+
+    def _off_route(
+        self, fs: FleetState, now_s: float, events: list[Event], orders: list[Order]
+    ) -> None:
+        """An autopilot pushed off its leg (by its onboard separation, dodging others) flies
+        straight on to its next waypoint, as ArduPilot and PX4 do. Where that line crosses a
+        fence the drone would end up held against it (or, its neighbours gone, through it):
+        once it has been so for OFF_ROUTE_S, it comes home by a flyable route and its work is
+        handed on."""
+        auto = fs.airborne & (fs.mode == AutopilotMode.AUTO) & ~self.lost & ~self.held
+        auto &= self.failsafe.action == Action.NONE
+        # legs change a few times a sortie: refresh only the drones whose item moved on
+        for i in np.flatnonzero(auto & (fs.mission_seq != self._leg_seq)):
+            route = self._uploaded[i]
+            self._leg_seq[i] = fs.mission_seq[i]
+            self._leg_ab[i] = np.nan
+            if route is not None and 1 <= fs.mission_seq[i] < len(route):
+                k = int(fs.mission_seq[i])
+                self._leg_ab[i] = [*route[k - 1, :2], *route[k, :2]]
+            self._route_at[i] = self._leg_ab[i, :2]
+        a, b = self._leg_ab[:, :2], self._leg_ab[:, 2:]
+        p = fs.pos_m[:, :2]
+        ab = b - a
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u = np.clip(np.einsum("ij,ij->i", p - a, ab) / np.einsum("ij,ij->i", ab, ab), 0, 1)
+        u = np.nan_to_num(u)
+        foot = a + u[:, None] * ab
+        cross = np.hypot(*(p - foot).T)
+        # how far along its leg a drone got is where it was last on it (a drone pushed off
+        # its leg sweeps none of the rest of it)
+        on = auto & (cross <= OFF_ROUTE_M)
+        self._route_at[on] = foot[on]
+        self._route_at[~auto] = np.nan
+        off = auto & (cross > OFF_ROUTE_M)  # NaN legs compare False
+        cand = np.flatnonzero(off)
+        if len(cand):
+            # the fence itself, not its margin: a dodge may take a drone into the margin
+            off[cand] = ~segments_clear(self._kernel.ctx.hard, p[cand], b[cand])
+        self._off_since[~off] = np.nan
+        start = off & np.isnan(self._off_since)
+        self._off_since[start] = now_s
+        # once due, the way home is asked for every tick until the kernel lets it through
+        # (a neighbour too close for a new route now is gone in a moment)
+        for i in np.flatnonzero(off & (now_s - self._off_since >= OFF_ROUTE_S - 1e-9)):
+            if not self._off_told[i]:
+                self._off_told[i] = True
+                data = {"cross_track_m": round(float(cross[i]), 1), "item": int(fs.mission_seq[i])}
+                events.append(Event(now_s, "off_route", self.ids[i], data))
+            if self._at_work(int(i), self.mode):
+                self._cut_short.add(int(i))
+            orders.append(self._home_order(int(i), p[i], fs, "off route", events))
+        self._off_told &= off
 
     def _rest_of_mission(self, i: int, fs: FleetState) -> FloatArray | None:
         """The waypoints drone ``i`` has still to fly of the mission it has on board."""
@@ -830,6 +1010,7 @@ class Orchestrator:
                 self._commanded[i] = self.failsafe.action[i]
             if sent.command is Command.START_MISSION:
                 self._uploaded[i] = sent.route
+                self._leg_seq[i] = -1
             if o.reason == "launch" and sent is o:
                 self._refused[i] = ""
                 launched.append(i)
@@ -903,18 +1084,47 @@ class Orchestrator:
         if len(d):
             self.min_sep = min(self.min_sep, float(d.min()))
 
-        sensing = air & (fs.pos_m[:, 2] >= SENSOR_MIN_ALT * m.altitude_m)
+        # lost drones too: their telemetry stands still while they are silent (nothing is
+        # stamped), and if they are heard again their path meanwhile is (below)
+        sensing = fs.airborne & (fs.pos_m[:, 2] >= SENSOR_MIN_ALT * m.altitude_m)
         if self._prev_pos is not None:
-            both = np.flatnonzero(sensing & self._prev_sensing)
-            if len(both):
-                a, b = self._prev_pos[both, :2], fs.pos_m[both, :2]
+            both = sensing & self._prev_sensing
+            # a drone heard again after a silence has passed waypoints meanwhile: what it swept
+            # is its route from where it was last heard, through those waypoints, to here
+            skipped = (
+                both & (fs.mission_seq >= self._prev_seq + 2) & (fs.mode == AutopilotMode.AUTO)
+            )
+            for i in np.flatnonzero(skipped):
+                route = self._uploaded[i]
+                if route is None:
+                    continue
+                route = np.asarray(route)
+                hop = route[int(self._prev_seq[i]) : min(int(fs.mission_seq[i]), len(route)), :2]
+                self._stamp_path(np.vstack([self._prev_pos[i, :2], hop, fs.pos_m[i, :2]]), int(i))
+                both[i] = False
+            both_i = np.flatnonzero(both)
+            if len(both_i):
+                a, b = self._prev_pos[both_i, :2], fs.pos_m[both_i, :2]
                 step = float(self.coverage.spacing_m) / 2
                 k = int(np.ceil(np.hypot(*(b - a).T).max() / step)) + 1
                 t = np.linspace(0.0, 1.0, k)
                 pts = (a[:, None, :] + (b - a)[:, None, :] * t[None, :, None]).reshape(-1, 2)
-                self.coverage.stamp(pts, np.repeat(self._radius[both], k))
+                self.coverage.stamp(pts, np.repeat(self._radius[both_i], k))
         self._prev_pos = fs.pos_m.copy()
+        self._prev_seq = np.asarray(fs.mission_seq).copy()
         self._prev_sensing = sensing
+
+    def _stamp_path(self, path: FloatArray, i: int) -> None:
+        """Stamp drone ``i``'s sensor footprint along a polyline (local metres)."""
+        seg = np.diff(path, axis=0)
+        length = np.hypot(seg[:, 0], seg[:, 1])
+        if not len(length):
+            return
+        step = float(self.coverage.spacing_m) / 2
+        along = np.concatenate([[0.0], np.cumsum(length)])
+        s = np.linspace(0.0, along[-1], int(np.ceil(along[-1] / step)) + 2)
+        pts = np.column_stack([np.interp(s, along, path[:, 0]), np.interp(s, along, path[:, 1])])
+        self.coverage.stamp(pts, np.full(len(pts), self._radius[i]))
 
     def _columns(self, fs: FleetState) -> dict[str, NDArray[Any]]:
         return {

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from skysweep.errors import InfeasibleError
+from skysweep.errors import InfeasibleError, StoreError
 from skysweep.fence import FenceField
 from skysweep.link.sim import SimLink
 from skysweep.mission import Mission
@@ -144,6 +144,7 @@ def simulate(
     are operator commands given at their ``at_s``."""
     world = sim_world(plan, seed, faults)
     orch = Orchestrator(plan, SimLink(world), log, tick_s=tick_s)
+    orch.checkpoint_extra = {"world": world}
     problems = orch.authorise(0.0)
     if problems:
         shown = "; ".join(problems[:5]) + (
@@ -152,6 +153,22 @@ def simulate(
         raise InfeasibleError(f"pre-flight checks failed: {shown}")
     script = [(c.at_s, c.command, c.args()) for c in commands]
     summary = orch.run(SimClock(), progress=progress, script=script)
+    truth = score(world)
+    log.set_meta("sim_truth", truth.as_dict())
+    return summary, truth
+
+
+def resume_simulation(
+    log: RunLog, progress: Callable[[Orchestrator], None] | None = None
+) -> tuple[RunSummary, SimTruth]:
+    """Fly on a simulated run that stopped without ending (killed, crashed) from its last
+    checkpoint in ``log``: the orchestrator and the simulated fleet are restored together, and
+    the ticks after the checkpoint are flown again, giving the events already logged."""
+    orch, extra = Orchestrator.restore(log)
+    world = extra.get("world")
+    if not isinstance(world, World):
+        raise StoreError(f"{log.path}: not a simulated run (its checkpoint has no simulator)")
+    summary = orch.carry_on(SimClock(orch.next_tick_s), progress=progress)
     truth = score(world)
     log.set_meta("sim_truth", truth.as_dict())
     return summary, truth
