@@ -122,10 +122,11 @@ def test_a_drone_whose_link_drops_as_it_lands_is_handed_on_and_nothing_is_lost(
     plan: Plan, tmp_path: Path
 ) -> None:
     """quad-001's link drops for 30 s as it comes down from its first sortie. Its work is
-    handed on when it is declared lost and the others finish the search; every drone that flies
+    handed on when it is declared lost and the others finish the search; heard again on its
+    pad, it takes back a share of what is still to fly (numbered after the sortie it flew: the
+    re-planner once numbered it 1 again, and the book took it as flown). Every drone that flies
     again does so on a fresh pack, including one given work by a re-plan after it had landed
-    with nothing left to fly (found by the reliability run, seed 638). (The drone heard again
-    stays out: taking it back in with ``replan(added_drones=...)`` lost work, see issue 5.)"""
+    with nothing left to fly (found by the reliability run, seed 638)."""
     who = plan.mission.fleet.ids[0]
     landed_s = next(s.land_s for s in plan.sorties if s.drone == 0 and s.number == 1)
     at = landed_s + 20.0
@@ -138,6 +139,9 @@ def test_a_drone_whose_link_drops_as_it_lands_is_handed_on_and_nothing_is_lost(
     assert lost and lost[0].t_s >= at
     replans = [e.data["reason"] for e in _kinds(events, "replan")]
     assert any(f"{who} lost" in r for r in replans)
+    back = next(e.t_s for e in _kinds(events, "link_restored") if e.drone == who)
+    assert any(f"{who} back" in r for r in replans)
+    assert [e for e in _kinds(events, "launch") if e.drone == who and e.t_s > back]
     assert figures["covered_fraction"] >= 0.99
     assert figures["state"] == "COMPLETE" and figures["landed_below_reserve"] == 0
     # no drone takes off again without a swap since its last landing

@@ -117,3 +117,37 @@ def test_nobody_left_is_an_error(big: Plan) -> None:
         replan(big, progress, lost=list(range(len(big.mission.fleet))))
     with pytest.raises(InfeasibleError, match="no drone 9999"):
         replan(big, progress, lost=[9999])
+
+
+def test_sorties_running_late_are_judged_by_what_flew_not_by_the_clock() -> None:
+    """The runtime says which sortie each drone last took off on (``Progress.launched``) and
+    which it is flying (``in_air``). A drone still on its pad waiting for a battery when its
+    next sortie was due has all of that sortie to do: lost there, the whole sweep is handed on
+    (the clock would have cut it where the route passes nearest the pad). New work for a drone
+    is numbered after every sortie it flew, even one whose own sorties were all handed on."""
+    text = FIVE_HUNDRED.replace("count: 250", "count: 4").replace("1800", "2400")
+    plan = plan_mission(mission.parse(yaml.safe_load(text), "eight"))
+    victim = next(s.drone for s in plan.sorties if s.number == 2)
+    second = next(s for s in plan.sorties if s.drone == victim and s.number == 2)
+    now = second.launch_s + 0.25 * second.duration_s  # due a while ago; still on its pad
+    pad = plan.mission.pad_xy_m[victim]
+    tracks = {victim: pad[None].copy()}
+    launched = {i: 1 for i in range(len(plan.mission.fleet))}
+    in_air = {i: 1 for i in launched if i != victim}  # the rest are late in their first sortie
+
+    by_clock = replan(plan, Progress(now, tracks), lost=[victim])
+    as_flown = replan(plan, Progress(now, tracks, in_air, launched), lost=[victim])
+
+    def handed(new: Plan) -> float:
+        lines = [s.sweep_xy for s in new.sorties if s.drone != victim and len(s.sweep_xy) > 1]
+        gained = shapely.union_all([shapely.LineString(x).buffer(1.0) for x in lines])
+        own = shapely.LineString(second.sweep_xy)
+        return float(shapely.intersection(own, gained).length / own.length)
+
+    assert handed(as_flown) >= 0.99
+    assert handed(as_flown) > handed(by_clock) + 0.05  # the clock lost part of it
+
+    # the victim is back: its new work follows the sortie it flew (1), not its plan (none)
+    back = replan(as_flown, Progress(now + 60, tracks, in_air, launched), added_drones=[victim])
+    mine = [s.number for s in back.sorties if s.drone == victim]
+    assert mine and min(mine) == 2

@@ -23,6 +23,7 @@ import numpy as np
 import shapely
 from scipy.optimize import linear_sum_assignment
 
+from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError
 from skysweep.geo import FloatArray, sample_points
 from skysweep.mission import Mission
@@ -36,6 +37,12 @@ from skysweep.plan.sorties import fly_routes
 CHUNK_S = 300.0
 #: Samples for the re-plan's coverage figure (fewer than planning uses: re-planning is timed).
 COVERAGE_SAMPLES = 8_000
+#: A drone is given a chunk only if it could fly straight out to its farthest point and home
+#: with this many seconds of sweeping to spare on one battery (a lower bound on what a sortie
+#: needs: it keeps far drones off work only a near one can fly).
+REACH_SWEEP_S = 30.0
+#: Cost standing for "cannot reach" in the assignment (finite: the solver needs numbers).
+UNREACHABLE_S = 1e12
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,10 @@ class Progress:
     in_air: Mapping[int, int] = field(default_factory=dict)
     """Drone → number of the sortie it is flying now, if the runtime knows: that sortie is
     still under way even if the plan had it landed by now (the flight ran late)."""
+    launched: Mapping[int, int] = field(default_factory=dict)
+    """Drone → number of the last sortie it took off on (0: none yet), if the runtime knows.
+    Its sorties after that one are still to fly in full and those up to it are flown (but the
+    one in ``in_air``), whatever the plan's clock says: a flight runs late or early."""
 
 
 @dataclass(frozen=True)
@@ -104,14 +115,16 @@ def replan(
         by_drone.setdefault(sortie.drone, []).append(sortie)
     for i in range(len(fleet)):
         track = progress.tracks.get(i)
-        ahead = _ahead(by_drone.get(i, []), track, now, progress.in_air.get(i))
+        up = progress.in_air.get(i)
+        ahead = _ahead(by_drone.get(i, []), track, now, up, progress.launched.get(i))
         if i in lost_set:
             orphans.extend(piece for _, rest in ahead for piece in _clip(rest, blocked))
             continue
         kept: list[Sortie] = []
         home_s = now
         for sortie, rest in ahead:
-            crosses = (i in cut and sortie.launch_s <= now) or (
+            under_way = _under_way(sortie, now, up, progress.launched.get(i))
+            crosses = (i in cut and under_way) or (
                 blocked is not None
                 and bool(shapely.intersects(shapely.LineString(sortie.path[:, :2]), blocked))
             )
@@ -120,7 +133,7 @@ def replan(
                 continue
             # its route crosses the new zone: what it has not swept goes back in the pool
             orphans.extend(_clip(rest, blocked))
-            if sortie.launch_s <= now and track is not None and len(track):
+            if under_way and track is not None and len(track):
                 # in the air: it comes home first
                 there = np.asarray(track, float)[-1, :2]
                 home_s = now + finder.length(there, pads[i]) / float(fleet.speed_mps[i])
@@ -133,19 +146,25 @@ def replan(
         raise InfeasibleError("replan: no drone is left to fly the rest of the search")
 
     if added:
-        orphans += _share_with(added, works, now, fleet.swap_s)
+        orphans += _share_with(added, works, progress, fleet.swap_s)
     chunks = [c for r in orphans for c in _chunks(r, CHUNK_S * float(np.median(fleet.speed_mps)))]
     given = _assign(chunks, works, m, pads)
-    sorties = _sorties(plan, works, given, finder, pads)
+    sorties = _sorties(plan, works, given, finder, pads, progress.launched)
     return _with_metrics(plan, sorties, progress, new_keep_out)
 
 
 def _share_with(
-    added: set[int], works: dict[int, _Work], now: float, swap_s: FloatArray
+    added: set[int], works: dict[int, _Work], progress: Progress, swap_s: FloatArray
 ) -> list[FloatArray]:
     """Sorties not yet launched, taken from the drones that finish last, until the added
     drones' fair share of the work still to fly is in the pool; ``works`` is updated."""
-    later = [(s, i) for i, w in works.items() for s in w.kept if s.launch_s > now]
+    now = progress.now_s
+    later = [
+        (s, i)
+        for i, w in works.items()
+        for s in w.kept
+        if (s.number > progress.launched[i] if i in progress.launched else s.launch_s > now)
+    ]
     total = sum(s.duration_s for s, _ in later)
     flying = [i for i, w in works.items() if w.kept or i in added]
     share = total * len(added) / max(len(flying), 1)
@@ -165,17 +184,33 @@ def _share_with(
     return pool
 
 
+def _under_way(s: Sortie, now: float, in_air: int | None, launched: int | None) -> bool:
+    """Whether sortie ``s`` has taken off and not landed: as the runtime knows it, or else
+    by the plan's clock."""
+    if launched is not None:
+        return s.number == in_air
+    return s.launch_s <= now < s.land_s or s.number == in_air
+
+
 def _ahead(
-    sorties: Sequence[Sortie], track: FloatArray | None, now: float, in_air: int | None = None
+    sorties: Sequence[Sortie],
+    track: FloatArray | None,
+    now: float,
+    in_air: int | None = None,
+    launched: int | None = None,
 ) -> list[tuple[Sortie, FloatArray]]:
     """Every sortie not yet flown, with the part of its sweep still to sweep: all of it for
     one not launched, the rest after where the track ends for the one in the air."""
     out = []
     for s in sorties:
-        if s.land_s <= now and s.number != in_air:
+        under_way = _under_way(s, now, in_air, launched)
+        if launched is not None:
+            if s.number <= launched and not under_way:
+                continue
+        elif s.land_s <= now and not under_way:
             continue
         sweep = s.sweep_xy
-        if s.launch_s <= now and track is not None and len(track) and len(sweep) >= 2:
+        if under_way and track is not None and len(track) and len(sweep) >= 2:
             sweep = _rest_of(sweep, np.asarray(track, float)[-1, :2])
         out.append((s, sweep))
     return out
@@ -244,6 +279,33 @@ def _assign(
     start = np.array([c[0] for c in chunks])
     end = np.array([c[-1] for c in chunks])
     length = np.array([float(np.hypot(*np.diff(c, axis=0).T).sum()) for c in chunks])
+    # a drone can take a chunk only if a sortie from its pad reaches the chunk's farthest
+    # point and gets back with time to sweep (straight lines; a head-wind home, as sorties
+    # are cut); drones share pads, so the distances are taken per pad
+    wind = float(np.hypot(*m.wind_vector_mps))
+    head = power_factor(v + wind, v)
+    budget_cs = (1.0 - m.safety.battery_reserve - PLAN_MARGIN) * fleet.endurance_s[drones]
+    spots, spot_of = np.unique(pads, axis=0, return_inverse=True)
+    farthest = np.column_stack(
+        [
+            np.hypot(*(c[None, :, :] - spots[:, None, :]).transpose(2, 0, 1)).max(axis=1)
+            for c in chunks
+        ]
+    )
+    vertical = (
+        m.altitude_m
+        / fleet.climb_mps[drones]
+        * (power_factor(0.0, 1.0, fleet.climb_mps[drones]) + power_factor(0.0, 1.0))
+    )
+    trip_cs = farthest[spot_of.ravel()] * ((1.0 + head) / v)[:, None]
+    trip_cs += (vertical + REACH_SWEEP_S)[:, None]
+    reachable = trip_cs <= budget_cs[:, None]
+    nobody = np.flatnonzero(~reachable.any(axis=0))
+    if len(nobody):
+        raise InfeasibleError(
+            f"replan: work at {start[nobody[0]].round()} m is beyond one battery of every "
+            "drone left to fly it"
+        )
     left = np.arange(len(chunks))
     while len(left):
         reach = np.hypot(
@@ -253,7 +315,11 @@ def _assign(
             pads[:, None, 0] - end[None, left, 0], pads[:, None, 1] - end[None, left, 1]
         )
         cost = finish[:, None] + (reach + length[None, left] + back) / v[:, None]
+        cost = np.where(reachable[:, left], cost, UNREACHABLE_S)
         rows, cols = linear_sum_assignment(cost)
+        # the assignment maximises reachable pairs first; a drone left with none waits
+        keep = cost[rows, cols] < UNREACHABLE_S
+        rows, cols = rows[keep], cols[keep]
         for r, c in zip(rows, cols, strict=True):
             k = int(left[c])
             given[int(drones[r])].append(k)
@@ -269,12 +335,15 @@ def _sorties(
     given: dict[int, list[FloatArray]],
     finder: PathFinder,
     pads: FloatArray,
+    launched: Mapping[int, int],
 ) -> list[Sortie]:
     m = plan.mission
     out: list[Sortie] = []
     for i, work in sorted(works.items()):
         out.extend(work.kept)
-        number = max([s.number for s in plan.of_drone(i)], default=0)
+        # new work is numbered after every sortie the drone has flown: one whose planned
+        # sorties were all handed on has flown some all the same
+        number = max([s.number for s in plan.of_drone(i)] + [launched.get(i, 0)], default=0)
         out += fly_routes(m, i, given.get(i, []), finder, work.free_s, number + 1, pads[i])
     out.sort(key=lambda s: (s.drone, s.number))
     return out

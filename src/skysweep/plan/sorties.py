@@ -3,7 +3,9 @@
 A sortie climbs over the pad, transits to where the route resumes, sweeps, returns and lands.
 Battery use is estimated with :mod:`skysweep.energy`: every leg at cruise ground speed with the
 forecast wind, except the way home, which is costed against a full head-wind (the wind can turn
-while the drone is out). A sortie may use ``1 − battery_reserve − PLAN_MARGIN`` of a pack.
+while the drone is out), plus the time the autopilot loses slowing into each corner
+(:mod:`skysweep.kinematics`), which on a lawnmower sweep adds up to minutes. A sortie may use
+``1 − battery_reserve − PLAN_MARGIN`` of a pack.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError
 from skysweep.footprint import densify_with_vertices
 from skysweep.geo import FloatArray
+from skysweep.kinematics import corner_loss_s
 from skysweep.mission import Mission
 from skysweep.plan.model import Leg, Sortie
 from skysweep.plan.paths import PathFinder
@@ -32,6 +35,7 @@ class Airframe:
     speed_mps: float
     endurance_s: float
     climb_mps: float
+    accel_mps2: float
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,15 @@ def cut_sorties(
     head = power_factor(frame.speed_mps + wind_speed, frame.speed_mps)
     vertical_s = altitude_m / frame.climb_mps
     vertical = vertical_s * (power_factor(0.0, 1.0, frame.climb_mps) + power_factor(0.0, 1.0))
+    # up to speed after the climb and down to a stop over the pad
+    vertical += frame.speed_mps / frame.accel_mps2
+    v, accel = frame.speed_mps, frame.accel_mps2
 
     dense, is_vertex = _dense_with_flags(route)
-    cum = np.concatenate([[0.0], np.cumsum(leg_energy(dense, frame.speed_mps, wind))])
+    # every leg with the slow-down into the corner at its end (counted at cruise power)
+    per_leg = leg_energy(dense, v, wind)
+    per_leg[:-1] += corner_loss_s(dense, v, accel)
+    cum = np.concatenate([[0.0], np.cumsum(per_leg)])
     home_straight = np.hypot(*(dense - home).T) * head / frame.speed_mps
 
     out: list[FlightLeg] = []
@@ -81,7 +91,8 @@ def cut_sorties(
     last = len(dense) - 1
     while start < last:
         out_path = finder.path(home, dense[start])
-        e_out = vertical + float(leg_energy(out_path, frame.speed_mps, wind).sum())
+        e_out = vertical + float(leg_energy(out_path, v, wind).sum())
+        e_out += float(corner_loss_s(np.vstack([out_path, dense[start + 1]]), v, accel).sum())
         need = e_out + (cum[start + 1 :] - cum[start]) + home_straight[start + 1 :]
         fits = np.flatnonzero(need <= budget)
         if not len(fits):
@@ -94,7 +105,8 @@ def cut_sorties(
         end = start + 1 + int(fits[-1])
         while True:
             back = finder.path(dense[end], home)
-            e_back = float(np.sum(np.hypot(*np.diff(back, axis=0).T))) * head / frame.speed_mps
+            e_back = float(np.sum(np.hypot(*np.diff(back, axis=0).T))) * head / v
+            e_back += float(corner_loss_s(np.vstack([dense[end - 1], back]), v, accel).sum())
             if e_out + cum[end] - cum[start] + e_back <= budget or end == start + 1:
                 break
             end = max(start + 1, end - max(1, (end - start) // 16))
@@ -145,6 +157,9 @@ def _assemble(
     path = np.column_stack([flat, alt])
     horizontal = float(np.hypot(*np.diff(flat, axis=0).T).sum())
     duration = horizontal / frame.speed_mps + 2.0 * altitude_m / frame.climb_mps
+    # the corners, and getting up to speed and stopping again (see skysweep.kinematics)
+    corners = corner_loss_s(flat, frame.speed_mps, frame.accel_mps2)
+    duration += float(corners.sum()) + frame.speed_mps / frame.accel_mps2
     return FlightLeg(path, np.array(kinds, np.int8), duration, energy_cs / frame.endurance_s)
 
 
@@ -173,6 +188,7 @@ def fly_routes(
         float(fleet.speed_mps[drone]),
         float(fleet.endurance_s[drone]),
         float(fleet.climb_mps[drone]),
+        float(fleet.accel_mps2[drone]),
     )
     pad = mission.pad_xy_m[drone] if pad_xy is None else pad_xy
     legs = cut_sorties(

@@ -165,7 +165,12 @@ class Orchestrator:
         # drones out of the search until an operator says otherwise (recalled, or grounded by a
         # failsafe): all their work is handed on, at the next tick
         self._withdraw: dict[int, str] = {}
-        self._pending_home: set[int] = set()
+        # drones to bring home at the next tick, and why (a resume the kernel refused, a drone
+        # heard again flying a sortie whose work went to the others)
+        self._pending_home: dict[int, str] = {}
+        # drones heard again on the ground after their work was handed on: they take a share of
+        # what is still to fly at the next re-plan
+        self._rejoin: set[int] = set()
         self._last_replan_s = -np.inf
         self.plan_version = 0
         self.replan_wall_s: list[float] = []
@@ -392,6 +397,14 @@ class Orchestrator:
         back = self.lost & ~silent
         for i in np.flatnonzero(back):
             events.append(Event(now_s, "link_restored", self.ids[i], {}))
+            if not self.handed_on[i]:
+                continue
+            # its work went to the others: in the air it is flying lanes someone else now
+            # sweeps, so it comes home; on the ground it may take a share of the rest
+            if fs.airborne[i] and self.book.flying[i] < 0:
+                self._pending_home[int(i)] = "work handed on"
+            elif not fs.airborne[i]:
+                self._rejoin.add(int(i))
         self.lost = (self.lost | newly_lost) & ~back
 
         for le in self._kernel.take_events():
@@ -420,7 +433,7 @@ class Orchestrator:
         self._failsafes(fs, mode, silent, now_s, events, orders)
         self._landings(fs, landed_now, now_s, events, orders)
         self._operator(fs, now_s, events, orders)
-        self._off_route(fs, now_s, events, orders)
+        self._off_route(fs, leg, now_s, events, orders)
         self._replan(fs, newly_lost, now_s, events, orders)
         self._swaps(fs, now_s, events, orders)
         book = self.book
@@ -640,11 +653,11 @@ class Orchestrator:
     def _operator(
         self, fs: FleetState, now_s: float, events: list[Event], orders: list[Order]
     ) -> None:
-        for i in sorted(self._pending_home):
+        for i, why in sorted(self._pending_home.items()):
             if fs.airborne[i] and not self.lost[i]:
                 if self._at_work(i, self.mode):
                     self._cut_short.add(i)
-                orders.append(self._home_order(i, fs.pos_m[i, :2], fs, "cannot resume", events))
+                orders.append(self._home_order(i, fs.pos_m[i, :2], fs, why, events))
         self._pending_home.clear()
         inbox, self._inbox = self._inbox, []
         inbox += [(k, a) for _, k, a in self.log.take_commands()]
@@ -813,8 +826,11 @@ class Orchestrator:
         withdraw = np.zeros(self.n, bool)
         withdraw[list(self._withdraw)] = True
         withdraw &= ~self.handed_on
-        cut_due = bool(self._cut_short) and now_s - self._last_replan_s >= REPLAN_PERIOD_S
-        if not lost_now.any() and not withdraw.any() and not cut_due:
+        due = now_s - self._last_replan_s >= REPLAN_PERIOD_S
+        cut_due = bool(self._cut_short) and due
+        self._rejoin = {i for i in self._rejoin if self._available(i) and not fs.airborne[i]}
+        rejoin_due = bool(self._rejoin) and due
+        if not lost_now.any() and not withdraw.any() and not cut_due and not rejoin_due:
             return
         if self.lifecycle.state is not MissionState.RUNNING:
             return
@@ -826,8 +842,12 @@ class Orchestrator:
             )
         parts += [f"{self.ids[i]} {self._withdraw[int(i)]}" for i in np.flatnonzero(withdraw)]
         degraded = bool(parts) and not all("operator" in p for p in parts)
-        if not parts:
+        if self._cut_short:
             parts.append(f"{len(self._cut_short)} drones sent home early")
+        added = np.zeros(self.n, bool)
+        if self._rejoin:
+            added[sorted(self._rejoin)] = True
+            parts.append(f"{', '.join(self.ids[i] for i in sorted(self._rejoin))} back")
         self._withdraw.clear()
         self._do_replan(
             fs,
@@ -836,7 +856,16 @@ class Orchestrator:
             orders,
             "; ".join(parts),
             lost=lost_now | withdraw,
+            added=added if self._rejoin else None,
             degrade=degraded,
+        )
+        self._rejoin.clear()
+
+    def _available(self, i: int) -> bool:
+        """Whether drone ``i`` may be given work: not lost, not recalled by the operator and
+        no failsafe holding it (those wait for an operator's resume)."""
+        return bool(
+            not self.lost[i] and not self.recalled[i] and self.failsafe.action[i] == Action.NONE
         )
 
     def _do_replan(
@@ -854,24 +883,28 @@ class Orchestrator:
         degrade: bool = True,
     ) -> None:
         lost_idx = np.flatnonzero(lost) if lost is not None else np.zeros(0, np.intp)
-        handed = np.flatnonzero(self.lost & ~self.handed_on)
-        lost_all = sorted({*map(int, lost_idx), *map(int, handed)})
-        # the re-planner takes what is left of a sortie from the point on its route nearest
-        # where the drone is: give it where the drone got to along its own leg, which differs
-        # for a drone pushed off its route
+        # nobody gives work to a drone that cannot fly it: lost, recalled, or held by a
+        # failsafe after its work was handed on (one coming home on a low battery flies again)
+        benched = self.lost | self.recalled
+        benched |= self.handed_on & (self.failsafe.action != Action.NONE)
+        lost_all = sorted({*map(int, lost_idx), *map(int, np.flatnonzero(benched))})
+        # the re-planner takes what is left of a sortie from the point on its sweep nearest
+        # where the track ends: give it how far the drone got along its sweep (see _off_route),
+        # not where it is, which for a drone in transit, on its way home or pushed off its
+        # route may lie beside any part of the sweep
         at = np.where(np.isnan(self._route_at), fs.pos_m[:, :2], self._route_at)
         tracks = {int(i): at[i : i + 1].copy() for i in np.flatnonzero(self.flown)}
-        flying = self.book.flying
-        in_air = {
-            int(i): int(self.book.last_number[i])
-            for i in np.flatnonzero((flying >= 0) & fs.airborne & (self._return_items == 0))
-        }
+        # which sorties are flown, under way or still to fly, as this flight has gone (not
+        # by the plan's clock: launches wait for batteries, sorties run late)
+        up = np.flatnonzero((self.book.flying >= 0) & fs.airborne)
+        in_air = {int(i): int(self.book.last_number[i]) for i in up}
+        launched = {i: int(n) for i, n in enumerate(self.book.last_number)}
         cut = sorted(self._cut_short)
         started = time.perf_counter()
         try:
             new = replan(
                 self.plan,
-                Progress(now_s, tracks, in_air),
+                Progress(now_s, tracks, in_air, launched),
                 lost=lost_all,
                 new_keep_out=list(zones),
                 cut_short=cut,
@@ -887,8 +920,12 @@ class Orchestrator:
         self._cut_short.clear()
         self._last_replan_s = now_s
         self.handed_on[lost_all] = True
-        if added is not None:
-            self.handed_on[added] = False
+        # a drone given new work (one back, or given a share of someone's) owns it: lost
+        # again, that work is handed on again
+        fresh = np.zeros(self.n, bool)
+        for s in new.sorties:
+            fresh[s.drone] |= s.number > self.book.last_number[s.drone]
+        self.handed_on &= ~fresh
         self.plan = new
         self.plan_version += 1
         self.book, dropped = self.book.adopt(new)
@@ -919,7 +956,12 @@ class Orchestrator:
                 orders.append(self._home_order(int(i), fs.pos_m[i, :2], fs, "re-planned", events))
 
     def _off_route(
-        self, fs: FleetState, now_s: float, events: list[Event], orders: list[Order]
+        self,
+        fs: FleetState,
+        leg: NDArray[np.int8],
+        now_s: float,
+        events: list[Event],
+        orders: list[Order],
     ) -> None:
         """An autopilot pushed off its leg (by its onboard separation, dodging others) flies
         straight on to its next waypoint, as ArduPilot and PX4 do. Where that line crosses a
@@ -936,7 +978,6 @@ class Orchestrator:
             if route is not None and 1 <= fs.mission_seq[i] < len(route):
                 k = int(fs.mission_seq[i])
                 self._leg_ab[i] = [*route[k - 1, :2], *route[k, :2]]
-            self._route_at[i] = self._leg_ab[i, :2]
         a, b = self._leg_ab[:, :2], self._leg_ab[:, 2:]
         p = fs.pos_m[:, :2]
         ab = b - a
@@ -945,11 +986,11 @@ class Orchestrator:
         u = np.nan_to_num(u)
         foot = a + u[:, None] * ab
         cross = np.hypot(*(p - foot).T)
-        # how far along its leg a drone got is where it was last on it (a drone pushed off
-        # its leg sweeps none of the rest of it)
-        on = auto & (cross <= OFF_ROUTE_M)
+        # how far along its sweep a drone got is where it was last on a sweep leg of it (a
+        # drone pushed off its leg sweeps none of the rest of it); kept through transits
+        # between cells, the way home and failsafes, and reset at each launch
+        on = auto & (cross <= OFF_ROUTE_M) & (leg == Leg.SWEEP) & (self._return_items == 0)
         self._route_at[on] = foot[on]
-        self._route_at[~auto] = np.nan
         off = auto & (cross > OFF_ROUTE_M)  # NaN legs compare False
         cand = np.flatnonzero(off)
         if len(cand):
@@ -1004,7 +1045,7 @@ class Orchestrator:
             if sent is None:
                 if o.command is Command.RESUME:
                     # it cannot carry on: it comes home, and its work is handed on
-                    self._pending_home.add(i)
+                    self._pending_home[i] = "cannot resume"
                 continue
             if o.reason == "failsafe":
                 self._commanded[i] = self.failsafe.action[i]
@@ -1030,6 +1071,9 @@ class Orchestrator:
                 self.held[i] = True
         launch = np.array(launched, np.intp)
         self.book.launched(launch)
+        for i in launch:
+            sweep = self.book.sorties[i][int(self.book.next[i]) - 1].sweep_xy
+            self._route_at[i] = sweep[0] if len(sweep) else np.nan
         self._return_items[launch] = 0
         self.flown[launch] = True
         return launch

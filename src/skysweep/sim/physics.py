@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from skysweep.energy import CLIMB_POWER_PER_MPS, HOVER_POWER
 from skysweep.geo import FloatArray
 from skysweep.gridfield import lookup
+from skysweep.kinematics import ARRIVE_MPS, CORNER_SWING_M
 from skysweep.telemetry import AutopilotMode
 
 #: Horizontal acceptance radius of a waypoint, metres, on top of one step of travel.
@@ -33,13 +34,6 @@ PASS_CROSS_M = 30.0
 ACCEPT_ALT_M = 0.5
 #: Seconds of look-ahead along the current leg for the carrot the autopilot steers to.
 LOOKAHEAD_S = 1.5
-#: How far, metres, a turn at a waypoint may swing wide of the next leg. The autopilot slows
-#: into a corner of deflection d to sqrt(CORNER_SWING_M * accel / sin(d / 2)), the speed whose
-#: velocity change it can make within that swing, as PX4's and ArduPilot's corner speed limits
-#: do; the planner's geofence margin must exceed it.
-CORNER_SWING_M = 2.0
-#: Speed, m/s, at which the autopilot reaches a waypoint it stops at (the last, or a climb).
-ARRIVE_MPS = 1.0
 
 #: Per-cell open-circuit voltage of a lithium pack: full, the plateau's slope, and the knee
 #: near empty where voltage falls away (the shape of a LiPo/Li-ion discharge curve).

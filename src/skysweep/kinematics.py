@@ -1,0 +1,48 @@
+"""How an autopilot takes the corners of a route, shared by the simulator (which flies them)
+and the planner (which times and costs them).
+
+An autopilot slows into a waypoint so that the turn after it stays close to the next leg, as
+PX4's and ArduPilot's corner speed limits do: into a corner of deflection d it slows to
+sqrt(CORNER_SWING_M * accel / sin(d / 2)), the speed whose velocity change it can make within
+that swing, and speeds up again after it. A lawnmower sweep has two sharp corners per lane, so
+over a sortie these slow-downs add up to minutes. Units: metres, seconds, m/s, m/s².
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from skysweep.geo import FloatArray
+
+#: How far, metres, a turn at a waypoint may swing wide of the next leg; the planner's geofence
+#: margin must exceed it.
+CORNER_SWING_M = 2.0
+#: Speed, m/s, at which the autopilot reaches a waypoint it stops at (the last, or a climb).
+ARRIVE_MPS = 1.0
+
+
+def corner_speeds_mps(xy: FloatArray, accel_mps2: float) -> NDArray[np.float64]:
+    """Speed at each interior vertex of the polyline ``xy`` (n, 2) (n − 2 values; inf where it
+    goes straight on)."""
+    d = np.diff(np.asarray(xy, float)[:, :2], axis=0)
+    length = np.hypot(d[:, 0], d[:, 1])
+    a, c = d[:-1], d[1:]
+    la, lc = length[:-1], length[1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos_d = np.einsum("ij,ij->i", a, c) / (la * lc)
+    sin_half = np.sqrt(np.clip(0.5 * (1.0 - np.nan_to_num(cos_d, nan=1.0)), 0.0, 1.0))
+    with np.errstate(divide="ignore"):
+        speed = np.sqrt(CORNER_SWING_M * accel_mps2 / sin_half)
+    return np.maximum(speed, ARRIVE_MPS)
+
+
+def corner_loss_s(xy: FloatArray, speed_mps: float, accel_mps2: ArrayLike) -> NDArray[np.float64]:
+    """Seconds each interior vertex of ``xy`` costs over flying through it at ``speed_mps``:
+    braking to its corner speed v_c at ``accel_mps2`` and back takes (v − v_c)² / (a v) longer
+    than the same distance at v (n − 2 values)."""
+    a = float(np.asarray(accel_mps2))
+    if len(xy) < 3:
+        return np.zeros(0)
+    vc = np.minimum(corner_speeds_mps(xy, a), speed_mps)
+    return (speed_mps - vc) ** 2 / (a * speed_mps)
