@@ -18,6 +18,7 @@ from skysweep.cli import app
 from skysweep.errors import InfeasibleError, MissionError, TransitionError
 from skysweep.link.sim import SimLink
 from skysweep.plan import Plan, plan_mission
+from skysweep.runtime import orchestrator
 from skysweep.runtime.clock import SimClock
 from skysweep.runtime.commands import OperatorCommand, parse_command
 from skysweep.runtime.modes import FlightMode
@@ -303,14 +304,17 @@ def test_cli_sim_with_a_command_script(tmp_path: Path) -> None:
     assert out["state"] == "COMPLETE" and out["health"] == "NOMINAL"
 
 
-def test_a_drone_off_its_leg_behind_a_keep_out_is_brought_home_round_it(
-    plan: Plan, tmp_path: Path
+@pytest.mark.parametrize("detours", [orchestrator.MAX_DETOURS, 0], ids=["detour", "home"])
+def test_a_drone_off_its_leg_behind_a_keep_out_is_led_round_it(
+    plan: Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detours: int
 ) -> None:
     """An autopilot pushed off its leg flies straight on to its next waypoint. Make one at work
     stray (its own copy of the waypoint it flies to is moved) to the far side of the keep-out
     from that waypoint, so that the straight line back crosses the zone: the orchestrator sees
-    it, brings the drone home by a flyable route and hands its work on; nothing enters the zone
-    and the search still completes."""
+    it and sends it the rest of its sortie behind a flyable detour to that waypoint; it keeps
+    its work. With no detours left, it comes home by a flyable route and its work is handed
+    on. Either way nothing enters the zone and the search completes."""
+    monkeypatch.setattr(orchestrator, "MAX_DETOURS", detours)
     m = plan.mission
     cliff = m.keep_out[0].geometry
     centre = np.array(cliff.centroid.coords[0])
@@ -348,8 +352,20 @@ def test_a_drone_off_its_leg_behind_a_keep_out_is_brought_home_round_it(
     off = [e for e in _kinds(events, "off_route") if e.drone == m.fleet.ids[i]]
     assert off and t_strayed < off[0].t_s <= t_strayed + 120.0
     assert not inside_cliff
-    # its work is handed on at once
     handed = [e for e in _kinds(events, "replan") if "sent home early" in e.data["reason"]]
-    assert handed and off[0].t_s <= handed[0].t_s <= off[0].t_s + 1.0
+    if detours:
+        assert off[0].data["action"] == "detour"
+        # it flew on with its sortie: nothing handed on, and it swept after the detour
+        assert not [e for e in handed if off[0].t_s <= e.t_s <= off[0].t_s + 60.0]
+        sweeps = [
+            e
+            for e in _kinds(events, "mode")
+            if e.drone == m.fleet.ids[i] and e.t_s > off[0].t_s and e.data["to"] == "SWEEP"
+        ]
+        assert sweeps
+    else:
+        # its work is handed on at once
+        assert off[0].data["action"] == "home"
+        assert handed and off[0].t_s <= handed[0].t_s <= off[0].t_s + 1.0
     assert summary.state == "COMPLETE" and summary.covered_fraction >= 0.99
     assert summary.keep_out_breaches == 0

@@ -67,10 +67,13 @@ SENSOR_MIN_ALT = 0.9
 #: once).
 REPLAN_PERIOD_S = 10.0
 #: A drone pushed this far, metres, off the leg it flies (dodging other drones) whose straight
-#: line on to its next waypoint leaves the flyable space, for OFF_ROUTE_S seconds, is brought
-#: home by a flyable route and its work handed on (see :meth:`Orchestrator._off_route`).
+#: line on to its next waypoint leaves the flyable space, for OFF_ROUTE_S seconds, is led back
+#: to that waypoint by a flyable detour, at most MAX_DETOURS times a sortie; then, or if there
+#: is no detour, it is brought home by a flyable route and its work handed on (see
+#: :meth:`Orchestrator._off_route`).
 OFF_ROUTE_M = 10.0
 OFF_ROUTE_S = 5.0
+MAX_DETOURS = 3
 #: Mission time between checkpoints, seconds: the most a run resumed after a crash flies again
 #: (more for a big fleet flown faster than real time, see CHECKPOINT_WALL_SHARE).
 CHECKPOINT_EVERY_S = 10.0
@@ -206,6 +209,12 @@ class Orchestrator:
         self._leg_ab = np.full((n, 4), np.nan)
         self._off_since = np.full(n, np.nan)
         self._off_told = np.zeros(n, bool)
+        # a sortie flown on with a detour in front of the rest of it: item k of the mission on
+        # board is item k + shift of the sortie, and items up to detour_end are the detour
+        self._seq_shift = np.zeros(n, np.intp)
+        self._detour_end = np.zeros(n, np.intp)
+        self._detours = np.zeros(n, np.intp)
+        self._detour_pending: dict[int, tuple[int, int]] = {}
         # where each drone has got to along its route (local metres), for the re-planner
         self._route_at = np.full((n, 2), np.nan)
         self.landed_below_reserve = 0
@@ -1002,14 +1011,57 @@ class Orchestrator:
         # once due, the way home is asked for every tick until the kernel lets it through
         # (a neighbour too close for a new route now is gone in a moment)
         for i in np.flatnonzero(off & (now_s - self._off_since >= OFF_ROUTE_S - 1e-9)):
+            at_work = self._at_work(int(i), self.mode)
+            detour = None
+            if at_work and self._detours[i] < MAX_DETOURS:
+                detour = self._detour_order(int(i), p[i], int(leg[i]), fs)
             if not self._off_told[i]:
                 self._off_told[i] = True
-                data = {"cross_track_m": round(float(cross[i]), 1), "item": int(fs.mission_seq[i])}
+                data = {
+                    "cross_track_m": round(float(cross[i]), 1),
+                    "item": int(fs.mission_seq[i]),
+                    "action": "detour" if detour is not None else "home",
+                }
                 events.append(Event(now_s, "off_route", self.ids[i], data))
-            if self._at_work(int(i), self.mode):
+            if detour is not None:
+                orders.append(detour)
+                continue
+            if at_work:
                 self._cut_short.add(int(i))
             orders.append(self._home_order(int(i), p[i], fs, "off route", events))
         self._off_told &= off
+
+    def _detour_order(self, i: int, at: FloatArray, leg: int, fs: FleetState) -> Order | None:
+        """The rest of drone ``i``'s sortie with a flyable detour from ``at`` in front of it
+        (None if there is no such way); the kernel checks it as any route. Off a sweep leg, the
+        detour goes back to where the drone left the leg, so that the rest of the leg is swept."""
+        route = self._uploaded[i]
+        seq = int(fs.mission_seq[i])
+        if route is None or not 1 <= seq < len(route):
+            return None
+        rest = np.asarray(route)[seq:]
+        a, b = self._leg_ab[i, :2], self._leg_ab[i, 2:]
+        rejoin = rest[0, :2]
+        if leg == Leg.SWEEP:
+            # where it left the leg (see _off_route), if that is on this leg, else its start
+            left = self._route_at[i]
+            ab = b - a
+            u = float(np.clip(np.dot(left - a, ab) / max(float(np.dot(ab, ab)), 1e-9), 0, 1))
+            on_leg = bool(np.hypot(*(a + u * ab - left)) < 1.0)
+            rejoin = left if on_leg else a
+        try:
+            path = self._finder.path(at, rejoin)
+        except InfeasibleError:
+            return None
+        alt = float(max(fs.pos_m[i, 2], rest[0, 2]))
+        hops = path[1:] if leg == Leg.SWEEP else path[1:-1]
+        detour = np.column_stack([hops, np.full(len(hops), alt)])
+        # item k of the new mission is item k + shift of the sortie; the legs into its first
+        # `end` items are the detour's
+        shift = seq + int(self._seq_shift[i]) - len(hops)
+        end = len(hops) + (0 if leg == Leg.SWEEP else 1)
+        self._detour_pending[i] = (shift, end)
+        return Order(i, Command.START_MISSION, np.vstack([detour, rest]), Purpose.WORK, "off route")
 
     def _rest_of_mission(self, i: int, fs: FleetState) -> FloatArray | None:
         """The waypoints drone ``i`` has still to fly of the mission it has on board."""
@@ -1052,6 +1104,18 @@ class Orchestrator:
             if sent.command is Command.START_MISSION:
                 self._uploaded[i] = sent.route
                 self._leg_seq[i] = -1
+            if o.reason == "off route" and o.purpose is Purpose.WORK:
+                shift, end = self._detour_pending.pop(i, (0, 0))
+                if sent is o:  # back on its sortie by the detour
+                    self._seq_shift[i], self._detour_end[i] = shift, end
+                    self._detours[i] += 1
+                    continue
+                if sent.command is Command.START_MISSION:  # the kernel sent it home instead
+                    assert sent.route is not None
+                    self._return_items[i] = len(sent.route)
+                if self._at_work(i, self.mode):
+                    self._cut_short.add(i)
+                continue
             if o.reason == "launch" and sent is o:
                 self._refused[i] = ""
                 launched.append(i)
@@ -1075,6 +1139,9 @@ class Orchestrator:
             sweep = self.book.sorties[i][int(self.book.next[i]) - 1].sweep_xy
             self._route_at[i] = sweep[0] if len(sweep) else np.nan
         self._return_items[launch] = 0
+        self._seq_shift[launch] = 0
+        self._detour_end[launch] = 0
+        self._detours[launch] = 0
         self.flown[launch] = True
         return launch
 
@@ -1092,8 +1159,11 @@ class Orchestrator:
         if active.any():
             k = sortie[active]
             count = book.leg_count[k]
-            step = np.clip(fs.mission_seq[active] - 1, 0, np.maximum(count - 1, 0))
+            seq = fs.mission_seq[active] + self._seq_shift[active]
+            step = np.clip(seq - 1, 0, np.maximum(count - 1, 0))
             leg[active] = book.leg_table[book.leg_first[k] + step]
+            end = self._detour_end[active]
+            leg[active] = np.where(fs.mission_seq[active] < end, Leg.TRANSIT, leg[active])
         return leg
 
     def _monitor(self, fs: FleetState, events: list[Event], now_s: float) -> None:
