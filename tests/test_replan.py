@@ -151,3 +151,18 @@ def test_sorties_running_late_are_judged_by_what_flew_not_by_the_clock() -> None
     back = replan(as_flown, Progress(now + 60, tracks, in_air, launched), added_drones=[victim])
     mine = [s.number for s in back.sorties if s.drone == victim]
     assert mine and min(mine) == 2
+
+
+def test_handed_on_lanes_go_to_drones_with_a_swath_as_wide(big: Plan) -> None:
+    """A lost drone's lanes are spaced for its swath; a drone with a narrower one would leave
+    stripes between them unseen (reliability run, seed 444). Lost 50 m drones' work goes to
+    the other 50 m drones, none to the 40 m ones, when those can reach it."""
+    swath = big.mission.fleet.swath_m
+    progress = flown_until(big, 0.5 * big.metrics.makespan_s)
+    wide = [i for i in sorted(progress.tracks) if swath[i] == 50.0]
+    lost = wide[:: max(1, len(wide) // 10)][:10]
+    new = replan(big, progress, lost=lost)
+    before = {(s.drone, s.number) for s in big.sorties}
+    extra = [s for s in new.sorties if (s.drone, s.number) not in before]
+    assert extra
+    assert {float(swath[s.drone]) for s in extra} == {50.0}

@@ -43,6 +43,7 @@ from shapely import affinity
 
 from skysweep import mission as mission_mod
 from skysweep.bench.plan_scenarios import MissionData, geojson, to_lonlat
+from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import MissionError
 from skysweep.footprint import CoverageGrid
 from skysweep.link.sim import SimLink
@@ -289,7 +290,10 @@ def _draw_mission(rng: np.random.Generator, seed: int) -> MissionData:
             "separation": True,
         },
     }
+    used = {g["launch_site"] for g in fleet}
     for site in sites:
+        if site["name"] not in used:
+            continue  # a site no group flies from is no site (its ground would go unflown)
         ((lon, lat),) = to_lonlat(np.array([site["xy"]]), origin).tolist()
         data["launch_sites"].append(
             {
@@ -318,12 +322,30 @@ def random_mission(seed: int) -> MissionData:
     for _ in range(50):
         data = _draw_mission(rng, seed)
         try:
-            mission_mod.parse(data, source=f"<reliability seed {seed}>")
+            m = mission_mod.parse(data, source=f"<reliability seed {seed}>")
         except MissionError as exc:  # e.g. a site's pads do not fit: draw again
             last = exc
             continue
+        if not _within_reach(m):  # a fleet that cannot reach its area: nothing to prove
+            last = RuntimeError("part of the area is beyond every drone's battery")
+            continue
         return data
     raise RuntimeError(f"seed {seed}: no valid mission in 50 draws (last: {last})")
+
+
+def _within_reach(m: Mission) -> bool:
+    """Whether every corner of the searchable area is within some drone's reach from its pad:
+    out and back against the forecast wind on a usable pack, less a tenth for sweeping (the
+    planner's own rule for which site may take which ground)."""
+    f = m.fleet
+    v = np.asarray(f.speed_mps, float)
+    head = power_factor(v + float(np.hypot(*m.wind_vector_mps)), v)
+    usable = (1.0 - m.safety.battery_reserve - PLAN_MARGIN) * np.asarray(f.endurance_s, float)
+    vertical = 2.0 * m.altitude_m / np.asarray(f.climb_mps, float)
+    reach = 0.9 * (usable - vertical) * v / (1.0 + head)
+    corners = shapely.get_coordinates(m.searchable.boundary)
+    dist = np.hypot(*(corners[None, :, :] - m.pad_xy_m[:, None, :]).transpose(2, 0, 1))
+    return bool((dist <= reach[:, None]).any(axis=0).all())
 
 
 def random_faults(seed: int, plan: Plan) -> list[Fault]:

@@ -312,6 +312,9 @@ def _owner(
     if reach_m is not None:
         far = samples.dist > reach_m[:, None]
         cost = np.where(far & ~far.all(axis=0), np.inf, cost)
+        # a site with no drones (reach 0) never owns ground, not even out of everyone's reach
+        if (reach_m > 0).any():
+            cost[reach_m <= 0] = np.inf
     return np.argmin(cost, axis=0)
 
 

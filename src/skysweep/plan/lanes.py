@@ -91,7 +91,13 @@ def _lane_pieces(
     spacing = (y1 - y0) / n
     lo = y0 + spacing * np.arange(n)
     bands = shapely.box(x0 - 1.0, lo, x1 + 1.0, lo + spacing)
-    parts, band_idx = shapely.get_parts(shapely.intersection(bands, rotated), return_index=True)
+    try:
+        cut = shapely.intersection(bands, rotated)
+    except shapely.errors.GEOSException:
+        # rotating a valid cell with nearly coincident edges can leave it invalid (seen in
+        # the reliability run, seed 361): rebuilt by a zero buffer it overlays
+        cut = shapely.intersection(bands, rotated.buffer(0))
+    parts, band_idx = shapely.get_parts(cut, return_index=True)
     keep = shapely.area(parts) > 1e-6
     parts, band_idx = parts[keep], band_idx[keep]
     if not len(parts):

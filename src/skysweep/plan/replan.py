@@ -106,7 +106,8 @@ def replan(
     blocked = shapely.union_all(zones) if zones else None
     now = progress.now_s
 
-    orphans: list[FloatArray] = []
+    # routes to hand on, each with the swath its lanes were spaced for
+    orphans: list[tuple[FloatArray, float]] = []
     works: dict[int, _Work] = {}
     added = {int(i) for i in added_drones}
     pads = m.pad_xy_m  # computed on every access: once here
@@ -118,7 +119,8 @@ def replan(
         up = progress.in_air.get(i)
         ahead = _ahead(by_drone.get(i, []), track, now, up, progress.launched.get(i))
         if i in lost_set:
-            orphans.extend(piece for _, rest in ahead for piece in _clip(rest, blocked))
+            w = float(fleet.swath_m[i])
+            orphans.extend((piece, w) for _, rest in ahead for piece in _clip(rest, blocked))
             continue
         kept: list[Sortie] = []
         home_s = now
@@ -132,7 +134,7 @@ def replan(
                 kept.append(sortie)
                 continue
             # its route crosses the new zone: what it has not swept goes back in the pool
-            orphans.extend(_clip(rest, blocked))
+            orphans.extend((piece, float(fleet.swath_m[i])) for piece in _clip(rest, blocked))
             if under_way and track is not None and len(track):
                 # in the air: it comes home first
                 there = np.asarray(track, float)[-1, :2]
@@ -146,18 +148,25 @@ def replan(
         raise InfeasibleError("replan: no drone is left to fly the rest of the search")
 
     if added:
-        orphans += _share_with(added, works, progress, fleet.swap_s)
-    chunks = [c for r in orphans for c in _chunks(r, CHUNK_S * float(np.median(fleet.speed_mps)))]
-    given = _assign(chunks, works, m, pads)
+        orphans += _share_with(added, works, progress, fleet.swath_m, fleet.swap_s)
+    step_m = CHUNK_S * float(np.median(fleet.speed_mps))
+    pieces = [(c, w) for r, w in orphans for c in _chunks(r, step_m)]
+    chunks = [c for c, _ in pieces]
+    given = _assign(chunks, np.array([w for _, w in pieces]), works, m, pads)
     sorties = _sorties(plan, works, given, finder, pads, progress.launched)
     return _with_metrics(plan, sorties, progress, new_keep_out)
 
 
 def _share_with(
-    added: set[int], works: dict[int, _Work], progress: Progress, swap_s: FloatArray
-) -> list[FloatArray]:
-    """Sorties not yet launched, taken from the drones that finish last, until the added
-    drones' fair share of the work still to fly is in the pool; ``works`` is updated."""
+    added: set[int],
+    works: dict[int, _Work],
+    progress: Progress,
+    swath_m: FloatArray,
+    swap_s: FloatArray,
+) -> list[tuple[FloatArray, float]]:
+    """Sorties not yet launched, taken from the drones that finish last, until each added
+    drone's fair share of the work still to fly is in the pool, from sorties whose lanes its
+    swath covers (see :func:`_assign`); ``works`` is updated."""
     now = progress.now_s
     later = [
         (s, i)
@@ -167,20 +176,24 @@ def _share_with(
     ]
     total = sum(s.duration_s for s, _ in later)
     flying = [i for i, w in works.items() if w.kept or i in added]
-    share = total * len(added) / max(len(flying), 1)
-    pool: list[FloatArray] = []
-    moved = 0.0
-    for s, i in sorted(later, key=lambda p: -p[0].land_s):
-        if moved >= share:
-            break
-        if i in added or len(s.sweep_xy) < 2:
-            continue
-        pool.append(s.sweep_xy)
-        moved += s.duration_s
-        w = works[i]
-        kept = [k for k in w.kept if k is not s]
-        free = max([k.land_s + float(swap_s[i]) for k in kept], default=now)
-        works[i] = _Work(i, kept, max(free, now))
+    share = total / max(len(flying), 1)
+    pool: list[tuple[FloatArray, float]] = []
+    taken: set[int] = set()
+    ordered = sorted(later, key=lambda p: -p[0].land_s)
+    for a in sorted(added):
+        moved = 0.0
+        for s, i in ordered:
+            if moved >= share:
+                break
+            if i in added or id(s) in taken or len(s.sweep_xy) < 2 or swath_m[i] > swath_m[a]:
+                continue
+            taken.add(id(s))
+            pool.append((s.sweep_xy, float(swath_m[i])))
+            moved += s.duration_s
+            w = works[i]
+            kept = [k for k in w.kept if k is not s]
+            free = max([k.land_s + float(swap_s[i]) for k in kept], default=now)
+            works[i] = _Work(i, kept, max(free, now))
     return pool
 
 
@@ -264,9 +277,16 @@ def _chunks(route: FloatArray, length_m: float) -> list[FloatArray]:
 
 
 def _assign(
-    chunks: list[FloatArray], works: dict[int, _Work], m: Mission, all_pads: FloatArray
+    chunks: list[FloatArray],
+    swaths: FloatArray,
+    works: dict[int, _Work],
+    m: Mission,
+    all_pads: FloatArray,
 ) -> dict[int, list[FloatArray]]:
-    """Chunks for each drone: rounds of linear_sum_assignment on finish time."""
+    """Chunks for each drone: rounds of linear_sum_assignment on finish time. A chunk's lanes
+    are spaced for the swath of the drone it was planned for: a drone with a narrower swath
+    would leave stripes between them unseen, so it takes a chunk only if no drone with a
+    wide enough swath can reach it."""
     fleet = m.fleet
     drones = np.array(sorted(works), np.intp)
     given: dict[int, list[int]] = {int(i): [] for i in drones}
@@ -300,6 +320,8 @@ def _assign(
     trip_cs = farthest[spot_of.ravel()] * ((1.0 + head) / v)[:, None]
     trip_cs += (vertical + REACH_SWEEP_S)[:, None]
     reachable = trip_cs <= budget_cs[:, None]
+    wide = fleet.swath_m[drones][:, None] >= swaths[None, :] - 1e-6
+    reachable &= wide | ~(reachable & wide).any(axis=0)
     nobody = np.flatnonzero(~reachable.any(axis=0))
     if len(nobody):
         raise InfeasibleError(

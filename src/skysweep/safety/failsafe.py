@@ -34,7 +34,7 @@ GPS_LOST          the autopilot reports no 3-D fix              HOLD
   once the drone is inside the fence again.
 - A HOLD that has lasted ``gps_hold_s`` (counted from when the hold began) while a GPS cause
   is still raised becomes LAND. A hold whose GPS came back stays a hold: the drone hovers for
-  the operator (and still lands if its battery runs critical).
+  the operator, and lands once its battery runs low (a hover would burn the reserve).
 - Nothing resumes on its own: only :func:`clear` (the operator's resume) resets an action. A
   cause still present raises it again on the next tick.
 - A drone on the ground gets no new cause, and its latched action is frozen (no escalation, no
@@ -318,12 +318,17 @@ def decide(
         & (now_s - state.since_s >= params.gps_hold_s)
     )
     action[held_out] = Action.LAND
+    # a hover burns the pack as fast as flying: a drone holding for the operator whose
+    # battery runs low lands then, on its reserve, rather than hovering on to critical
+    low_hold = air & (old == Action.HOLD) & (action == Action.HOLD)
+    low_hold &= (cause & int(Cause.BATTERY_LOW)) != 0
+    action[low_hold] = Action.LAND
     action = np.where(air, action, old).astype(np.int8)
 
     changed = action != old
     matching = cause & _CAUSES_FOR[action]
     # an escalation or a recovery keeps what started it; a fresh action starts afresh
-    keep = ~changed | back_in | held_out
+    keep = ~changed | back_in | held_out | low_hold
     trigger = np.where(keep, state.trigger | matching, matching).astype(np.uint8)
     new_battery = ((matching & _BATTERY) != 0) & ((state.trigger & _BATTERY) == 0)
     return replace(
