@@ -1,4 +1,4 @@
-"""The ``skysweep`` command line: plan, sim, export, report, demo.
+"""The ``skysweep`` command line: plan, sim, run, vehicles, export, report, demo.
 
 A user's mistake (a bad mission file, an infeasible mission, a broken run log) prints one line
 on stderr and exits with code 2; never a traceback.
@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from skysweep import mission as mission_mod
-from skysweep.errors import SkysweepError, StoreError
+from skysweep.errors import InfeasibleError, LinkError, SkysweepError, StoreError
 from skysweep.plan import Plan, plan_mission
 from skysweep.runtime.commands import OperatorCommand
 from skysweep.runtime.modes import FlightMode
@@ -386,6 +386,179 @@ def demo(
     out.print(f"report: {(out_dir / 'report.html').resolve()}")
 
 
+def _vehicle_map(path: Path, links: int) -> dict[str, tuple[int, int]]:
+    """``--vehicles FILE``: YAML mapping each drone id to ``LINK:SYSTEM`` (link = the index of
+    its --link, from 0; system = its MAVLink system id)."""
+    raw = mission_mod.read_yaml(path)
+    if not isinstance(raw, dict):
+        raise LinkError(f"{path}: expected a mapping of drone id to LINK:SYSTEM")
+    out: dict[str, tuple[int, int]] = {}
+    for drone, where in raw.items():
+        link_no, _, system = str(where).partition(":")
+        try:
+            out[str(drone)] = (int(link_no), int(system))
+        except ValueError:
+            raise LinkError(f"{path}: {drone}: {where!r} is not LINK:SYSTEM (e.g. 0:17)") from None
+        if not 0 <= out[str(drone)][0] < links:
+            raise LinkError(f"{path}: {drone}: link {link_no} is not one of the {links} --link")
+    return out
+
+
+@app.command()
+@_user_errors
+def run(
+    mission: Annotated[Path, typer.Argument(help="Mission file (YAML or JSON).")],
+    link: Annotated[
+        list[str],
+        typer.Option(
+            "--link",
+            help="MAVLink connection, repeatable: udp:HOST:PORT (vehicles listen there), "
+            "udpin:HOST:PORT (skysweep listens), tcp:HOST:PORT, serial:DEVICE[:BAUD].",
+        ),
+    ],
+    log: Annotated[Path, typer.Option("--log", help="Run log (SQLite) to write.")] = Path("run.db"),
+    vehicles: Annotated[
+        Path | None,
+        typer.Option(
+            "--vehicles",
+            help="YAML: drone id → LINK:SYSTEM. Without it, the first autopilots heard, in "
+            "link then system-id order, take the drones in mission order.",
+        ),
+    ] = None,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--signing-key",
+            help="MAVLink 2 signing key file (64 hex digits, 32 bytes or a passphrase): sign "
+            "everything sent, reject unsigned or wrongly signed input.",
+        ),
+    ] = None,
+    connect_timeout: Annotated[
+        float, typer.Option(help="Wall seconds to wait for every vehicle to be heard.")
+    ] = 60.0,
+    stream_hz: Annotated[
+        float, typer.Option(help="Telemetry rate asked of each vehicle, Hz.")
+    ] = 2.0,
+    time_scale: Annotated[
+        float,
+        typer.Option(
+            help="Mission seconds per wall second: only for simulated vehicles run with the "
+            "same --time-scale (skysweep vehicles). Real vehicles: 1.",
+        ),
+    ] = 1.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the figures as one JSON object.")
+    ] = False,
+) -> None:
+    """Fly the mission on real PX4 / ArduPilot vehicles (or `skysweep vehicles`) over MAVLink.
+
+    Connects, binds each drone to a vehicle, uploads the geofence to every vehicle and reads it
+    back (a vehicle whose fence does not match is not armed), runs the pre-flight checks, then
+    flies the plan: every sortie is uploaded and read back before take-off. See
+    docs/real-vehicles.md.
+    """
+    from skysweep.mavlink.link import MavlinkLink
+    from skysweep.mavlink.signing import fingerprint, load_key
+    from skysweep.runtime.clock import ScaledClock, WallClock
+
+    m = mission_mod.load(mission)
+    p, _ = _plan(mission)
+    key = load_key(signing_key) if signing_key is not None else None
+    mapping = _vehicle_map(vehicles, len(link)) if vehicles is not None else None
+    mav = MavlinkLink(
+        m, link, vehicles=mapping, signing_key=key, time_scale=time_scale, stream_hz=stream_hz
+    )
+    try:
+        mav.start()
+        if not as_json:
+            err.print(f"connecting to {len(m.fleet)} vehicles on {', '.join(link)} …")
+        problems = mav.connect(connect_timeout)
+        if problems:
+            shown = "; ".join(problems[:5]) + (
+                f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+            )
+            raise InfeasibleError(f"vehicles not ready: {shown}")
+        with RunLog(log, create=True) as run_log:
+            run_log.set_meta("mission", json.loads(mission_mod.to_json(p.mission.spec)))
+            run_log.set_meta("drones", list(p.mission.fleet.ids))
+            run_log.set_meta("plan_metrics", _plan_summary(p, 0.0))
+            run_log.set_meta(
+                "links",
+                {"endpoints": list(link), "signing": fingerprint(key) if key else None},
+            )
+            orch = Orchestrator(p, mav, run_log)
+            # a checkpoint holds the simulator's state; real vehicles keep their own
+            orch.checkpoint_every_s = float("inf")
+            clock = WallClock() if time_scale == 1.0 else ScaledClock(time_scale)
+            problems = orch.authorise(clock.now())
+            if problems:
+                raise InfeasibleError(f"pre-flight checks failed: {'; '.join(problems[:5])}")
+            summary = orch.run(clock).as_dict()
+            summary["link_messages"] = mav.messages
+            summary["link_bad_input"] = sum(mav.bad_input.values())
+    finally:
+        mav.close()
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        _table("flight", summary)
+        out.print(f"run log written to {log}")
+
+
+@app.command()
+@_user_errors
+def vehicles(
+    mission: Annotated[Path, typer.Argument(help="Mission file (YAML or JSON).")],
+    base_port: Annotated[int, typer.Option(help="UDP port of the first 250 vehicles.")] = 14550,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    count: Annotated[
+        int | None, typer.Option(help="Serve only the first COUNT drones of the fleet.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulator.")] = 0,
+    faults: Annotated[
+        Path | None,
+        typer.Option("--faults", help="Fault schedule (YAML, see docs/faults.md) to inject."),
+    ] = None,
+    signing_key: Annotated[
+        Path | None, typer.Option("--signing-key", help="Sign and require signed MAVLink 2.")
+    ] = None,
+    time_scale: Annotated[
+        float, typer.Option(help="Simulated seconds per wall second (1: real time).")
+    ] = 1.0,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many simulated seconds.")
+    ] = None,
+) -> None:
+    """Serve the mission's fleet, simulated, as MAVLink 2 vehicles that behave as ArduPilot
+    Copter: 250 system ids per UDP port from --base-port up. Any ground station (QGroundControl,
+    MAVProxy, MAVSDK, `skysweep run`) can connect and fly them. Stop with Ctrl-C.
+    """
+    from skysweep.mavlink.vehicles import serve
+
+    facade = serve(
+        mission,
+        seed=seed,
+        faults_path=faults,
+        host=host,
+        base_port=base_port,
+        count=count,
+        time_scale=time_scale,
+        signing_key_path=signing_key,
+    )
+    ports = facade.ports
+    err.print(
+        f"serving {len(facade.world)} vehicles on udp {host}:{ports[0]}"
+        + (f"-{ports[-1]}" if len(ports) > 1 else "")
+        + f" (×{time_scale:g} time); Ctrl-C stops"
+    )
+    try:
+        facade.serve_forever(until_sim_s=duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        facade.close()
+
+
 bench_app = typer.Typer(help="Benchmarks: figures for docs/benchmarks.md.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
@@ -439,6 +612,27 @@ def bench_sim(
     out.print(t)
     if not any(r["rvo2"] for r in figures["separation"].values()):
         out.print("RVO2 not timed: install the dev extra (pip install -e '.[dev]') for pyrvo")
+
+
+@bench_app.command("link")
+@_user_errors
+def bench_link(
+    vehicles: Annotated[int, typer.Option(min=1, help="Simulated autopilots sending.")] = 2500,
+    rate_hz: Annotated[float, typer.Option(help="Telemetry rate of each, Hz.")] = 5.0,
+    seconds: Annotated[float, typer.Option(help="How long to send, s.")] = 10.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print every figure as one JSON object.")
+    ] = False,
+) -> None:
+    """MAVLink telemetry ingest, UDP datagrams to FleetState: a sender process plays the
+    fleet's autopilots (250 per port), the link ingests on one core."""
+    from skysweep.bench import link as bench
+
+    figures = bench.run(vehicles, rate_hz, seconds)
+    if as_json:
+        print(json.dumps(figures))
+    else:
+        _table("MAVLink ingest", figures)
 
 
 @bench_app.command("reliability")

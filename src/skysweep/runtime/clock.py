@@ -40,3 +40,22 @@ class WallClock:
         delay = t_s - self.now()
         if delay > 0:
             time.sleep(delay)
+
+
+class ScaledClock:
+    """Real time sped up ``scale`` times: for flying simulated MAVLink vehicles (``skysweep
+    vehicles --time-scale``) faster than real time, with the vehicles' clock scaled alike."""
+
+    def __init__(self, scale: float) -> None:
+        if scale <= 0:
+            raise ValueError(f"time scale must be positive, not {scale}")
+        self.scale = scale
+        self._t0 = time.monotonic()
+
+    def now(self) -> float:
+        return (time.monotonic() - self._t0) * self.scale
+
+    def sleep_until(self, t_s: float) -> None:
+        delay = (t_s - self.now()) / self.scale
+        if delay > 0:
+            time.sleep(delay)
