@@ -90,11 +90,11 @@ class FakeChannel:
         self.inbox: list[bytes] = []
         self.sent: list[bytes] = []
 
-    def receive(self, now_s: float) -> list[bytes]:
+    def receive(self, now_s: float) -> list[tuple[bytes, Any]]:
         out, self.inbox = self.inbox, []
-        return out
+        return [(d, None) for d in out]
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, to: Any = None) -> None:
         self.sent.append(data)
 
     def fileno(self) -> int:
@@ -419,7 +419,7 @@ def test_a_broken_stream_never_crashes_the_link_or_moves_a_drone(
 # -- the link: commands -------------------------------------------------------------------------
 
 
-def answer_everything(link: MavlinkLink, v: Vehicle, rounds: int = 200) -> list[str]:
+def answer_everything(link: MavlinkLink, v: Vehicle, rounds: int = 2000) -> list[str]:
     """Play an obliging ArduPilot: answer requests and commands until the link is quiet;
     returns the names of what the link asked for, in order."""
     stored: list[Any] = []
@@ -688,3 +688,29 @@ def test_explicit_vehicle_map_is_checked(mission: mission_mod.Mission) -> None:
         make_link(mission, vehicles={ids[0]: (0, 4), ids[1]: (0, 4)})
     with pytest.raises(LinkError, match="no vehicle address"):
         make_link(mission, vehicles={ids[0]: (3, 4)})
+
+
+def test_a_fence_change_waits_for_the_command_in_hand(mission: mission_mod.Mission) -> None:
+    link, vs, _, _ = bound_link(mission)
+    link.send(np.array([0]), Command.RETURN)
+    zone = mission.keep_out[0].geometry.buffer(50.0)
+    link.set_fence([zone])
+    log = answer_everything(link, vs[0])
+    # the return is not cancelled: it goes first, then the new fence, read back
+    assert log[:3] == ["MAV_CMD_NAV_RETURN_TO_LAUNCH", "MISSION_COUNT", "MISSION_REQUEST_LIST"]
+    assert link.vehicles[0].fence_ok  # type: ignore[union-attr]
+    assert not any(e.kind == "link_command_superseded" for e in link.take_events())
+
+
+def test_a_command_during_a_fence_upload_goes_first_and_the_fence_follows(
+    mission: mission_mod.Mission,
+) -> None:
+    link, vs, _, _ = bound_link(mission)
+    link.upload_fence()
+    link.pump()
+    link.send(np.array([1]), Command.LAND)
+    log = answer_everything(link, vs[1])
+    # the fence upload had begun (its MISSION_COUNT was out); the landing cut in, the fence
+    # was uploaded again after it, and read back
+    assert log[:4] == ["MISSION_COUNT", "MAV_CMD_NAV_LAND", "MISSION_COUNT", "MISSION_REQUEST_LIST"]
+    assert link.vehicles[1].fence_ok  # type: ignore[union-attr]

@@ -8,8 +8,10 @@ frame. The simulator implements it (:class:`~skysweep.link.sim.SimLink`); so wil
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import numpy as np
+import shapely
 from numpy.typing import NDArray
 
 from skysweep.geo import FloatArray
@@ -30,6 +32,11 @@ class Link(ABC):
     @abstractmethod
     def send(self, drones: NDArray[np.intp], command: Command) -> None:
         """Send ``command`` to the given vehicles."""
+
+    def set_fence(self, keep_out_m: Sequence[shapely.Geometry]) -> None:
+        """The keep-out zones (local metres) changed in flight: vehicles with a geofence of
+        their own get the new one. The simulator has none; the safety kernel is its fence."""
+        return None
 
     def take_events(self) -> list[LinkEvent]:
         """Events reported since the last call (detections, status messages), oldest first."""

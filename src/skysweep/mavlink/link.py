@@ -113,6 +113,7 @@ class _Vehicle:
     current: Step | None = None
     label: str = ""  # the command the queued steps carry out, for reports
     fence_ok: bool = False
+    fence_due: bool = False  # a fence upload waits for the steps in hand
     streams_asked: float = -np.inf
 
 
@@ -179,6 +180,7 @@ class MavlinkLink(Link):
                         f"address (links 0-{len(self.channels) - 1}, systems 1-255)"
                     )
                 self._bind(self._index[drone], link_no, system)
+        self._peer: dict[tuple[int, int], Any] = {}
         self.heard: dict[tuple[int, int], int] = {}
         """Every autopilot heard, bound or not: (channel, system) → MAV_AUTOPILOT."""
         # the telemetry table
@@ -373,32 +375,38 @@ class MavlinkLink(Link):
     def _where(self, v: _Vehicle) -> str:
         return f"system {v.system} on {self.channels[v.channel].name}"
 
-    def upload_fence(self) -> None:
-        """Upload the mission's keep-in and keep-out zones to every bound vehicle as fence
-        items and read them back; a vehicle whose read-back differs may not arm."""
+    def upload_fence(self, keep_out_m: Sequence[Any] | None = None) -> None:
+        """Upload the keep-in and the keep-out zones (the mission's, or ``keep_out_m``: local
+        shapely polygons) to every bound vehicle as fence items and read them back; a vehicle
+        whose read-back differs may not arm. A vehicle busy with a command gets its fence
+        when the command is through."""
         mission = self.mission
+        zones = [z.geometry for z in mission.keep_out] if keep_out_m is None else keep_out_m
         keep_in = mission.frame.geom_to_lonlat(mission.keep_in)
-        keep_out = [mission.frame.geom_to_lonlat(z.geometry) for z in mission.keep_out]
-        self._fence = fence_items(keep_in, keep_out)
+        keep_out = [mission.frame.geom_to_lonlat(z) for z in zones]
         with self._lock:
+            self._fence = fence_items(keep_in, keep_out)
             for v in self.vehicles:
                 if v is None:
                     continue
                 v.fence_ok = False
+                v.fence_due = True
+                if v.current is None:
+                    self._busy.add(v.drone)
+                    self._advance(v, self.wall())
 
-                def confirmed(v: _Vehicle = v) -> None:
-                    v.fence_ok = True
+    def set_fence(self, keep_out_m: Sequence[Any]) -> None:
+        self.upload_fence(keep_out_m)
 
-                self._queue(
-                    v,
-                    "fence",
-                    [
-                        UploadItems(self._fence, FENCE),
-                        DownloadItems(FENCE, self._fence),
-                        _Then(confirmed),
-                    ],
-                    None,
-                )
+    def _fence_steps(self, v: _Vehicle) -> list[Step]:
+        def confirmed() -> None:
+            v.fence_ok = True
+
+        return [
+            UploadItems(self._fence, FENCE),
+            DownloadItems(FENCE, self._fence),
+            _Then(confirmed),
+        ]
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -483,7 +491,9 @@ class MavlinkLink(Link):
     ) -> None:
         """Replace whatever ``v`` was doing by ``steps`` (a later command wins: a RETURN while a
         launch is being uploaded cancels the launch)."""
-        if v.current is not None and v.current.status is Status.PENDING:
+        if v.label == "fence" and v.current is not None and v.current.status is Status.PENDING:
+            v.fence_due = True  # the command goes first; the fence after it
+        elif v.current is not None and v.current.status is Status.PENDING:
             self._event(
                 "link_command_superseded", v.drone, command=v.label, by=label, step=v.current.name
             )
@@ -510,6 +520,13 @@ class MavlinkLink(Link):
                     reason=cur.reason,
                 )
                 v.steps.clear()
+            if not v.steps and v.fence_due:
+                # a fence change waits for the command in hand, never cancels it
+                v.fence_due = False
+                v.steps = deque(self._fence_steps(v))
+                v.label = "fence"
+                self._intent_mode[v.drone] = -1
+                self._intent_seq0[v.drone] = False
             if not v.steps:
                 v.current = None
                 self._busy.discard(v.drone)
@@ -517,25 +534,28 @@ class MavlinkLink(Link):
                 self._intent_seq0[v.drone] = False
                 return
             v.current = v.steps.popleft()
-            v.current.begin(self._emitter(v.channel), (v.system, VEHICLE_COMPONENT), now)
+            emit = self._emitter(v.channel, v.system)
+            v.current.begin(emit, (v.system, VEHICLE_COMPONENT), now)
 
     # -- I/O -----------------------------------------------------------------------------------
 
-    def _emitter(self, ch: int) -> Callable[[Any], None]:
+    def _emitter(self, ch: int, system: int) -> Callable[[Any], None]:
         def emit(msg: Any) -> None:
-            self._emit(ch, msg)
+            self._emit(ch, msg, system)
 
         return emit
 
-    def _emit(self, ch: int, msg: Any) -> None:
-        """The one place the link writes to a vehicle: the allowlist first."""
+    def _emit(self, ch: int, msg: Any, system: int = 0) -> None:
+        """The one place the link writes to a vehicle: the allowlist first. A message for one
+        ``system`` goes only to the address it was last heard from (on a listening UDP port
+        each PX4 SITL instance, or each radio bridge, has its own), otherwise to all."""
         try:
             check_outgoing(msg)
         except CommandRefused as exc:
             self.refused += 1
             self._event("link_refused", None, reason=str(exc))
             raise
-        self.channels[ch].send(msg.pack(self._codecs[ch]))
+        self.channels[ch].send(msg.pack(self._codecs[ch]), self._peer.get((ch, system)))
 
     def pump(self) -> None:
         """Read every channel, apply what arrived, and send what is due (heartbeat, stream
@@ -543,8 +563,8 @@ class MavlinkLink(Link):
         with self._lock:
             now = self.wall()
             for ch, channel in enumerate(self.channels):
-                for data in channel.receive(now):
-                    self._ingest(ch, data, now)
+                for data, src in channel.receive(now):
+                    self._ingest(ch, data, now, src)
             for i in list(self._busy):
                 v = self.vehicles[i]
                 if v is not None and v.current is not None:
@@ -593,6 +613,7 @@ class MavlinkLink(Link):
                             0,
                             0,
                         ),
+                        system,
                     )
             else:
                 rate = max(1, round(self.stream_hz))
@@ -606,9 +627,10 @@ class MavlinkLink(Link):
                         m.MAVLink_request_data_stream_message(
                             system, VEHICLE_COMPONENT, stream, hz, 1
                         ),
+                        system,
                     )
 
-    def _ingest(self, ch: int, data: bytes, now: float) -> None:
+    def _ingest(self, ch: int, data: bytes, now: float, src: Any = None) -> None:
         """Parse and apply one datagram or stream chunk (the hot path: one dict lookup and a few
         scalar writes per message)."""
         codec = self._codecs[ch]
@@ -627,6 +649,8 @@ class MavlinkLink(Link):
                 i = route.get((ch, system))
                 if mid == 0:
                     self._on_heartbeat(msg, ch, system, i, now)
+                    if src is not None:
+                        self._peer[(ch, system)] = src
                 elif i is not None and msg.get_srcComponent() == VEHICLE_COMPONENT:
                     handler = handlers.get(mid)
                     if handler is not None:

@@ -20,7 +20,7 @@ import os
 import socket
 import termios
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from skysweep.errors import LinkError
 
@@ -34,11 +34,13 @@ PEER_TIMEOUT_S = 30.0
 class Channel(Protocol):
     name: str
 
-    def receive(self, now_s: float) -> list[bytes]:
-        """Everything that arrived since the last call (datagrams or stream chunks)."""
+    def receive(self, now_s: float) -> list[tuple[bytes, Any]]:
+        """Everything that arrived since the last call (datagrams or stream chunks), each with
+        the address it came from (None on a stream)."""
 
-    def send(self, data: bytes) -> None:
-        """Write ``data`` (whole frames) to every vehicle the channel reaches."""
+    def send(self, data: bytes, to: Any = None) -> None:
+        """Write ``data`` (whole frames) to the address ``to`` (one that :meth:`receive` gave),
+        or to every vehicle the channel reaches."""
 
     def fileno(self) -> int: ...
 
@@ -112,8 +114,8 @@ class UdpChannel:
         self.sock.setblocking(False)
         self._now = 0.0
 
-    def receive(self, now_s: float) -> list[bytes]:
-        out: list[bytes] = []
+    def receive(self, now_s: float) -> list[tuple[bytes, Any]]:
+        out: list[tuple[bytes, Any]] = []
         self._now = now_s
         recv = self.sock.recvfrom
         listening = self.remote is None
@@ -126,13 +128,15 @@ class UdpChannel:
                 continue  # an ICMP "port unreachable" for an earlier send: the peer is not up yet
             except OSError:
                 break
-            out.append(data)
+            out.append((data, addr))
             if listening:
                 self.peers[addr] = now_s
         return out
 
-    def send(self, data: bytes) -> None:
-        if self.remote is not None:
+    def send(self, data: bytes, to: Any = None) -> None:
+        if to is not None:
+            targets = [to]
+        elif self.remote is not None:
             targets = [self.remote]
         else:
             stale = [a for a, t in self.peers.items() if self._now - t > PEER_TIMEOUT_S]
@@ -164,8 +168,8 @@ class TcpChannel:
         self.sock.setblocking(False)
         self.closed = False
 
-    def receive(self, now_s: float) -> list[bytes]:
-        out: list[bytes] = []
+    def receive(self, now_s: float) -> list[tuple[bytes, Any]]:
+        out: list[tuple[bytes, Any]] = []
         while not self.closed:
             try:
                 chunk = self.sock.recv(_MAX_DATAGRAM)
@@ -177,10 +181,10 @@ class TcpChannel:
             if not chunk:
                 self.closed = True  # the vehicle hung up; it shows as a lost link
                 break
-            out.append(chunk)
+            out.append((chunk, None))
         return out
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, to: Any = None) -> None:
         if self.closed:
             return
         try:
@@ -227,8 +231,8 @@ class SerialChannel:
             pass  # a pseudo-terminal (tests, socat) has no line settings to make
         self.closed = False
 
-    def receive(self, now_s: float) -> list[bytes]:
-        out: list[bytes] = []
+    def receive(self, now_s: float) -> list[tuple[bytes, Any]]:
+        out: list[tuple[bytes, Any]] = []
         while not self.closed:
             try:
                 chunk = os.read(self.fd, 4096)
@@ -239,10 +243,10 @@ class SerialChannel:
                 break
             if not chunk:
                 break
-            out.append(chunk)
+            out.append((chunk, None))
         return out
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, to: Any = None) -> None:
         if self.closed:
             return
         with contextlib.suppress(BlockingIOError):

@@ -776,7 +776,7 @@ class Orchestrator:
             grown = shapely.union_all(zones).buffer(m.safety.geofence_margin_m, join_style="mitre")
             flyable = flyable.difference(grown)
         self._finder = PathFinder(flyable)
-        self._kernel.with_context(SafetyContext.of(m, self._finder, keep_out=zones))
+        self._kernel.with_context(SafetyContext.of(m, self._finder, keep_out=zones), zones)
         union = shapely.union_all(zones) if zones else None
         if union is not None:
             shapely.prepare(union)

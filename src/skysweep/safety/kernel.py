@@ -480,6 +480,12 @@ class SafetyKernel:
         for command, drones in groups.items():
             self.__link.send(np.array(drones, np.intp), command)
 
-    def with_context(self, ctx: SafetyContext) -> None:
-        """Check from now on against ``ctx`` (a keep-out zone was added or removed)."""
+    def with_context(
+        self, ctx: SafetyContext, keep_out_m: Sequence[shapely.Geometry] | None = None
+    ) -> None:
+        """Check from now on against ``ctx`` (a keep-out zone was added or removed); with
+        ``keep_out_m`` (every keep-out zone now, local metres), vehicles that keep a geofence
+        of their own are sent it too."""
         self.ctx = ctx
+        if keep_out_m is not None:
+            self.__link.set_fence(keep_out_m)
