@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# MAVProxy, a peer in the MAVLink tests, headless: its wheel asks for vtk and opencv for
+# 3-D maps no test uses
+	$(BIN)/python -m pip install --quiet --no-deps 'MAVProxy>=1.8.70'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -29,6 +29,7 @@ from skysweep.mavlink.items import (
     fence_items,
     fence_polygons,
     items_route,
+    route_index,
     route_items,
 )
 from skysweep.mavlink.link import MavlinkLink
@@ -294,6 +295,35 @@ def test_route_items_round_trip(mission: mission_mod.Mission) -> None:
     np.testing.assert_allclose(back[1:], route, atol=0.02)
 
 
+def test_a_sortie_takes_off_and_lands_instead_of_flying_to_ground_points(
+    mission: mission_mod.Mission,
+) -> None:
+    pad = mission.pad_xy_m[0]
+    sortie = np.array(
+        [
+            [*pad, 0.0],
+            [*pad, 50.0],
+            [300.0, 100.0, 50.0],
+            [-50.0, 400.0, 50.0],
+            [*pad, 50.0],
+            [*pad, 0.0],
+        ]
+    )
+    items = route_items(sortie, pad, mission.frame)
+    commands = [it.command for it in items]
+    assert commands == [m.MAV_CMD_NAV_WAYPOINT, m.MAV_CMD_NAV_TAKEOFF] + [
+        m.MAV_CMD_NAV_WAYPOINT
+    ] * 4 + [m.MAV_CMD_NAV_LAND]
+    assert items[1].alt_m == 50.0  # a take-off to 0 m is refused by ArduPilot
+    assert all(it.alt_m >= 50.0 for it in items[ROUTE_FIRST_SEQ:-1])
+    # item → route point: take-off and first waypoint to point 1, landing to the last point
+    assert route_index(sortie).tolist() == [1, 1, 1, 2, 3, 4, 5]
+    airborne_end = sortie[1:-1]
+    assert route_index(airborne_end).tolist() == [0, 0, 0, 1, 2, 3, 4]
+    with pytest.raises(LinkError, match="never leaves the ground"):
+        route_items(sortie[[0, -1]], pad, mission.frame)
+
+
 def test_fence_items_round_trip(mission: mission_mod.Mission) -> None:
     keep_in = mission.frame.geom_to_lonlat(mission.keep_in)
     zones = [mission.frame.geom_to_lonlat(z.geometry) for z in mission.keep_out]
@@ -459,6 +489,8 @@ def answer_everything(link: MavlinkLink, v: Vehicle, rounds: int = 2000) -> list
                 )  # fmt: skip
             elif kind == "COMMAND_LONG":
                 log.append(m.enums["MAV_CMD"][msg.command].name)
+                if msg.command == m.MAV_CMD_NAV_TAKEOFF:
+                    log.append(f"to {msg.param7:g} m")
                 v.say(m.MAVLink_command_ack_message(msg.command, 0, 0, 0, 255, 190))
     return log
 
@@ -482,6 +514,7 @@ def test_a_launch_uploads_reads_back_then_arms_and_starts(mission: mission_mod.M
         "MAV_CMD_DO_SET_MODE",
         "MAV_CMD_COMPONENT_ARM_DISARM",
         "MAV_CMD_NAV_TAKEOFF",
+        "to 60 m",  # the first altitude in the air: a sortie starts on its pad at 0 m
         "MAV_CMD_MISSION_START",
     ]
     assert not link._busy

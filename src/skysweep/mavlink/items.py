@@ -5,11 +5,12 @@ A route (k × 3: x east, y north, altitude above the launch site, metres, in the
 frame) becomes, as ArduPilot and PX4 both fly it::
 
     seq 0        home (ArduPilot overwrites it with the real home; PX4 ignores it)
-    seq 1        NAV_TAKEOFF to the first point's altitude (done at once if already flying)
-    seq 2..k+1   NAV_WAYPOINT at each route point, altitude relative to home
-    seq k+2      NAV_LAND where the route ends (its pad)
+    seq 1        NAV_TAKEOFF to the first airborne point's altitude (done at once if flying)
+    seq 2...     NAV_WAYPOINT at each route point in the air, altitude relative to home
+    last         NAV_LAND where the route ends (its pad)
 
-so route point ``j`` is mission item ``j + ROUTE_FIRST_SEQ``.
+Route points on the ground (a sortie starts and ends on its pad at 0 m) are the take-off and
+the landing, never waypoints. :func:`route_index` maps each item back to its route point.
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from typing import Any
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 
 from skysweep.errors import LinkError
 from skysweep.geo import FloatArray, LocalFrame
 from skysweep.mavlink.dialect import mavlink as m
 
-#: Mission item of the first route point.
+#: Mission item of the first waypoint (after home and the take-off).
 ROUTE_FIRST_SEQ = 2
+#: A route point below this altitude (m) is on the ground: a take-off or a landing.
+GROUND_M = 0.5
 MISSION = m.MAV_MISSION_TYPE_MISSION
 FENCE = m.MAV_MISSION_TYPE_FENCE
 _REL = m.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT
@@ -114,33 +118,61 @@ def _e7(deg: FloatArray) -> list[int]:
     return [int(v) for v in np.rint(np.asarray(deg, float) * 1e7)]
 
 
+def _span(route: FloatArray) -> tuple[int, int]:
+    """First and last route points in the air (altitude ≥ GROUND_M)."""
+    up = np.flatnonzero(route[:, 2] >= GROUND_M)
+    if not len(up):
+        raise LinkError("a route that never leaves the ground cannot be flown as a mission")
+    return int(up[0]), int(up[-1])
+
+
 def route_items(route_m: FloatArray, home_m: Sequence[float], frame: LocalFrame) -> list[Item]:
-    """The mission items of ``route_m`` (k, 3) flown from ``home_m`` (x, y), local metres."""
+    """The mission items of ``route_m`` (k, 3) flown from ``home_m`` (x, y), local metres.
+
+    Route points on the ground before the first one in the air (a sortie starts on its pad)
+    are the take-off; those after the last one in the air are the landing. A waypoint at 0 m
+    in an AUTO mission would fly a copter into the ground, so none is uploaded."""
     route = np.asarray(route_m, float).reshape(-1, 3)
     if len(route) == 0:
         raise LinkError("cannot upload an empty route")
+    first, last = _span(route)
     xs = np.concatenate([[home_m[0]], route[:, 0]])
     ys = np.concatenate([[home_m[1]], route[:, 1]])
     lon, lat = frame.to_lonlat(xs, ys)
     la, lo = _e7(lat), _e7(lon)
     items = [Item(0, m.MAV_CMD_NAV_WAYPOINT, m.MAV_FRAME_GLOBAL, lat_e7=la[0], lon_e7=lo[0])]
     items.append(
-        Item(1, m.MAV_CMD_NAV_TAKEOFF, lat_e7=la[1], lon_e7=lo[1], alt_m=float(route[0, 2]))
+        Item(
+            1,
+            m.MAV_CMD_NAV_TAKEOFF,
+            lat_e7=la[first + 1],
+            lon_e7=lo[first + 1],
+            alt_m=float(route[first, 2]),
+        )
     )
-    for j in range(len(route)):
+    for j in range(first, last + 1):
         items.append(
             Item(
-                ROUTE_FIRST_SEQ + j,
+                len(items),
                 m.MAV_CMD_NAV_WAYPOINT,
                 lat_e7=la[j + 1],
                 lon_e7=lo[j + 1],
                 alt_m=float(route[j, 2]),
             )
         )
-    items.append(
-        Item(ROUTE_FIRST_SEQ + len(route), m.MAV_CMD_NAV_LAND, lat_e7=la[-1], lon_e7=lo[-1])
-    )
+    items.append(Item(len(items), m.MAV_CMD_NAV_LAND, lat_e7=la[-1], lon_e7=lo[-1]))
     return items
+
+
+def route_index(route_m: FloatArray) -> NDArray[np.intp]:
+    """For each mission item of :func:`route_items`, the index of the route point it flies to
+    (what :attr:`FleetState.mission_seq` reports): the take-off and the first waypoint fly to
+    the first point in the air, the landing to the last point (one past it if the route ends in
+    the air, as the simulator counts a finished mission)."""
+    route = np.asarray(route_m, float).reshape(-1, 3)
+    first, last = _span(route)
+    land = len(route) - 1 if last < len(route) - 1 else len(route)
+    return np.array([first, first, *range(first, last + 1), land], np.intp)
 
 
 def items_route(items: Sequence[Item], frame: LocalFrame) -> tuple[FloatArray, FloatArray]:

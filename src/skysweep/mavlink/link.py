@@ -39,7 +39,15 @@ from skysweep.mavlink import signing
 from skysweep.mavlink.allowlist import CommandRefused, check_outgoing
 from skysweep.mavlink.dialect import GCS_COMPONENT, GCS_SYSTEM, VEHICLE_COMPONENT, new_mav
 from skysweep.mavlink.dialect import mavlink as m
-from skysweep.mavlink.items import FENCE, MISSION, ROUTE_FIRST_SEQ, Item, fence_items, route_items
+from skysweep.mavlink.items import (
+    FENCE,
+    MISSION,
+    ROUTE_FIRST_SEQ,
+    Item,
+    fence_items,
+    route_index,
+    route_items,
+)
 from skysweep.mavlink.modes import Autopilot, CopterMode, decode_modes, set_mode_params
 from skysweep.mavlink.steps import (
     DownloadItems,
@@ -196,6 +204,10 @@ class MavlinkLink(Link):
         self.custom_mode = np.zeros(n, np.int64)
         self.landed_state = np.zeros(n, np.int8)
         self.mission_current = np.zeros(n, np.intp)
+        # the route point each drone flies to (from MISSION_CURRENT, through the map of its
+        # last started route's items to route points)
+        self.route_seq = np.zeros(n, np.intp)
+        self._seq_map: list[NDArray[np.intp] | None] = [None] * n
         self.heartbeat_wall = np.full(n, -np.inf)
         self.position_wall = np.full(n, -np.inf)
         # what a queued command will make of the drone, reported until its steps are through
@@ -238,7 +250,7 @@ class MavlinkLink(Link):
             pos = np.column_stack([x, y, self.rel_alt_m])
             vel = np.column_stack([self.vel_ned[:, 1], self.vel_ned[:, 0], -self.vel_ned[:, 2]])
             mode = decode_modes(self.autopilot, self.base_mode, self.custom_mode)
-            seq = np.maximum(self.mission_current - ROUTE_FIRST_SEQ, 0)
+            seq = self.route_seq
             airborne = (mode != AutopilotMode.STANDBY) | np.isin(self.landed_state, _LANDED_AIR)
             intent = self._intent_mode >= 0
             mode = np.where(intent, self._intent_mode, mode).astype(np.int8)
@@ -422,6 +434,7 @@ class MavlinkLink(Link):
                 self._event("link_command_failed", i, command="START_MISSION", reason="no route")
                 return
             items = route_items(route, self.mission.pad_xy_m[i], self.frame)
+            seq_map = route_index(route)
             steps: list[Step] = [UploadItems(items, MISSION), DownloadItems(MISSION, items)]
             on_ground = self.landed_state[i] in (0, m.MAV_LANDED_STATE_ON_GROUND) and not (
                 self.base_mode[i] & m.MAV_MODE_FLAG_SAFETY_ARMED
@@ -434,7 +447,7 @@ class MavlinkLink(Link):
                     steps += [
                         _set_mode(ap, CopterMode.GUIDED),
                         _arm(),
-                        SendCommand(m.MAV_CMD_NAV_TAKEOFF, [0, 0, 0, 0, 0, 0, float(route[0, 2])]),
+                        SendCommand(m.MAV_CMD_NAV_TAKEOFF, [0, 0, 0, 0, 0, 0, items[1].alt_m]),
                         _mission_start(),
                     ]
             else:
@@ -442,6 +455,9 @@ class MavlinkLink(Link):
                     SendCommand(m.MAV_CMD_DO_SET_MISSION_CURRENT, [ROUTE_FIRST_SEQ]),
                     _set_mode(ap, AutopilotMode.AUTO),
                 ]
+            # the vehicle's last MISSION_CURRENT was of the old mission: the new one starts
+            # at its first route item, until the vehicle says otherwise
+            steps.append(_Then(lambda: self._started(i, seq_map)))
             self._queue(v, "START_MISSION", steps, AutopilotMode.AUTO, seq0=True)
         elif command is Command.RESUME:
             self._queue(v, "RESUME", [_set_mode(ap, AutopilotMode.AUTO)], AutopilotMode.AUTO)
@@ -455,6 +471,11 @@ class MavlinkLink(Link):
         elif command is Command.SWAP_BATTERY:
             # a job for the ground crew, not a MAVLink command: the operator is told
             self._event("crew_swap_battery", i)
+
+    def _started(self, i: int, seq_map: NDArray[np.intp]) -> None:
+        self._seq_map[i] = seq_map
+        self.mission_current[i] = ROUTE_FIRST_SEQ
+        self.route_seq[i] = seq_map[ROUTE_FIRST_SEQ]
 
     def goto(self, drone: str, x_m: float, y_m: float, alt_m: float) -> None:
         """Fly ``drone`` to a point (local metres, altitude above home) in guided mode, with
@@ -762,7 +783,13 @@ class MavlinkLink(Link):
         self.landed_state[i] = state
 
     def _on_mission_current(self, msg: Any, i: int) -> None:
-        self.mission_current[i] = msg.seq
+        seq = msg.seq
+        self.mission_current[i] = seq
+        table = self._seq_map[i]
+        if table is None:  # a mission skysweep did not start: count from the first waypoint
+            self.route_seq[i] = max(seq - ROUTE_FIRST_SEQ, 0)
+        else:
+            self.route_seq[i] = table[min(seq, len(table) - 1)]
 
     def _on_statustext(self, msg: Any, i: int) -> None:
         text = msg.text if isinstance(msg.text, str) else str(msg.text)

@@ -419,6 +419,17 @@ class Orchestrator:
         for le in self._kernel.take_events():
             who = self.ids[le.drone] if le.drone is not None else None
             data = dict(le.data)
+            # a vehicle that would not take off (a pre-arm check, a refused upload) is out of
+            # the search until an operator says otherwise: its work is handed on
+            if (
+                le.kind == "link_command_failed"
+                and le.drone is not None
+                and data.get("command") == "START_MISSION"
+                and not fs.airborne[le.drone]
+            ):
+                self._withdraw.setdefault(
+                    le.drone, f"could not launch ({data.get('reason', 'refused')})"
+                )
             if le.kind == "detection":
                 self.detections += 1
                 lon, lat = self.plan.mission.frame.to_lonlat(data["x_m"], data["y_m"])

@@ -69,9 +69,9 @@ def place_mission_targets(mission: Mission, seed: int) -> Targets:
     return Targets(np.vstack(xy), tuple(kinds))
 
 
-def sim_world(plan: Plan, seed: int, faults: Sequence[Fault] = ()) -> World:
-    """A simulated fleet for ``plan``'s mission, every drone on its pad."""
-    m = plan.mission
+def sim_world(plan: Plan | Mission, seed: int, faults: Sequence[Fault] = ()) -> World:
+    """A simulated fleet for a mission (or a plan's), every drone on its pad."""
+    m = plan.mission if isinstance(plan, Plan) else plan
     f = m.fleet
     sim = m.spec.simulation
     gust = sim.gust_mps if sim.gust_mps is not None else GUST_SHARE * m.spec.weather.wind_mps
