@@ -496,7 +496,7 @@ def answer_everything(link: MavlinkLink, v: Vehicle, rounds: int = 2000) -> list
 
 
 def test_a_launch_uploads_reads_back_then_arms_and_starts(mission: mission_mod.Mission) -> None:
-    link, vs, _, _ = bound_link(mission)
+    link, vs, _, clock = bound_link(mission)
     v = vs[0]
     link.vehicles[0].fence_ok = True  # type: ignore[union-attr]
     route = np.array(
@@ -518,7 +518,14 @@ def test_a_launch_uploads_reads_back_then_arms_and_starts(mission: mission_mod.M
         "MAV_CMD_MISSION_START",
     ]
     assert not link._busy
-    assert link.poll(1.0).mode[0] == AutopilotMode.STANDBY  # the heartbeat rules again
+    # done, but until the vehicle's next heartbeat says so it is reported as launched
+    # (telemetry in flight still shows it disarmed on its pad: it must not count as landed)
+    assert link.poll(1.0).mode[0] == AutopilotMode.AUTO and link.poll(1.0).airborne[0]
+    clock.t += 0.2
+    v.heartbeat(armed=False)  # a vehicle that disarmed again at once: the heartbeat rules
+    link.pump()
+    fs = link.poll(1.5)
+    assert fs.mode[0] == AutopilotMode.STANDBY and not fs.airborne[0]
 
 
 def test_no_arming_without_a_confirmed_fence(mission: mission_mod.Mission) -> None:

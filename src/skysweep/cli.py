@@ -533,8 +533,13 @@ def vehicles(
     Copter: 250 system ids per UDP port from --base-port up. Any ground station (QGroundControl,
     MAVProxy, MAVSDK, `skysweep run`) can connect and fly them. Stop with Ctrl-C.
     """
+    import numba
+
     from skysweep.mavlink.vehicles import serve
 
+    # vehicles answer in real time: one kernel thread never waits on a core another process
+    # holds (two threads stall whenever either is descheduled), and a fleet steps in ms
+    numba.set_num_threads(1)
     facade = serve(
         mission,
         seed=seed,

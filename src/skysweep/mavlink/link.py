@@ -214,6 +214,8 @@ class MavlinkLink(Link):
         # (the simulator's link changes mode at once; a real vehicle takes a few round trips)
         self._intent_mode = np.full(n, -1, np.int8)
         self._intent_seq0 = np.zeros(n, bool)
+        # wall time after which a heartbeat confirms a finished command (inf: not finished)
+        self._confirm_after = np.full(n, np.inf)
         self._routes: dict[int, FloatArray] = {}
         self._busy: set[int] = set()
         self._fence: list[Item] = []
@@ -256,7 +258,10 @@ class MavlinkLink(Link):
             mode = np.where(intent, self._intent_mode, mode).astype(np.int8)
             airborne |= intent & (self._intent_mode != AutopilotMode.STANDBY)
             seq = np.where(self._intent_seq0, 0, seq)
-            last_seen = now_s - (wall - self.heartbeat_wall) * self.time_scale
+            # a drone's report is as old as its position: the failsafe filter predicts from
+            # then (a heartbeat says the link is up, not where the drone is)
+            heard = np.where(self.position_wall > -np.inf, self.position_wall, self.heartbeat_wall)
+            last_seen = now_s - (wall - heard) * self.time_scale
             return FleetState(
                 t_s=now_s,
                 pos_m=pos,
@@ -522,6 +527,7 @@ class MavlinkLink(Link):
         v.current = None
         v.label = label
         self._intent_mode[v.drone] = -1 if intent is None else int(intent)
+        self._confirm_after[v.drone] = np.inf
         self._intent_seq0[v.drone] = seq0
         self._busy.add(v.drone)
         self._advance(v, self.wall())
@@ -541,18 +547,23 @@ class MavlinkLink(Link):
                     reason=cur.reason,
                 )
                 v.steps.clear()
+                # the vehicle did not do it: report what it says from now on
+                self._intent_mode[v.drone] = -1
+                self._confirm_after[v.drone] = np.inf
+            if not v.steps and v.label != "fence" and self._intent_mode[v.drone] >= 0:
+                # done: reported as commanded until a heartbeat sent after the last answer
+                # confirms it (telemetry in flight still shows the drone as it was)
+                self._confirm_after[v.drone] = now
+            if not v.steps:
+                self._intent_seq0[v.drone] = False
             if not v.steps and v.fence_due:
                 # a fence change waits for the command in hand, never cancels it
                 v.fence_due = False
                 v.steps = deque(self._fence_steps(v))
                 v.label = "fence"
-                self._intent_mode[v.drone] = -1
-                self._intent_seq0[v.drone] = False
             if not v.steps:
                 v.current = None
                 self._busy.discard(v.drone)
-                self._intent_mode[v.drone] = -1
-                self._intent_seq0[v.drone] = False
                 return
             v.current = v.steps.popleft()
             emit = self._emitter(v.channel, v.system)
@@ -731,6 +742,9 @@ class MavlinkLink(Link):
         if i is None:
             return
         self.heartbeat_wall[i] = now
+        if now > self._confirm_after[i]:
+            self._intent_mode[i] = -1
+            self._confirm_after[i] = np.inf
         self.autopilot[i] = msg.autopilot
         self.base_mode[i] = msg.base_mode
         self.custom_mode[i] = msg.custom_mode
