@@ -754,3 +754,70 @@ def test_a_command_during_a_fence_upload_goes_first_and_the_fence_follows(
     # was uploaded again after it, and read back
     assert log[:4] == ["MISSION_COUNT", "MAV_CMD_NAV_LAND", "MISSION_COUNT", "MISSION_REQUEST_LIST"]
     assert link.vehicles[1].fence_ok  # type: ignore[union-attr]
+
+
+def test_a_silent_heartbeat_is_a_lost_link_even_with_positions(
+    mission: mission_mod.Mission,
+) -> None:
+    link, vs, _, clock = bound_link(mission)
+    lon, lat = mission.frame.to_lonlat([0.0], [0.0])
+    vs[0].heartbeat()
+    vs[0].position(float(lat[0]), float(lon[0]))
+    link.pump()
+    clock.t += 12.0
+    vs[0].position(float(lat[0]), float(lon[0]))  # positions go on, heartbeats stopped
+    link.pump()
+    assert link.poll(100.0).last_seen_s[0] == pytest.approx(88.0)
+
+
+def test_goto_sets_guided_then_a_position_target(mission: mission_mod.Mission) -> None:
+    link, vs, _, _ = bound_link(mission)
+    link.goto(mission.fleet.ids[0], 250.0, -120.0, 45.0)
+    link.pump()
+    msgs = [x for x in vs[0].heard() if x.get_type() != "HEARTBEAT"]
+    assert [x.get_type() for x in msgs] == ["COMMAND_LONG"]
+    assert msgs[0].command == m.MAV_CMD_DO_SET_MODE and msgs[0].param2 == CopterMode.GUIDED
+    vs[0].say(m.MAVLink_command_ack_message(m.MAV_CMD_DO_SET_MODE, 0, 0, 0, 255, 190))
+    link.pump()
+    (target,) = [x for x in vs[0].heard() if x.get_type() == "SET_POSITION_TARGET_GLOBAL_INT"]
+    lon, lat = mission.frame.to_lonlat([250.0], [-120.0])
+    assert target.lat_int == round(float(lat[0]) * 1e7)
+    assert target.lon_int == round(float(lon[0]) * 1e7)
+    assert target.alt == pytest.approx(45.0)
+    assert target.coordinate_frame == m.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT
+
+
+def test_tcp_and_serial_channels_carry_frames(mission: mission_mod.Mission) -> None:
+    import os
+    import socket
+    import time
+
+    from skysweep.mavlink.transport import SerialChannel, TcpChannel
+
+    frame = bytes(
+        m.MAVLink_heartbeat_message(m.MAV_TYPE_QUADROTOR, Autopilot.PX4, 0, 0, 3, 3).pack(
+            new_mav(7, 1)
+        )
+    )
+    server = socket.create_server(("127.0.0.1", 0))
+    tcp = TcpChannel("tcp:test", server.getsockname())
+    peer, _ = server.accept()
+    peer.sendall(frame)
+    master, slave = os.openpty()
+    serial = SerialChannel("serial:pty", os.ttyname(slave), 57600)
+    os.write(master, frame)
+    link = MavlinkLink(mission, channels=[tcp, serial])
+    deadline = time.monotonic() + 5.0
+    while len(link.heard) < 2 and time.monotonic() < deadline:
+        link.pump()
+        time.sleep(0.01)
+    assert link.heard == {(0, 7): Autopilot.PX4, (1, 7): Autopilot.PX4}
+    # and what the link sends reaches the other end: its own heartbeat, once a second
+    got = peer.recv(4096)
+    assert got and new_mav(255, 190).parse_buffer(got)[0].get_type() == "HEARTBEAT"
+    assert os.read(master, 4096)
+    link.close()
+    peer.close()
+    server.close()
+    os.close(master)
+    os.close(slave)

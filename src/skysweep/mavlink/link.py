@@ -258,9 +258,14 @@ class MavlinkLink(Link):
             mode = np.where(intent, self._intent_mode, mode).astype(np.int8)
             airborne |= intent & (self._intent_mode != AutopilotMode.STANDBY)
             seq = np.where(self._intent_seq0, 0, seq)
-            # a drone's report is as old as its position: the failsafe filter predicts from
-            # then (a heartbeat says the link is up, not where the drone is)
-            heard = np.where(self.position_wall > -np.inf, self.position_wall, self.heartbeat_wall)
+            # a drone is heard as of the older of its last heartbeat and its last position: a
+            # missing heartbeat is a lost link, and the failsafe filter must not take a stale
+            # position for a fresh one (it predicts forward from the report's time)
+            heard = np.where(
+                self.position_wall > -np.inf,
+                np.minimum(self.position_wall, self.heartbeat_wall),
+                self.heartbeat_wall,
+            )
             last_seen = now_s - (wall - heard) * self.time_scale
             return FleetState(
                 t_s=now_s,
