@@ -130,6 +130,9 @@ def _percent(v: VehicleFacade, idx: Idx) -> list[int]:
 
 def sys_status(v: VehicleFacade, idx: Idx) -> None:
     health = _SENSORS if v.ap.fix else _SENSORS & ~_NEED_FIX
+    # ArduPilot reports the fence healthy whenever it has not been breached (even with none):
+    # without the bit MAVProxy announces a fence breach on connect
+    health |= m.MAV_SYS_STATUS_GEOFENCE
     mv = np.clip(np.rint(v.world.voltage[idx] * CELLS * 1000.0), 0, 65534).astype(int).tolist()
     send = v.io.send
     for i, volt, pct in zip(idx.tolist(), mv, _percent(v, idx), strict=True):
