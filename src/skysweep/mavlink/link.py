@@ -600,8 +600,18 @@ class MavlinkLink(Link):
         with self._lock:
             now = self.wall()
             for ch, channel in enumerate(self.channels):
-                for data, src in channel.receive(now):
-                    self._ingest(ch, data, now, src)
+                got = channel.receive(now)
+                if len(got) == 1:
+                    self._ingest(ch, got[0][0], now, got[0][1])
+                    continue
+                # one parse per source: MAVLink is a byte stream, and pymavlink's cost is per
+                # call as much as per byte (datagrams hold whole frames, so joining them loses
+                # nothing; a truncated one costs at most the frame after it, by its CRC)
+                by_src: dict[Any, list[bytes]] = {}
+                for data, src in got:
+                    by_src.setdefault(src, []).append(data)
+                for src, chunks in by_src.items():
+                    self._ingest(ch, b"".join(chunks), now, src)
             for i in list(self._busy):
                 v = self.vehicles[i]
                 if v is not None and v.current is not None:
