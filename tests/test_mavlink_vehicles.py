@@ -739,12 +739,13 @@ def test_signing(make: Any) -> None:
     assert not plain.of("COMMAND_ACK") and not wrong.of("COMMAND_ACK")
     # an old signed message sent again is a replay
     acks = len(good.of("COMMAND_ACK"))
+    mark = len(good.got)
     data = good.send(
         m.MAVLink_command_long_message(
             1, 1, REQ, 0, m.MAVLINK_MSG_ID_AUTOPILOT_VERSION, 0, 0, 0, 0, 0, 0
         )
     )
-    bench.run(1.0)
+    bench.wait(good, "AUTOPILOT_VERSION", since=mark)  # sent after its ack
     assert len(good.of("COMMAND_ACK")) == acks + 1
     good.raw(data)
     bench.run(1.0)

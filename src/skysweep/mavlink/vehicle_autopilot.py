@@ -181,7 +181,17 @@ class Autopilots:
         """One fixed step of the world, then the autopilots' own decisions."""
         w = self.world
         before = w.mode.copy()
+        seq_before = w.seq.copy()
         w.step()
+        # ArduPilot sends MISSION_ITEM_REACHED for every item it passes; ground stations
+        # (MAVSDK's mission progress and "finished") count on it
+        for i in np.flatnonzero((w.seq != seq_before) & self.on_mission).tolist():
+            plan = self.missions.plans[i]
+            if plan is None:
+                continue
+            first = plan.current_item(int(self.base[i] + seq_before[i]))
+            for item in range(first, plan.current_item(int(self.base[i] + w.seq[i]))):
+                self.send(i, m.MAVLink_mission_item_reached_message(item))
         for i in np.flatnonzero(before != w.mode).tolist():
             if w.mode[i] == _STANDBY:
                 self._touchdown(i)
@@ -212,6 +222,8 @@ class Autopilots:
 
     def _touchdown(self, i: int) -> None:
         """Landed (or fell): ArduPilot disarms at once; the crew swaps the pack later."""
+        if self.on_mission[i] and self.world.alive[i]:
+            self.send(i, m.MAVLink_mission_item_reached_message(self.current_item(i)))
         self._leave_mission(i)
         self.armed[i] = False
         self._to_target[i] = False
