@@ -193,3 +193,28 @@ def test_a_drone_with_no_flyable_way_home_is_sent_home_straight(
         unrouted = list(log.events("return_unrouted"))
     assert unrouted and all("test" in e.data["reason"] for e in unrouted)
     assert summary.landed == 4 and summary.drones_lost == 0
+
+
+def test_a_drone_whose_pack_cannot_fly_its_sortie_hands_its_work_on(
+    small: Path, tmp_path: Path
+) -> None:
+    """A battery that lost most of its capacity on the ground: every launch of that drone is
+    refused for energy. Its work goes to the others instead of waiting for it forever."""
+    from skysweep.sim.faults import BatterySag
+
+    plan = plan_mission(mission.load(small))
+    last = max(plan.sorties, key=lambda s: s.launch_s)
+    assert last.launch_s > 1.0  # the fault comes before this drone's first launch
+    weak = plan.mission.fleet.ids[last.drone]
+    sag = BatterySag(kind="battery_sag", at_s=0.5, drone=weak, capacity_factor=0.3)
+    with RunLog(tmp_path / "run.db", create=True) as log:
+        log.set_meta("mission", json.loads(mission.to_json(plan.mission.spec)))
+        summary, _ = simulate(plan, log, seed=3, faults=[sag])
+        refused = [e for e in log.events("refused") if e.drone == weak]
+        launched = [e for e in log.events("launch") if e.drone == weak]
+    assert refused and refused[0].data["reason"].startswith("energy")
+    assert len(launched) < sum(1 for s in plan.sorties if s.drone == last.drone)
+    assert summary.state == "COMPLETE"
+    assert any("cannot fly its next sortie" in r for r in summary.reasons)
+    assert summary.covered_fraction >= 0.98
+    assert summary.landed_below_reserve == 0

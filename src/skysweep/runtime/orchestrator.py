@@ -1109,6 +1109,11 @@ class Orchestrator:
                 if o.command is Command.RESUME:
                     # it cannot carry on: it comes home, and its work is handed on
                     self._pending_home[i] = "cannot resume"
+                elif o.reason == "launch" and v.why.startswith("energy"):
+                    # a launch is ordered only on a swapped pack: a pack that still cannot fly
+                    # the sortie (a battery that lost capacity) never will, so its work is
+                    # handed on rather than waiting for a launch that never comes
+                    self._withdraw.setdefault(i, f"cannot fly its next sortie ({v.why})")
                 continue
             if o.reason == "failsafe":
                 self._commanded[i] = self.failsafe.action[i]
