@@ -876,7 +876,13 @@ ALLOWED = {
     "safety/kernel.py",
     "runtime/simulate.py",
 }
-ALLOWED_DIRS = ("link/", "sim/")
+#: ``mavlink/`` is a link (MavlinkLink) and the simulator's vehicle side (the façade).
+ALLOWED_DIRS = ("link/", "sim/", "mavlink/")
+#: (file, class) of links built outside a wrapper, and why that is safe: ``skysweep run``
+#: connects its MavlinkLink first (binds the vehicles, uploads and reads back their geofence)
+#: and then hands it to the Orchestrator; the ingest benchmark only pumps and polls one. Both
+#: are still held to the rule that nothing there calls ``.upload`` or ``.send``.
+BUILT_THEN_HANDED = {("cli.py", "MavlinkLink"), ("bench/link.py", "MavlinkLink")}
 #: (file, receiver) pairs outside those that drive the simulator's ``World`` directly, with no
 #: Link and no orchestrator involved: the physics benchmark.
 SIM_ONLY_CALLS = {("bench/sim.py", "world")}
@@ -947,7 +953,11 @@ def test_nothing_but_the_kernel_talks_to_a_link() -> None:
                 if (rel, receiver) in SIM_ONLY_CALLS:
                     continue
                 bad.append(f"{where}: {ast.unparse(func)}(...) outside the safety kernel")
-            elif _name(func) in links and id(node) not in wrapped:
+            elif (
+                _name(func) in links
+                and id(node) not in wrapped
+                and (rel, _name(func)) not in BUILT_THEN_HANDED
+            ):
                 bad.append(f"{where}: {ast.unparse(func)}(...) built and not handed to the kernel")
     assert not bad, "\n".join(["the safety kernel can be bypassed:", *bad])
 
