@@ -821,3 +821,27 @@ def test_tcp_and_serial_channels_carry_frames(mission: mission_mod.Mission) -> N
     server.close()
     os.close(master)
     os.close(slave)
+
+
+def test_run_names_a_bad_link_vehicle_map_or_key(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from skysweep.cli import app
+
+    path = tmp_path / "m.yaml"
+    path.write_text(MISSION)
+    runner = CliRunner()
+    bad = runner.invoke(app, ["run", str(path), "--link", "http://127.0.0.1:14550"])
+    assert bad.exit_code == 2 and "http://127.0.0.1:14550" in bad.output
+    assert "unknown kind" in bad.output
+    vmap = tmp_path / "vehicles.yaml"
+    vmap.write_text("quad-001: seventeen\n")
+    bad = runner.invoke(
+        app, ["run", str(path), "--link", "udp:127.0.0.1:14550", "--vehicles", str(vmap)]
+    )
+    assert bad.exit_code == 2 and "vehicles.yaml" in bad.output and "LINK:SYSTEM" in bad.output
+    bad = runner.invoke(
+        app,
+        ["run", str(path), "--link", "udp:127.0.0.1:14550", "--signing-key", str(tmp_path / "k")],
+    )
+    assert bad.exit_code == 2 and "cannot read the signing key" in bad.output

@@ -459,12 +459,15 @@ def run(
     """
     from skysweep.mavlink.link import MavlinkLink
     from skysweep.mavlink.signing import fingerprint, load_key
+    from skysweep.mavlink.transport import Endpoint
     from skysweep.runtime.clock import ScaledClock, WallClock
 
     m = mission_mod.load(mission)
-    p, _ = _plan(mission)
+    for text in link:
+        Endpoint.parse(text)  # a mistyped link fails before anything is planned or opened
     key = load_key(signing_key) if signing_key is not None else None
     mapping = _vehicle_map(vehicles, len(link)) if vehicles is not None else None
+    p, _ = _plan(mission)
     mav = MavlinkLink(
         m, link, vehicles=mapping, signing_key=key, time_scale=time_scale, stream_hz=stream_hz
     )
