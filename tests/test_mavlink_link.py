@@ -845,3 +845,33 @@ def test_run_names_a_bad_link_vehicle_map_or_key(tmp_path: Path) -> None:
         ["run", str(path), "--link", "udp:127.0.0.1:14550", "--signing-key", str(tmp_path / "k")],
     )
     assert bad.exit_code == 2 and "cannot read the signing key" in bad.output
+
+
+def test_the_link_thread_survives_an_error_and_reports_it(mission: mission_mod.Mission) -> None:
+    import time
+
+    link, vs, _, _ = bound_link(mission)
+    link.wall = time.monotonic  # the thread runs on the real clock
+
+    def broken(msg: Any, i: int) -> None:
+        raise ValueError("boom")
+
+    link._handlers[m.MAVLINK_MSG_ID_SYS_STATUS] = broken
+    link.start()
+    try:
+        vs[0].say(
+            m.MAVLink_sys_status_message(0, 0, 0, 0, 15800, -1, 50, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        )
+        deadline = time.monotonic() + 5.0
+        while not link.bad_input and time.monotonic() < deadline:
+            time.sleep(0.01)
+        lon, lat = mission.frame.to_lonlat([5.0], [5.0])
+        vs[0].position(float(lat[0]), float(lon[0]), 10.0)
+        deadline = time.monotonic() + 5.0
+        while not link.pos_valid[0] and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        link.close()
+    assert link.pos_valid[0]  # still ingesting after the error
+    ((source, reason),) = link.bad_input
+    assert source == "link" and "ValueError: boom" in reason

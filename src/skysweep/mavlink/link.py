@@ -318,7 +318,14 @@ class MavlinkLink(Link):
                 select.select(fds, [], [], 0.005)
             except (OSError, ValueError):
                 time.sleep(0.005)  # a channel closed under us: keep serving the others
-            self.pump()
+            try:
+                self.pump()
+            except Exception as exc:
+                # a fleet must not go silent because one message tripped a bug: the error is
+                # counted and reported (link_bad_input, source "link") and the link goes on
+                with self._lock:
+                    key = ("link", f"internal error: {type(exc).__name__}: {exc}"[:200])
+                    self.bad_input[key] = self.bad_input.get(key, 0) + 1
 
     def close(self) -> None:
         self._stop.set()
