@@ -875,3 +875,19 @@ def test_the_link_thread_survives_an_error_and_reports_it(mission: mission_mod.M
     assert link.pos_valid[0]  # still ingesting after the error
     ((source, reason),) = link.bad_input
     assert source == "link" and "ValueError: boom" in reason
+
+
+def test_connect_names_a_vehicle_that_is_not_on_its_pad(mission: mission_mod.Mission) -> None:
+    import time
+
+    link, vs, _, _ = bound_link(mission)
+    link.wall = time.monotonic
+    pads = mission.pad_xy_m
+    for k, v in enumerate(vs):
+        x, y = pads[k] + (np.array([300.0, 0.0]) if k == 1 else 0.0)
+        lon, lat = mission.frame.to_lonlat([x], [y])
+        v.position(float(lat[0]), float(lon[0]))
+    link.upload_fence = lambda *a: None  # type: ignore[method-assign]  # no fence exchange here
+    problems = link.connect(timeout_s=2.0)
+    off = [p for p in problems if "from its pad" in p]
+    assert len(off) == 1 and mission.fleet.ids[1] in off[0] and "300 m" in off[0]

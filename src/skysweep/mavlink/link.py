@@ -70,6 +70,8 @@ STREAM_RETRY_S = 3.0
 GCS_HEARTBEAT_S = 1.0
 #: A STATUSTEXT this severe or worse is reported as an event (ArduPilot sends many INFO ones).
 REPORT_SEVERITY = m.MAV_SEVERITY_NOTICE
+#: A vehicle farther than this from its drone's pad at connect time is not flown, m.
+PAD_TOLERANCE_M = 10.0
 #: Bad-input counts are reported at most this often, wall s.
 BAD_INPUT_REPORT_S = 5.0
 
@@ -345,12 +347,14 @@ class MavlinkLink(Link):
         deadline = self.wall() + timeout_s
         self._pump_until(lambda: self._discovered(), deadline)
         with self._lock:
-            if not self._explicit:
+            if not self._explicit and not any(v is not None for v in self.vehicles):
                 self.bind_discovered()
         self._pump_until(lambda: bool(self.pos_valid[self._bound()].all()), deadline)
         self.upload_fence()
         self._pump_until(lambda: not self._busy, deadline + 10.0 * len(self._fence) / 50.0)
         problems = []
+        fs = self.poll(0.0)
+        off_pad = np.hypot(*(fs.pos_m[:, :2] - self.mission.pad_xy_m).T)
         with self._lock:
             for i in range(self.n):
                 v = self.vehicles[i]
@@ -358,6 +362,14 @@ class MavlinkLink(Link):
                     problems.append(f"drone {self.ids[i]}: no vehicle heard for it")
                 elif not self.pos_valid[i]:
                     problems.append(f"drone {self.ids[i]}: no position from {self._where(v)}")
+                elif not off_pad[i] <= PAD_TOLERANCE_M:
+                    # the plan launches it from its pad and brings it home there: a vehicle
+                    # elsewhere is the wrong vehicle, or on the wrong pad
+                    lon, lat = self.frame.to_lonlat(*self.mission.pad_xy_m[i])
+                    problems.append(
+                        f"drone {self.ids[i]} ({self._where(v)}) is {off_pad[i]:.0f} m from its "
+                        f"pad at {float(lat):.6f}, {float(lon):.6f}"
+                    )
                 elif not v.fence_ok:
                     problems.append(f"drone {self.ids[i]}: geofence not confirmed on board")
         return problems
