@@ -133,6 +133,13 @@ class Vehicle:
             )
         )
 
+    def battery(self, remaining_pct: int = 100) -> None:
+        self.say(
+            m.MAVLink_sys_status_message(
+                0, 0, 0, 0, 15800, -1, remaining_pct, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            )
+        )
+
     def heard(self) -> list[Any]:
         """Messages the link sent to this vehicle since the last call."""
         out = []
@@ -887,7 +894,31 @@ def test_connect_names_a_vehicle_that_is_not_on_its_pad(mission: mission_mod.Mis
         x, y = pads[k] + (np.array([300.0, 0.0]) if k == 1 else 0.0)
         lon, lat = mission.frame.to_lonlat([x], [y])
         v.position(float(lat[0]), float(lon[0]))
+        v.battery()
     link.upload_fence = lambda *a: None  # type: ignore[method-assign]  # no fence exchange here
     problems = link.connect(timeout_s=2.0)
     off = [p for p in problems if "from its pad" in p]
     assert len(off) == 1 and mission.fleet.ids[1] in off[0] and "300 m" in off[0]
+
+
+def test_connect_waits_for_each_vehicles_battery_and_names_one_that_never_reports(
+    mission: mission_mod.Mission,
+) -> None:
+    """Until a vehicle reports its charge the link reads it as flat, and a launch on it would
+    be refused for energy: connect waits for the report and names a vehicle that never sends
+    one (it is not flown)."""
+    import time
+
+    link, vs, _, _ = bound_link(mission)
+    link.wall = time.monotonic
+    for k, v in enumerate(vs):
+        lon, lat = mission.frame.to_lonlat(*mission.pad_xy_m[k])
+        v.position(float(lat), float(lon))
+        if k != 2:
+            v.battery(97)
+    link.upload_fence = lambda *a: None  # type: ignore[method-assign]  # no fence exchange here
+    problems = link.connect(timeout_s=1.0)
+    assert [p for p in problems if "battery" in p] == [
+        f"drone {mission.fleet.ids[2]}: no battery report from system 3 on fake:0"
+    ]
+    assert link.battery[0] == 0.97 and not link.battery_known[2]

@@ -218,3 +218,96 @@ def test_a_drone_whose_pack_cannot_fly_its_sortie_hands_its_work_on(
     assert any("cannot fly its next sortie" in r for r in summary.reasons)
     assert summary.covered_fraction >= 0.98
     assert summary.landed_below_reserve == 0
+
+
+def test_a_pack_reported_late_still_launches_its_drone(small: Path, tmp_path: Path) -> None:
+    """A real vehicle reports its charge a moment after the link comes up (or after the crew's
+    swap): a launch refused for energy in that moment waits for the report instead of handing
+    the drone's work on."""
+    from skysweep.link.sim import SimLink
+    from skysweep.runtime.orchestrator import LAUNCH_ENERGY_WAIT_S, Orchestrator
+    from skysweep.runtime.simulate import SimClock, sim_world
+    from skysweep.telemetry import FleetState
+
+    plan = plan_mission(mission.load(small))
+    first = min(plan.sorties, key=lambda s: s.launch_s)
+    late_s = 0.6 * LAUNCH_ENERGY_WAIT_S
+
+    class LateBattery(SimLink):
+        flying = False
+
+        def poll(self, now_s: float) -> FleetState:
+            fs = super().poll(now_s)
+            if self.flying and now_s < late_s:
+                fs.battery[first.drone] = 0.0  # the new pack not reported yet: read as flat
+            return fs
+
+    with RunLog(tmp_path / "run.db", create=True) as log:
+        log.set_meta("mission", json.loads(mission.to_json(plan.mission.spec)))
+        link = LateBattery(sim_world(plan, 0))
+        orch = Orchestrator(plan, link, log)
+        assert not orch.authorise(0.0)
+        link.flying = True
+        summary = orch.run(SimClock())
+        who = plan.mission.fleet.ids[first.drone]
+        refused = [e for e in log.events("refused") if e.drone == who]
+        launched = [e.t_s for e in log.events("launch") if e.drone == who]
+    assert refused and refused[0].data["reason"].startswith("energy")
+    assert launched and launched[0] >= late_s
+    assert not any("cannot fly its next sortie" in r for r in summary.reasons)
+    assert summary.state == "COMPLETE" and summary.covered_fraction >= 0.98
+
+
+RESERVES = """
+name: reserves on the pad
+area: {type: Polygon, coordinates: [[[8.000, 46.500], [8.012, 46.500], [8.012, 46.509],
+       [8.000, 46.509], [8.000, 46.500]]]}
+launch_sites:
+  - {name: base, lon: 8.002, lat: 46.501, pads: 1, launch_interval_s: 30}
+fleet:
+  - {model: quad, count: 12, launch_site: base, speed_mps: 10, endurance_s: 1500, swath_m: 60}
+"""
+
+
+def test_reserves_on_the_pad_take_over_the_work_of_lost_drones(tmp_path: Path) -> None:
+    """One pad, so the plan flies only some of the twelve and keeps the rest on the ground;
+    when every drone in the air falls, the reserves are brought in and finish the search."""
+    from skysweep.sim.faults import DroneLost
+
+    path = tmp_path / "m.yaml"
+    path.write_text(RESERVES)
+    plan = plan_mission(mission.load(path))
+    working = sorted({s.drone for s in plan.sorties})
+    idle = sorted(set(range(len(plan.mission.fleet))) - set(working))
+    assert idle, "the plan must leave reserves for this test"
+    first = [s for s in plan.sorties if s.number == 1]
+    at_s = max(s.launch_s for s in first) + 60.0  # every working drone in the air
+    ids = plan.mission.fleet.ids
+    faults = [DroneLost(kind="drone_lost", at_s=at_s, drone=ids[i]) for i in working]
+    with RunLog(tmp_path / "run.db", create=True) as log:
+        log.set_meta("mission", json.loads(mission.to_json(plan.mission.spec)))
+        summary, truth = simulate(plan, log, seed=1, faults=faults)
+        replans = list(log.events("replan"))
+        launched = {e.drone for e in log.events("launch")}
+    assert replans and "reserve" in replans[0].data["reason"]
+    assert launched & {ids[i] for i in idle}
+    assert summary.drones_lost == len(working)
+    assert summary.state == "COMPLETE" and summary.covered_fraction >= 0.99
+    assert summary.keep_in_breaches == 0 and truth.separation_violations == 0
+
+
+def test_work_nobody_is_left_to_fly_is_reported(small: Path, tmp_path: Path) -> None:
+    """Every drone falls and none waits on the ground: the rest of the search has nobody to
+    fly it, and the mission's reasons say so (not just that drones were lost)."""
+    from skysweep.sim.faults import DroneLost
+
+    plan = plan_mission(mission.load(small))
+    at_s = max(s.launch_s for s in plan.sorties if s.number == 1) + 30.0
+    faults = [DroneLost(kind="drone_lost", at_s=at_s, drone=d) for d in plan.mission.fleet.ids]
+    with RunLog(tmp_path / "run.db", create=True) as log:
+        summary, _ = simulate(plan, log, seed=2, faults=faults)
+        failed = list(log.events("replan_failed"))
+    assert failed and "no drone is left" in failed[0].data["error"]
+    assert summary.health == "DEGRADED"
+    assert any("no drone is left" in r for r in summary.reasons)
+    assert summary.covered_fraction < 0.5

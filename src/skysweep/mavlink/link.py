@@ -200,6 +200,7 @@ class MavlinkLink(Link):
         self.rel_alt_m = np.zeros(n)
         self.vel_ned = np.zeros((n, 3))
         self.battery = np.zeros(n)  # until reported, a drone is not called charged
+        self.battery_known = np.zeros(n, bool)
         self.voltage_v = np.full(n, np.nan)
         self.autopilot = np.full(n, Autopilot.GENERIC, np.int16)
         self.base_mode = np.zeros(n, np.int64)
@@ -339,7 +340,8 @@ class MavlinkLink(Link):
 
     def connect(self, timeout_s: float = 30.0) -> list[str]:
         """Wait (wall seconds) until every drone of the mission is bound to a vehicle that
-        reports a valid position, then upload the geofence to each and read it back.
+        reports a valid position and its battery's charge, then upload the geofence to each
+        and read it back.
 
         Returns the problems found, one line each (empty: every vehicle is ready to arm).
         With discovery, drones are bound once as many autopilots as drones are heard, or at the
@@ -349,7 +351,11 @@ class MavlinkLink(Link):
         with self._lock:
             if not self._explicit and not any(v is not None for v in self.vehicles):
                 self.bind_discovered()
-        self._pump_until(lambda: bool(self.pos_valid[self._bound()].all()), deadline)
+        # a drone whose charge is not yet reported reads as flat: the first launch would be
+        # refused for energy, so a vehicle is ready only once it has said both
+        self._pump_until(
+            lambda: bool((self.pos_valid & self.battery_known)[self._bound()].all()), deadline
+        )
         self.upload_fence()
         self._pump_until(lambda: not self._busy, deadline + 10.0 * len(self._fence) / 50.0)
         problems = []
@@ -362,6 +368,8 @@ class MavlinkLink(Link):
                     problems.append(f"drone {self.ids[i]}: no vehicle heard for it")
                 elif not self.pos_valid[i]:
                     problems.append(f"drone {self.ids[i]}: no position from {self._where(v)}")
+                elif not self.battery_known[i]:
+                    problems.append(f"drone {self.ids[i]}: no battery report from {self._where(v)}")
                 elif not off_pad[i] <= PAD_TOLERANCE_M:
                     # the plan launches it from its pad and brings it home there: a vehicle
                     # elsewhere is the wrong vehicle, or on the wrong pad
@@ -822,6 +830,7 @@ class MavlinkLink(Link):
             self._bad(self.vehicles[i].channel, f"{source}: battery_remaining out of range")  # type: ignore[union-attr]
             return
         self.battery[i] = remaining / 100.0
+        self.battery_known[i] = True
 
     def _on_extended_state(self, msg: Any, i: int) -> None:
         state = msg.landed_state

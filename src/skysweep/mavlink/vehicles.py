@@ -59,7 +59,7 @@ from skysweep.mavlink.vehicle_ports import Ports
 from skysweep.mavlink.vehicle_streams import KIND_OF_MSGID, Kind, Streams
 from skysweep.runtime.simulate import sim_world
 from skysweep.sim.faults import Fault, load_faults
-from skysweep.sim.world import World
+from skysweep.sim.world import World, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -469,6 +469,9 @@ def serve(
     faults = load_faults(faults_path, mission.fleet.ids) if faults_path is not None else []
     world = mission_world(mission, seed, faults, count)
     key = signing.load_key(signing_key_path) if signing_key_path is not None else None
+    # compiled before the first heartbeat: a first flight stalled by the compiler for
+    # seconds is a whole fleet silent past a ground station's lost-link timeout
+    warm_up(world)
     return VehicleFacade(
         world,
         mission.frame,

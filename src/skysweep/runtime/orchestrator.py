@@ -74,6 +74,10 @@ REPLAN_PERIOD_S = 10.0
 OFF_ROUTE_M = 10.0
 OFF_ROUTE_S = 5.0
 MAX_DETOURS = 3
+#: A drone whose launch on a swapped pack is refused for energy waits at least this long,
+#: seconds (or its swap time, if longer), for its telemetry to show the new pack before its
+#: work is handed on.
+LAUNCH_ENERGY_WAIT_S = 10.0
 #: Mission time between checkpoints, seconds: the most a run resumed after a crash flies again
 #: (more for a big fleet flown faster than real time, see CHECKPOINT_WALL_SHARE).
 CHECKPOINT_EVERY_S = 10.0
@@ -312,6 +316,8 @@ class Orchestrator:
         self.next_tick_s = self.t_s
         if np.isfinite(self.checkpoint_every_s):
             self._checkpoint()
+        else:
+            self._next_checkpoint_s = np.inf  # checkpoints off (a run on real vehicles)
         return self._fly(clock, progress)
 
     def carry_on(
@@ -881,6 +887,31 @@ class Orchestrator:
         )
         self._rejoin.clear()
 
+    def _reserves(self, lost: NDArray[np.intp], fs: FleetState) -> NDArray[np.intp]:
+        """Drones to bring in for ``lost`` ones that had work left: healthy drones on the
+        ground that the plan never used (more would only have queued at the pads), one for
+        each, from the same launch site where there is one."""
+        had_work = [int(i) for i in lost if self.book.remaining[i] or self.book.flying[i] >= 0]
+        if not had_work:
+            return np.zeros(0, np.intp)
+        idle = ~self.flown & ~self.book.remaining & ~fs.airborne & ~self.handed_on
+        idle &= ~self.lost & ~self.recalled & (self.failsafe.action == Action.NONE)
+        idle[list(lost)] = False
+        # heard from lately (a reserve is never declared lost: it has not flown)
+        timeout = self.plan.mission.safety.lost_link_timeout_s
+        idle &= fs.t_s - np.nan_to_num(fs.last_seen_s, nan=-np.inf) <= timeout
+        site = self.plan.mission.fleet.site
+        picked: list[int] = []
+        for i in had_work:
+            pool = np.flatnonzero(idle & (site == site[i]))
+            if not len(pool):
+                pool = np.flatnonzero(idle)
+            if not len(pool):
+                break
+            picked.append(int(pool[0]))
+            idle[pool[0]] = False
+        return np.array(sorted(picked), np.intp)
+
     def _available(self, i: int) -> bool:
         """Whether drone ``i`` may be given work: not lost, not recalled by the operator and
         no failsafe holding it (those wait for an operator's resume)."""
@@ -920,6 +951,13 @@ class Orchestrator:
         in_air = {int(i): int(self.book.last_number[i]) for i in up}
         launched = {i: int(n) for i, n in enumerate(self.book.last_number)}
         cut = sorted(self._cut_short)
+        joining = set() if added is None else set(np.flatnonzero(added).tolist())
+        reserves = self._reserves(lost_idx, fs)
+        if len(reserves):
+            joining |= set(reserves.tolist())
+            reason += f"; reserve{'s' if len(reserves) > 1 else ''} " + ", ".join(
+                self.ids[i] for i in reserves
+            )
         started = time.perf_counter()
         try:
             new = replan(
@@ -928,12 +966,16 @@ class Orchestrator:
                 lost=lost_all,
                 new_keep_out=list(zones),
                 cut_short=cut,
-                added_drones=[] if added is None else np.flatnonzero(added).tolist(),
+                added_drones=sorted(joining),
             )
         except InfeasibleError as exc:
             events.append(
                 Event(now_s, "replan_failed", None, {"reason": reason, "error": str(exc)})
             )
+            if lost_all:
+                # the handed-on work has nobody to fly it: the mission ends short of its
+                # area, and the operator is told why
+                self.lifecycle = self.lifecycle.degrade(f"{reason}: {exc}", now_s)
             return
         # wall time is kept out of the event log, which is the same for the same seed
         self.replan_wall_s.append(time.perf_counter() - started)
@@ -1112,8 +1154,12 @@ class Orchestrator:
                 elif o.reason == "launch" and v.why.startswith("energy"):
                     # a launch is ordered only on a swapped pack: a pack that still cannot fly
                     # the sortie (a battery that lost capacity) never will, so its work is
-                    # handed on rather than waiting for a launch that never comes
-                    self._withdraw.setdefault(i, f"cannot fly its next sortie ({v.why})")
+                    # handed on rather than waiting for a launch that never comes. A real
+                    # vehicle reports its new pack a little after the crew's swap (telemetry
+                    # lags, crews are slower than planned): it is given one more swap time.
+                    wait_s = max(float(self.plan.mission.fleet.swap_s[i]), LAUNCH_ENERGY_WAIT_S)
+                    if now_s >= self.ready_s[i] + wait_s:
+                        self._withdraw.setdefault(i, f"cannot fly its next sortie ({v.why})")
                 continue
             if o.reason == "failsafe":
                 self._commanded[i] = self.failsafe.action[i]

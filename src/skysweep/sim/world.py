@@ -14,6 +14,7 @@ from its own random stream, so turning one on does not change another's draws.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -495,3 +496,20 @@ class World:
                 keep.append(e)  # queued onboard until the link is back
         self._events = keep
         return out
+
+
+def warm_up(world: World, seconds: float = 5.0) -> None:
+    """Compile the step's kernels (numba, on a cold cache several seconds) on a copy of
+    ``world``, which is left as it was: a simulator that answers in real time (the MAVLink
+    façade) must not fall silent for that long in the middle of its first flight, where a
+    ground station would call its vehicles lost.
+
+    Every drone of the copy climbs from its pad toward a point 30 m east, 20 m up, so that
+    guidance, separation between neighbouring pads and the physics all run."""
+    ghost = copy.deepcopy(world)
+    ghost._faults = []  # a fault due in the first seconds must not fire in the copy's log
+    drones = np.flatnonzero(ghost.alive)
+    for i in drones:
+        ghost.upload(int(i), np.array([[*(ghost.home[i, :2] + (30.0, 0.0)), 20.0]]))
+    ghost.command(drones, Command.START_MISSION)
+    ghost.advance_to(ghost.t_s + seconds)
