@@ -564,6 +564,13 @@ def test_mavproxy_sees_a_fleet_and_flies_one_of_it(
             # one vehicle, by system id: GUIDED, armed, up to 10 m; then LAND
             mp.command(f"vehicle {target}")
             mp.expect(rf"Set vehicle {target}")
+            # the parameter list, as a ground station fetches it on connecting: the simulator's
+            # own values (this drone's speed, the SITL speed-up)
+            mp.command("param fetch")
+            mp.expect(r"Received \d+ parameters", 20.0)
+            mp.command("param show WPNAV_SPEED")
+            speed = float(mp.expect(r"WPNAV_SPEED\s+([\d.]+)").group(1))
+            assert speed == pytest.approx(mission.fleet.speed_mps[target - 1] * 100)
             mp.command("mode guided")
             mp.expect(r"Got COMMAND_ACK: DO_SET_MODE: ACCEPTED")
             mp.command("arm throttle")

@@ -719,6 +719,44 @@ def test_two_ports_route_by_system_id(make: Any, mission: mission_mod.Mission) -
     assert version.capabilities & m.MAV_PROTOCOL_CAPABILITY_MISSION_INT
 
 
+def test_parameters_read_true_values_and_refuse_writes(
+    make: Any, mission: mission_mod.Mission
+) -> None:
+    """A ground station reads the whole parameter list (QGroundControl waits for it before it
+    shows a vehicle), one by name and one by index; the values are the simulator's own. A write
+    is refused as ArduPilot refuses one: the unchanged value and a warning."""
+    f = make(per_port=3)
+    g = Gcs(f, 1)
+    bench = Bench(f, g)
+    g.hello()
+    bench.run(1.0)
+    g.send(m.MAVLink_param_request_list_message(2, 1))
+    bench.run(1.0)
+    values = {x.param_id: x for x in g.of("PARAM_VALUE", 2)}
+    count = next(iter(values.values())).param_count
+    assert len(values) == count >= 10
+    assert sorted(x.param_index for x in values.values()) == list(range(count))
+    assert values["SYSID_THISMAV"].param_value == 2
+    assert values["WPNAV_SPEED"].param_value == pytest.approx(mission.fleet.speed_mps[4] * 100)
+    assert values["SIM_SPEEDUP"].param_value == SCALE
+    assert not g.of("PARAM_VALUE", 1)  # only system 2 was asked
+    mark = len(g.got)
+    g.send(m.MAVLink_param_request_read_message(1, 1, b"FENCE_ENABLE", -1))
+    assert bench.wait(g, "PARAM_VALUE", since=mark).param_value == 1
+    mark = len(g.got)
+    g.send(m.MAVLink_param_request_read_message(1, 1, b"", values["WPNAV_ACCEL"].param_index))
+    assert bench.wait(g, "PARAM_VALUE", since=mark).param_id == "WPNAV_ACCEL"
+    mark = len(g.got)
+    g.send(m.MAVLink_param_set_message(2, 1, b"WPNAV_SPEED", 2500.0, m.MAV_PARAM_TYPE_REAL32))
+    echo = bench.wait(g, "PARAM_VALUE", since=mark)
+    assert echo.param_value == values["WPNAV_SPEED"].param_value
+    assert any("denied" in t.text for t in g.of("STATUSTEXT", 2, since=mark))
+    mark = len(g.got)
+    g.send(m.MAVLink_param_request_read_message(2, 1, b"NO_SUCH_PARAM", -1))
+    bench.run(1.0)
+    assert not g.of("PARAM_VALUE", since=mark)
+
+
 def test_signing(make: Any) -> None:
     f = make(signing_key=KEY)
     good = Gcs(f, key=KEY)

@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from skysweep.errors import LinkError
 from skysweep.geo import FloatArray
 from skysweep.link.base import Link
-from skysweep.mavlink import signing
+from skysweep.mavlink import fastpath, signing
 from skysweep.mavlink.allowlist import CommandRefused, check_outgoing
 from skysweep.mavlink.dialect import GCS_COMPONENT, GCS_SYSTEM, VEHICLE_COMPONENT, new_mav
 from skysweep.mavlink.dialect import mavlink as m
@@ -168,6 +168,8 @@ class MavlinkLink(Link):
         self.channels = list(channels)
         self._codecs = [new_mav(GCS_SYSTEM, GCS_COMPONENT) for _ in self.channels]
         self.key_fingerprint = ""
+        #: Decode plain telemetry without pymavlink's per-message objects (off when signed).
+        self.fast_path = signing_key is None and bool(fastpath.LAYOUTS)
         if signing_key is not None:
             for k, codec in enumerate(self._codecs):
                 signing.enable(codec, signing_key, link_id=k)
@@ -706,7 +708,28 @@ class MavlinkLink(Link):
 
     def _ingest(self, ch: int, data: bytes, now: float, src: Any = None) -> None:
         """Parse and apply one datagram or stream chunk (the hot path: one dict lookup and a few
-        scalar writes per message)."""
+        scalar writes per message). Plain MAVLink 2 telemetry takes the fast path
+        (:mod:`skysweep.mavlink.fastpath`) unless the link is signed (every frame is then
+        verified by pymavlink) or pymavlink holds part of a frame from an earlier chunk."""
+        if not self.fast_path or self._codecs[ch].buf_len():
+            self._parse(ch, data, now, src)
+            return
+        route = self._route
+        handlers = self._handlers
+        for item in fastpath.frames(data):
+            if isinstance(item, bytes):
+                self._parse(ch, item, now, src)
+                continue
+            mid, system, component, msg = item
+            self.messages += 1
+            i = route.get((ch, system))
+            if i is not None and component == VEHICLE_COMPONENT:
+                handlers[mid](msg, i)
+                if mid == _POSITION_ID:
+                    self.position_wall[i] = now
+
+    def _parse(self, ch: int, data: bytes, now: float, src: Any = None) -> None:
+        """Parse and apply bytes with pymavlink."""
         codec = self._codecs[ch]
         route = self._route
         handlers = self._handlers

@@ -55,6 +55,7 @@ from skysweep.mavlink.vehicle_autopilot import (
     sane,
 )
 from skysweep.mavlink.vehicle_missions import item_of_message
+from skysweep.mavlink.vehicle_params import Params, param_name
 from skysweep.mavlink.vehicle_ports import Ports
 from skysweep.mavlink.vehicle_streams import KIND_OF_MSGID, Kind, Streams
 from skysweep.runtime.simulate import sim_world
@@ -131,7 +132,11 @@ class VehicleFacade:
             m.MAVLINK_MSG_ID_MISSION_REQUEST: self._on_mission,
             m.MAVLINK_MSG_ID_MISSION_CLEAR_ALL: self._on_mission,
             m.MAVLINK_MSG_ID_MISSION_SET_CURRENT: self._on_set_current,
+            m.MAVLINK_MSG_ID_PARAM_REQUEST_LIST: self._on_param,
+            m.MAVLINK_MSG_ID_PARAM_REQUEST_READ: self._on_param,
+            m.MAVLINK_MSG_ID_PARAM_SET: self._on_param,
         }
+        self.params = Params(self)
         ap = self.ap
         self._commands: dict[int, Callable[[int, Cmd], int]] = {
             m.MAV_CMD_DO_SET_MODE: ap.cmd_set_mode,
@@ -382,6 +387,17 @@ class VehicleFacade:
             result = m.MAV_MISSION_ACCEPTED if ok else m.MAV_MISSION_ERROR
             gcs = _src(msg)
             self.io.send(i, m.MAVLink_mission_ack_message(gcs[0], gcs[1], result, MISSION))
+
+    def _on_param(self, p: int, msg: Any, wall: float) -> None:
+        """PARAM_REQUEST_LIST, PARAM_REQUEST_READ, PARAM_SET (see :mod:`vehicle_params`)."""
+        name = msg.get_type()
+        for i in self.io.targets(p, msg.target_system, msg.target_component):
+            if name == "PARAM_REQUEST_LIST":
+                self.params.on_request_list(i)
+            elif name == "PARAM_REQUEST_READ":
+                self.params.on_request_read(i, param_name(msg.param_id), int(msg.param_index))
+            else:
+                self.params.on_set(i, param_name(msg.param_id))
 
     def _on_set_current(self, p: int, msg: Any, wall: float) -> None:
         """MISSION_SET_CURRENT (the message): as the command, answered with MISSION_CURRENT."""
