@@ -166,3 +166,34 @@ def test_handed_on_lanes_go_to_drones_with_a_swath_as_wide(big: Plan) -> None:
     extra = [s for s in new.sorties if (s.drone, s.number) not in before]
     assert extra
     assert {float(swath[s.drone]) for s in extra} == {50.0}
+
+
+MIXED = """
+name: one wide drone
+area: {type: Polygon, coordinates: [[[9.000, 46.000], [9.012, 46.000], [9.012, 46.008],
+       [9.000, 46.008], [9.000, 46.000]]]}
+launch_sites:
+  - {name: a, lon: 9.002, lat: 46.002, pads: 2}
+  - {name: b, lon: 9.010, lat: 46.006, pads: 1}
+fleet:
+  - {model: quad, count: 2, launch_site: a, speed_mps: 10, endurance_s: 1800, swath_m: 33}
+  - {model: hexa, count: 1, launch_site: b, speed_mps: 10.7, endurance_s: 1000, swath_m: 50}
+"""
+
+
+def test_lanes_of_a_wider_swath_are_swept_again_when_no_drone_that_wide_is_left() -> None:
+    """The only 50 m drone is lost on its pad between sorties (reliability run, seed 690): its
+    lanes, 50 m apart, go to 33 m drones, which sweep their strips again at their own spacing
+    instead of flying the wide lanes and leaving stripes unseen."""
+    plan = plan_mission(mission.parse(yaml.safe_load(MIXED), "mixed"))
+    hexa = 2
+    first = plan.of_drone(hexa)[0]
+    assert len(plan.of_drone(hexa)) > 1
+    now = first.land_s + 1.0
+    progress = flown_until(plan, now)
+    launched = {i: sum(s.launch_s < now for s in plan.of_drone(i)) for i in range(3)}
+    in_air = {s.drone: s.number for s in plan.sorties if s.launch_s < now < s.land_s}
+    progress = Progress(now, progress.tracks, in_air, launched)
+    new = replan(plan, progress, lost=[hexa])
+    assert all(s.drone != hexa or s.number <= 1 for s in new.sorties)
+    assert new.metrics.coverage_fraction >= 0.995

@@ -10,7 +10,8 @@ orchestrator does.
 Figures: messages ingested per second of the link's CPU time (``per_cpu_s``: its capacity on
 one core), per wall second, and the share of the offered messages that arrived (UDP drops when
 the receiver falls behind). ``pymavlink_parse_per_s`` is pymavlink's own parser on the same
-bytes, with nothing done with the messages: the ceiling.
+bytes, with nothing done with the messages, for comparison (the link decodes plain telemetry
+on its own fast path, :mod:`skysweep.mavlink.fastpath`, and can beat it).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError
 from skysweep.geo import FloatArray, sample_points
 from skysweep.mission import Mission
+from skysweep.plan.lanes import sweep_route
 from skysweep.plan.metrics import coverage_fraction
 from skysweep.plan.model import Leg, Plan, PlanMetrics, Sortie
 from skysweep.plan.paths import PathFinder
@@ -152,7 +153,9 @@ def replan(
     step_m = CHUNK_S * float(np.median(fleet.speed_mps))
     pieces = [(c, w) for r, w in orphans for c in _chunks(r, step_m)]
     chunks = [c for c, _ in pieces]
-    given = _assign(chunks, np.array([w for _, w in pieces]), works, m, pads)
+    swaths = np.array([w for _, w in pieces])
+    chosen = _assign(chunks, swaths, works, m, pads)
+    given = _relane(chosen, chunks, swaths, m, finder, pads)
     sorties = _sorties(plan, works, given, finder, pads, progress.launched)
     return _with_metrics(plan, sorties, progress, new_keep_out)
 
@@ -282,11 +285,12 @@ def _assign(
     works: dict[int, _Work],
     m: Mission,
     all_pads: FloatArray,
-) -> dict[int, list[FloatArray]]:
-    """Chunks for each drone: rounds of linear_sum_assignment on finish time. A chunk's lanes
-    are spaced for the swath of the drone it was planned for: a drone with a narrower swath
-    would leave stripes between them unseen, so it takes a chunk only if no drone with a
-    wide enough swath can reach it."""
+) -> dict[int, list[int]]:
+    """Chunks (indices) for each drone: rounds of linear_sum_assignment on finish time. A
+    chunk's lanes are spaced for the swath of the drone it was planned for: a drone with a
+    narrower swath would leave stripes between them unseen, so it takes a chunk only if no
+    drone with a wide enough swath can reach it (and then sweeps it again, see
+    :func:`_relane`)."""
     fleet = m.fleet
     drones = np.array(sorted(works), np.intp)
     given: dict[int, list[int]] = {int(i): [] for i in drones}
@@ -348,7 +352,35 @@ def _assign(
             finish[r] += (reach[r, c] + length[k]) / v[r]
             where[r] = end[k]
         left = np.delete(left, cols)
-    return {i: [chunks[k] for k in ks] for i, ks in given.items()}
+    return given
+
+
+def _relane(
+    given: dict[int, list[int]],
+    chunks: list[FloatArray],
+    swaths: FloatArray,
+    m: Mission,
+    finder: PathFinder,
+    pads: FloatArray,
+) -> dict[int, list[FloatArray]]:
+    """The routes each drone flies for the chunks it was given. A chunk whose lanes were
+    spaced for a wider swath than the drone's (no drone that wide was left to reach it) would
+    leave stripes between its lanes unseen: its strip (the lanes' own swath around them) is
+    swept again with lanes at the drone's spacing."""
+    out: dict[int, list[FloatArray]] = {}
+    for i, ks in given.items():
+        w = float(m.fleet.swath_m[i])
+        routes = []
+        for k in ks:
+            if swaths[k] <= w + 1e-6:
+                routes.append(chunks[k])
+                continue
+            strip = shapely.buffer(shapely.LineString(chunks[k]), swaths[k] / 2, cap_style="flat")
+            strip = shapely.intersection(strip, m.searchable)
+            route = sweep_route(strip, w, finder, pads[i])
+            routes.append(route if len(route) >= 2 else chunks[k])
+        out[i] = routes
+    return out
 
 
 def _sorties(
