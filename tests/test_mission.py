@@ -970,8 +970,9 @@ def test_random_simple_polygons_load_with_positive_area(
 def test_search_altitude_above_the_ceiling_is_refused() -> None:
     data = minimal()
     data["search"] = {"altitude_m": 150}
-    with pytest.raises(MissionError, match="max_altitude_m"):
+    with pytest.raises(MissionError, match="max_altitude_m") as err:
         parse(data, source=SRC)
+    assert err.value.field == "search.altitude_m"
 
 
 def test_landing_spots_of_neighbouring_sites_may_not_overlap() -> None:

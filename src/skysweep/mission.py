@@ -318,15 +318,6 @@ class MissionSpec(_Spec):
     def _keep_in(cls, value: Any, info: ValidationInfo) -> GeoJSON | None:
         return None if value is None else _geometry(value, info)
 
-    @model_validator(mode="after")
-    def _altitude_in_band(self) -> MissionSpec:
-        if self.search.altitude_m > self.safety.max_altitude_m:
-            raise ValueError(
-                f"search.altitude_m ({self.search.altitude_m:g}) is above "
-                f"safety.max_altitude_m ({self.safety.max_altitude_m:g})"
-            )
-        return self
-
 
 # --------------------------------------------------------------------------------------------
 # The mission in local metres: what planner, safety and simulator work on
@@ -528,6 +519,14 @@ def build(spec: MissionSpec, source: str = "<mission>") -> Mission:
 
     def fail(field: str, problem: str) -> MissionError:
         return MissionError(source, field, problem)
+
+    if spec.search.altitude_m > spec.safety.max_altitude_m:
+        # a check across two sections: named here, where the field can be given
+        raise fail(
+            "search.altitude_m",
+            f"{spec.search.altitude_m:g} m is above safety.max_altitude_m "
+            f"({spec.safety.max_altitude_m:g} m)",
+        )
 
     area_ll = shapely.geometry.shape(spec.area)
     frame = LocalFrame.around(area_ll)
