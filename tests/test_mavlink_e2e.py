@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from udp_ports import free_base_port
 
 from skysweep.store import RunLog
 
@@ -39,23 +40,6 @@ safety: {min_separation_m: 8, geofence_margin_m: 10, battery_reserve: 0.2,
 SCALE = "10"
 
 
-def free_port_pair() -> int:
-    """A base port whose next port is free too (UDP, 127.0.0.1)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a:
-            a.bind(("127.0.0.1", 0))
-            base = a.getsockname()[1]
-            if base >= 65535:
-                continue
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
-                    b.bind(("127.0.0.1", base + 1))
-            except OSError:
-                continue
-            return base
-    raise RuntimeError("no free UDP port pair")
-
-
 def skysweep(*args: str) -> list[str]:
     return [sys.executable, "-m", "skysweep.cli", *args]
 
@@ -63,7 +47,7 @@ def skysweep(*args: str) -> list[str]:
 def test_run_flies_300_facade_vehicles_on_two_ports_to_full_coverage(tmp_path: Path) -> None:
     mission = tmp_path / "m.yaml"
     mission.write_text(MISSION)
-    base = free_port_pair()
+    base = free_base_port(2)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     vehicles = subprocess.Popen(
         skysweep("vehicles", str(mission), "--base-port", str(base), "--time-scale", SCALE),

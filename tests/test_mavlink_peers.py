@@ -17,7 +17,6 @@ import importlib.util
 import json
 import math
 import os
-import random
 import re
 import socket
 import subprocess
@@ -34,6 +33,7 @@ import numpy as np
 import pytest
 from pymavlink import mavutil
 from pymavlink.dialects.v20 import ardupilotmega as apm
+from udp_ports import free_base_port
 
 from skysweep import mission as mission_mod
 from skysweep.mavlink.items import Item, route_items
@@ -83,26 +83,6 @@ def mission(mission_path: Path) -> mission_mod.Mission:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def free_base_port(count: int) -> int:
-    """A base port with ``count`` free UDP ports from it (bind-tested)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randint(20_000, 60_000)
-        socks: list[socket.socket] = []
-        try:
-            for k in range(count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + k))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise RuntimeError("no free UDP ports")
 
 
 @contextlib.contextmanager

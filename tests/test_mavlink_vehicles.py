@@ -8,7 +8,6 @@ one test runs ``serve_forever`` in a thread on the real clock.
 
 from __future__ import annotations
 
-import random
 import select
 import socket
 import threading
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from udp_ports import free_base_port
 
 from skysweep import mission as mission_mod
 from skysweep.mavlink import signing
@@ -85,26 +85,6 @@ def route(mission: mission_mod.Mission) -> np.ndarray:
     the landing are mission items of their own)."""
     sortie = plan_mission(mission).of_drone(0)[0]
     return np.asarray(sortie.path[1:-1])
-
-
-def free_base_port(count: int) -> int:
-    """A base port with ``count`` free UDP ports from it (bind-tested)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randint(20_000, 60_000)
-        socks: list[socket.socket] = []
-        try:
-            for k in range(count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + k))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise RuntimeError("no free UDP ports")
 
 
 class Gcs:

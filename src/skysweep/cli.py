@@ -461,6 +461,7 @@ def run(
     from skysweep.mavlink.signing import fingerprint, load_key
     from skysweep.mavlink.transport import Endpoint
     from skysweep.runtime.clock import ScaledClock, WallClock
+    from skysweep.runtime.preflight import summarise
 
     m = mission_mod.load(mission)
     for text in link:
@@ -477,10 +478,7 @@ def run(
             err.print(f"connecting to {len(m.fleet)} vehicles on {', '.join(link)} …")
         problems = mav.connect(connect_timeout)
         if problems:
-            shown = "; ".join(problems[:5]) + (
-                f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
-            )
-            raise InfeasibleError(f"vehicles not ready: {shown}")
+            raise InfeasibleError(f"vehicles not ready: {summarise(problems)}")
         with RunLog(log, create=True) as run_log:
             run_log.set_meta("mission", json.loads(mission_mod.to_json(p.mission.spec)))
             run_log.set_meta("drones", list(p.mission.fleet.ids))
@@ -495,7 +493,7 @@ def run(
             clock = WallClock() if time_scale == 1.0 else ScaledClock(time_scale)
             problems = orch.authorise(clock.now())
             if problems:
-                raise InfeasibleError(f"pre-flight checks failed: {'; '.join(problems[:5])}")
+                raise InfeasibleError(f"pre-flight checks failed: {summarise(problems)}")
             summary = orch.run(clock).as_dict()
             summary["link_messages"] = mav.messages
             summary["link_bad_input"] = sum(mav.bad_input.values())

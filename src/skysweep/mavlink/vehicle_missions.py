@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -153,20 +153,8 @@ def item_of_message(msg: Any) -> Item:
     lat, lon = float(msg.x), float(msg.y)
     if not (math.isfinite(lat) and math.isfinite(lon)) or max(abs(lat), abs(lon)) > 1e3:
         raise ValueError("position is not a number of degrees")
-    return Item(
-        seq=int(msg.seq),
-        command=int(msg.command),
-        frame=int(msg.frame),
-        param1=float(msg.param1),
-        param2=float(msg.param2),
-        param3=float(msg.param3),
-        param4=float(msg.param4),
-        lat_e7=round(lat * 1e7),
-        lon_e7=round(lon * 1e7),
-        alt_m=float(msg.z),
-        mission_type=int(getattr(msg, "mission_type", MISSION)),
-        autocontinue=int(msg.autocontinue),
-    )
+    # the same fields but the position, in degrees rather than 1e-7 degrees
+    return replace(Item.of(msg), lat_e7=round(lat * 1e7), lon_e7=round(lon * 1e7))
 
 
 @dataclass

@@ -14,6 +14,12 @@ from skysweep.telemetry import AutopilotMode, Command, FleetState
 READY_BATTERY = 0.95
 
 
+def summarise(problems: list[str], shown: int = 5) -> str:
+    """The first ``shown`` problems on one line, and how many more there are."""
+    more = len(problems) - shown
+    return "; ".join(problems[:shown]) + (f"; and {more} more" if more > 0 else "")
+
+
 def preflight(plan: Plan, ctx: SafetyContext, fs: FleetState, now_s: float) -> list[str]:
     """Every problem that stops ``plan`` from being authorised, one line each; empty if none.
 

@@ -18,6 +18,7 @@ from skysweep.plan.model import Plan
 from skysweep.runtime.clock import SimClock
 from skysweep.runtime.commands import OperatorCommand
 from skysweep.runtime.orchestrator import Orchestrator, RunSummary
+from skysweep.runtime.preflight import summarise
 from skysweep.sim.faults import Fault
 from skysweep.sim.sensor import SensorParams, Targets, place_targets
 from skysweep.sim.separation import SeparationParams
@@ -147,10 +148,7 @@ def simulate(
     orch.checkpoint_extra = {"world": world}
     problems = orch.authorise(0.0)
     if problems:
-        shown = "; ".join(problems[:5]) + (
-            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
-        )
-        raise InfeasibleError(f"pre-flight checks failed: {shown}")
+        raise InfeasibleError(f"pre-flight checks failed: {summarise(problems)}")
     script = [(c.at_s, c.command, c.args()) for c in commands]
     summary = orch.run(SimClock(), progress=progress, script=script)
     truth = score(world)
