@@ -275,7 +275,8 @@ def command(
     kind: Annotated[
         str,
         typer.Argument(
-            help="pause, resume, home, land, add_keep_out, remove_keep_out or abort.",
+            help="pause, resume, home, land, add_keep_out, remove_keep_out, abort, "
+            "confirm_detection or dismiss_detection.",
             metavar="COMMAND",
         ),
     ],
@@ -287,6 +288,10 @@ def command(
     geojson: Annotated[
         Path | None,
         typer.Option("--geojson", help="The new keep-out zone: a GeoJSON Polygon file (lon/lat)."),
+    ] = None,
+    detection: Annotated[
+        int | None,
+        typer.Option("--detection", help="A detection's number (confirm/dismiss_detection)."),
     ] = None,
 ) -> None:
     """Give an operator command to a mission in flight: it is queued in the run log and carried
@@ -300,6 +305,8 @@ def command(
         data["name"] = name
     if geojson is not None:
         data["geometry"] = mission_mod.read_yaml(geojson)
+    if detection is not None:
+        data["detection"] = detection
     with RunLog(run) as log:
         ids = log.meta("drones")
         cmd = parse_command(data, "command", ids)
@@ -404,6 +411,43 @@ def _vehicle_map(path: Path, links: int) -> dict[str, tuple[int, int]]:
     return out
 
 
+def _connect(
+    m: mission_mod.Mission,
+    link: list[str],
+    vehicles: Path | None,
+    signing_key: Path | None,
+    time_scale: float,
+    stream_hz: float,
+    connect_timeout: float,
+    quiet: bool,
+) -> tuple[Any, bytes | None]:
+    """Open the MAVLink links and wait until every vehicle is heard (position and battery);
+    the link, started, and the signing key. Closed again if a vehicle is not ready."""
+    from skysweep.mavlink.link import MavlinkLink
+    from skysweep.mavlink.signing import load_key
+    from skysweep.mavlink.transport import Endpoint
+    from skysweep.runtime.preflight import summarise
+
+    for text in link:
+        Endpoint.parse(text)  # a mistyped link fails before anything is opened
+    key = load_key(signing_key) if signing_key is not None else None
+    mapping = _vehicle_map(vehicles, len(link)) if vehicles is not None else None
+    mav = MavlinkLink(
+        m, link, vehicles=mapping, signing_key=key, time_scale=time_scale, stream_hz=stream_hz
+    )
+    try:
+        mav.start()
+        if not quiet:
+            err.print(f"connecting to {len(m.fleet)} vehicles on {', '.join(link)} …")
+        problems = mav.connect(connect_timeout)
+        if problems:
+            raise InfeasibleError(f"vehicles not ready: {summarise(problems)}")
+    except BaseException:
+        mav.close()
+        raise
+    return mav, key
+
+
 @app.command()
 @_user_errors
 def run(
@@ -457,8 +501,7 @@ def run(
     flies the plan: every sortie is uploaded and read back before take-off. See
     docs/real-vehicles.md.
     """
-    from skysweep.mavlink.link import MavlinkLink
-    from skysweep.mavlink.signing import fingerprint, load_key
+    from skysweep.mavlink.signing import fingerprint
     from skysweep.mavlink.transport import Endpoint
     from skysweep.runtime.clock import ScaledClock, WallClock
     from skysweep.runtime.preflight import summarise
@@ -466,19 +509,11 @@ def run(
     m = mission_mod.load(mission)
     for text in link:
         Endpoint.parse(text)  # a mistyped link fails before anything is planned or opened
-    key = load_key(signing_key) if signing_key is not None else None
-    mapping = _vehicle_map(vehicles, len(link)) if vehicles is not None else None
     p, _ = _plan(mission)
-    mav = MavlinkLink(
-        m, link, vehicles=mapping, signing_key=key, time_scale=time_scale, stream_hz=stream_hz
+    mav, key = _connect(
+        m, link, vehicles, signing_key, time_scale, stream_hz, connect_timeout, quiet=as_json
     )
     try:
-        mav.start()
-        if not as_json:
-            err.print(f"connecting to {len(m.fleet)} vehicles on {', '.join(link)} …")
-        problems = mav.connect(connect_timeout)
-        if problems:
-            raise InfeasibleError(f"vehicles not ready: {summarise(problems)}")
         with RunLog(log, create=True) as run_log:
             run_log.set_meta("mission", json.loads(mission_mod.to_json(p.mission.spec)))
             run_log.set_meta("drones", list(p.mission.fleet.ids))
@@ -504,6 +539,104 @@ def run(
     else:
         _table("flight", summary)
         out.print(f"run log written to {log}")
+
+
+token_app = typer.Typer(help="Operator tokens for `skysweep serve`.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+_SECRET_HELP = "The server's secret file (made the first time it is needed)."
+
+
+@token_app.command("create")
+@_user_errors
+def token_create(
+    role: Annotated[
+        list[str],
+        typer.Option("--role", help="viewer, operator or safety; repeat for several."),
+    ],
+    name: Annotated[str, typer.Option(help="Who the token is for (logged with commands).")] = (
+        "operator"
+    ),
+    ttl_h: Annotated[float, typer.Option(help="Hours the token is valid.")] = 12.0,
+    secret: Annotated[Path, typer.Option(help=_SECRET_HELP)] = Path("~/.skysweep/secret"),
+) -> None:
+    """Print a token for `skysweep serve`: viewer sees, operator commands drones, safety
+    edits keep-out zones (docs/server.md)."""
+    from skysweep.server.auth import create_token, load_secret
+
+    key = load_secret(secret)
+    print(create_token(key, name, tuple(role), time.time(), ttl_h * 3600.0))
+
+
+@app.command()
+@_user_errors
+def serve(
+    mission: Annotated[Path, typer.Argument(help="Mission file (YAML or JSON).")],
+    sim: Annotated[
+        bool, typer.Option("--sim", help="Fly the mission in the built-in simulator.")
+    ] = False,
+    link: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--link", help="Fly real vehicles over MAVLink instead (as `skysweep run --link`)."
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to serve on.")] = 8080,
+    tiles: Annotated[
+        Path | None,
+        typer.Option("--tiles", help="Offline map tiles: an MBTiles or PMTiles file."),
+    ] = None,
+    secret: Annotated[Path, typer.Option(help=_SECRET_HELP)] = Path("~/.skysweep/secret"),
+    speed: Annotated[
+        float, typer.Option(min=0.01, help="With --sim: mission seconds per wall second.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="With --sim: the simulator's random seed.")] = 0,
+    faults: Annotated[
+        Path | None,
+        typer.Option("--faults", help="With --sim: fault schedule (YAML, docs/faults.md)."),
+    ] = None,
+    log: Annotated[Path, typer.Option("--log", help="Run log (SQLite) to write.")] = Path(
+        "serve.db"
+    ),
+    connect_timeout: Annotated[
+        float, typer.Option(help="With --link: wall seconds to wait for every vehicle.")
+    ] = 60.0,
+) -> None:
+    """Fly the mission and serve it to incident command: REST API, WebSocket stream and the
+    offline map page (docs/server.md). Prints the map's address with a fresh token."""
+    import uvicorn
+
+    from skysweep.server import Flight, LiveMission, create_app, sim_flight
+    from skysweep.server.auth import create_token, load_secret
+    from skysweep.server.tiles import open_tiles
+
+    if sim == bool(link):
+        raise typer.BadParameter("give either --sim or --link (not both)", param_hint="--sim")
+    key = load_secret(secret)
+    tile_source = open_tiles(tiles) if tiles is not None else None
+    m = mission_mod.load(mission)
+    p, _ = _plan(mission)
+    mav = None
+    if sim:
+        from skysweep.sim.faults import load_faults
+
+        schedule = load_faults(faults, m.fleet.ids) if faults is not None else []
+        flight = sim_flight(p, seed=seed, faults=schedule, speed=speed)
+    else:
+        from skysweep.runtime.clock import WallClock
+
+        mav, _ = _connect(m, list(link or []), None, None, 1.0, 2.0, connect_timeout, False)
+        flight = Flight(link=mav, clock_factory=WallClock, checkpoints=False)
+    live = LiveMission(p, flight, log)
+    try:
+        live.start()
+        token = create_token(key, "incident-command", ("operator", "safety"), time.time(), 43200)
+        # one unbroken line: the address is to be copied into a browser
+        print(f"serving {m.name!r} on http://{host}:{port}/?token={token}", file=sys.stderr)
+        uvicorn.run(create_app(live, key, tile_source), host=host, port=port, log_level="warning")
+    finally:
+        if mav is not None:
+            mav.close()
 
 
 @app.command()

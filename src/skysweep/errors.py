@@ -9,7 +9,8 @@ exits with code 2; nothing else catches these errors silently.
     ├── InfeasibleError      a valid mission that cannot be flown (names the reason)
     ├── StoreError           a run database is missing, corrupt or of another version
     ├── LinkError            a vehicle link failed or sent something it should not have
-    └── TransitionError      a drone or mission was asked for a forbidden state change
+    ├── TransitionError      a drone or mission was asked for a forbidden state change
+    └── AuthError            an operator token that is missing, forged, expired or refused
 """
 
 from __future__ import annotations
@@ -48,3 +49,7 @@ class LinkError(SkysweepError):
 
 class TransitionError(SkysweepError):
     """A state machine asked for a transition that its definition forbids."""
+
+
+class AuthError(SkysweepError):
+    """An operator token that cannot be accepted (missing, forged, expired), with why."""

@@ -17,7 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from skysweep.errors import MissionError
 from skysweep.mission import read_yaml, validation_error
 
-CommandKind = Literal["pause", "resume", "home", "land", "add_keep_out", "remove_keep_out", "abort"]
+CommandKind = Literal[
+    "pause",
+    "resume",
+    "home",
+    "land",
+    "add_keep_out",
+    "remove_keep_out",
+    "abort",
+    "confirm_detection",
+    "dismiss_detection",
+]
 
 
 class OperatorCommand(BaseModel):
@@ -33,6 +43,8 @@ class OperatorCommand(BaseModel):
     """The keep-out zone's name (add_keep_out, remove_keep_out)."""
     geometry: dict[str, Any] | None = None
     """The new zone as GeoJSON in lon/lat (add_keep_out)."""
+    detection: int | None = Field(default=None, ge=1)
+    """The detection's number (confirm_detection, dismiss_detection)."""
 
     @model_validator(mode="after")
     def _arguments(self) -> OperatorCommand:
@@ -43,6 +55,11 @@ class OperatorCommand(BaseModel):
             raise ValueError("add_keep_out needs a 'geometry' (GeoJSON Polygon, lon/lat)")
         if self.command != "add_keep_out" and self.geometry is not None:
             raise ValueError(f"{self.command} takes no 'geometry'")
+        verdict = self.command.endswith("_detection")
+        if verdict and self.detection is None:
+            raise ValueError(f"{self.command} needs the 'detection' number")
+        if not verdict and self.detection is not None:
+            raise ValueError(f"{self.command} takes no 'detection'")
         if self.drones is not None and self.command not in ("resume", "home", "land"):
             raise ValueError(f"{self.command} is for the whole mission: it takes no 'drones'")
         return self

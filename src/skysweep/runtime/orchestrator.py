@@ -96,7 +96,11 @@ OPERATOR_COMMANDS = (
     "add_keep_out",
     "remove_keep_out",
     "abort",
+    "confirm_detection",
+    "dismiss_detection",
 )
+#: What an operator can say of a detection (:data:`OPERATOR_COMMANDS` ``*_detection``).
+DETECTION_VERDICTS = {"confirm_detection": "confirmed", "dismiss_detection": "dismissed"}
 
 
 def _ids(drones: Sequence[str] | None) -> list[str] | None:
@@ -223,6 +227,11 @@ class Orchestrator:
         self._route_at = np.full((n, 2), np.nan)
         self.landed_below_reserve = 0
         self.detections = 0
+        #: The operator's verdict on detections, by number (1-based, the ``detection`` of
+        #: each detection event): "confirmed" or "dismissed"; absent: not looked at yet.
+        self.detection_status: dict[int, str] = {}
+        #: The telemetry of the last tick (what the operator's screen shows).
+        self.last_state: FleetState | None = None
         self.t_s = 0.0
         self.done = False
         #: Mission time between checkpoints, s: a resumed run flies at most this much again.
@@ -399,6 +408,7 @@ class Orchestrator:
     def tick(self, now_s: float) -> None:
         self.t_s = now_s
         fs = self._kernel.poll(now_s)
+        self.last_state = fs
         events: list[Event] = []
         orders: list[Order] = []
         book = self.book
@@ -438,6 +448,7 @@ class Orchestrator:
                 )
             if le.kind == "detection":
                 self.detections += 1
+                data["detection"] = self.detections
                 lon, lat = self.plan.mission.frame.to_lonlat(data["x_m"], data["y_m"])
                 data.update(lon=round(float(lon), 7), lat=round(float(lat), 7))
             events.append(Event(le.t_s, le.kind, who, data))
@@ -776,6 +787,12 @@ class Orchestrator:
             return f"ok: {len(up)} airborne"
         if kind == "add_keep_out":
             return self._add_zone(args["name"], args["polygon"], fs, now_s, events, orders)
+        if kind in DETECTION_VERDICTS:
+            number = int(args["detection"])
+            if not 1 <= number <= self.detections:
+                raise InfeasibleError(f"no detection {number} (there are {self.detections})")
+            self.detection_status[number] = DETECTION_VERDICTS[kind]
+            return "ok"
         if kind == "remove_keep_out":
             name = args["name"]
             if name not in self._zones:
@@ -784,6 +801,17 @@ class Orchestrator:
             self._set_fence()
             return "ok"
         raise InfeasibleError(f"unknown operator command {kind!r}")  # pragma: no cover
+
+    @property
+    def zones(self) -> dict[str, shapely.Geometry]:
+        """The keep-out zones in force (local metres), by name: the mission's and those added
+        in flight, less those lifted."""
+        return dict(self._zones)
+
+    @property
+    def fence_breached(self) -> NDArray[np.bool_]:
+        """Drones the monitor saw, at the last tick, in a keep-out zone or out of keep-in."""
+        return self._in_keep_out | self._out_keep_in
 
     def _set_fence(self) -> None:
         m = self.plan.mission
