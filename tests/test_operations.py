@@ -369,3 +369,19 @@ def test_a_drone_off_its_leg_behind_a_keep_out_is_led_round_it(
         assert handed and off[0].t_s <= handed[0].t_s <= off[0].t_s + 1.0
     assert summary.state == "COMPLETE" and summary.covered_fraction >= 0.99
     assert summary.keep_out_breaches == 0
+
+
+def test_a_recall_the_kernel_refuses_is_tried_again_until_it_goes(tmp_path: Path) -> None:
+    """All home while drones climb out side by side: the kernel refuses some of the routes
+    home for separation at first; those drones must not fly on with their sorties."""
+    from server_fixtures import LIVE
+
+    path = tmp_path / "live.yaml"
+    path.write_text(LIVE)
+    p = plan_mission(mission.load(path))
+    s, events = _fly(p, tmp_path / "run.db", commands=[{"command": "home", "at_s": 18}])
+    refused = [e for e in _kinds(events, "refused") if e.data["purpose"] == "HOME"]
+    assert refused, "the scene no longer makes the kernel refuse a route home"
+    assert s["state"] == "COMPLETE" and s["landed"] == 6
+    assert s["mission_time_s"] < 90  # all down soon after the recall, not after their sorties
+    assert not _kinds(events, "launch")[6:]  # nothing launched again

@@ -635,6 +635,7 @@ def serve(
         print(f"serving {m.name!r} on http://{host}:{port}/?token={token}", file=sys.stderr)
         uvicorn.run(create_app(live, key, tile_source), host=host, port=port, log_level="warning")
     finally:
+        live.stop()
         if mav is not None:
             mav.close()
 

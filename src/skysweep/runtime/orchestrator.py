@@ -243,6 +243,7 @@ class Orchestrator:
         #: Mission time of the next tick, s.
         self.next_tick_s = 0.0
         self._limit_s = np.inf
+        self._stop = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -257,6 +258,12 @@ class Orchestrator:
         self.lifecycle = self.lifecycle.to(MissionState.AUTHORISED, now_s)
         self.log.append([Event(now_s, "authorised", None, {"sorties": len(self.plan.sorties)})])
         return []
+
+    def stop(self) -> None:
+        """Stop flying after the tick under way (the ground station is shutting down; safe
+        from another thread). Nothing is sent to the drones: an airborne fleet flies on
+        under its autopilots' own failsafes, and the run ends ABORTED in the log."""
+        self._stop = True
 
     def abort(self) -> None:
         """Operator: abort the mission; every airborne drone goes home, nothing more launches."""
@@ -366,7 +373,7 @@ class Orchestrator:
     def _fly(self, clock: Clock, progress: Callable[[Orchestrator], None] | None) -> RunSummary:
         while True:
             clock.sleep_until(self.next_tick_s)
-            if self.done or clock.now() > self._limit_s:
+            if self.done or self._stop or clock.now() > self._limit_s:
                 break
             self.tick(clock.now())
             self.next_tick_s = self.t_s + self.tick_s
@@ -1179,6 +1186,11 @@ class Orchestrator:
                 if o.command is Command.RESUME:
                     # it cannot carry on: it comes home, and its work is handed on
                     self._pending_home[i] = "cannot resume"
+                elif o.purpose is Purpose.HOME and o.reason != "failsafe":
+                    # a recall the kernel refused this tick (another drone on the way home
+                    # right now) is tried again next tick, until it goes: a drone the operator
+                    # called home must not fly on with its sortie (failsafes retry their own)
+                    self._pending_home[i] = o.reason
                 elif o.reason == "launch" and v.why.startswith("energy"):
                     # a launch is ordered only on a swapped pack: a pack that still cannot fly
                     # the sortie (a battery that lost capacity) never will, so its work is

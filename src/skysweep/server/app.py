@@ -16,6 +16,8 @@ import mimetypes
 import sqlite3
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -294,7 +296,20 @@ class Server:
 def create_app(live: LiveMission, secret: bytes, tiles: TileSource | None = None) -> FastAPI:
     """The operator server of ``live`` (started), checking tokens with ``secret``."""
     server = Server(live, secret, tiles)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(server.hub.wake)
+
+        live.on_tick = wake
+        yield
+        live.on_tick = None
+
     app = FastAPI(
+        lifespan=lifespan,
         title="skysweep",
         summary="Operator API of a skysweep mission: fleet, plan, events, commands, stream.",
         openapi_url=None,
@@ -303,15 +318,6 @@ def create_app(live: LiveMission, secret: bytes, tiles: TileSource | None = None
     )
     app.state.server = server
     app.add_middleware(GZipMiddleware, minimum_size=2048)
-
-    @app.on_event("startup")
-    async def _wake_on_ticks() -> None:
-        loop = asyncio.get_running_loop()
-
-        def wake() -> None:
-            loop.call_soon_threadsafe(server.hub.wake)
-
-        live.on_tick = wake
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -106,7 +106,10 @@ class LiveMission:
         if self.error is not None:
             raise self.error
 
-    def join(self, timeout_s: float | None = None) -> None:
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop flying after the tick under way (the server is shutting down) and wait."""
+        if self.orch is not None:
+            self.orch.stop()
         self._thread.join(timeout_s)
 
     def _fly(self) -> None:
@@ -183,7 +186,9 @@ class LiveMission:
         air = fs.airborne & ~orch.lost
         alerts = np.zeros(len(self.ids), np.uint8)
         alerts[orch.lost] |= np.uint8(Alert.LOST)
-        alerts[(cause & (Cause.BATTERY_LOW | Cause.BATTERY_CRITICAL)) != 0] |= np.uint8(Alert.LOW_BATTERY)
+        alerts[(cause & (Cause.BATTERY_LOW | Cause.BATTERY_CRITICAL)) != 0] |= np.uint8(
+            Alert.LOW_BATTERY
+        )
         alerts[orch.fence_breached | ((cause & Cause.GEOFENCE) != 0)] |= np.uint8(Alert.GEOFENCE)
         if safety.min_separation_m > 0:
             pairs, _ = close_pairs(fs.pos_m, air, safety.min_separation_m)
