@@ -805,6 +805,40 @@ def bench_reliability(
         raise typer.Exit(code)
 
 
+@bench_app.command("serve")
+@_user_errors
+def bench_serve(
+    mission: Annotated[Path, typer.Argument(help="Mission to fly, e.g. examples/flood-2500.yaml.")],
+    viewers: Annotated[int, typer.Option(min=1, help="WebSocket viewers to connect.")] = 20,
+    duration: Annotated[
+        float, typer.Option(help="Wall seconds measured after the fleet has launched.")
+    ] = 60.0,
+    warm: Annotated[
+        float, typer.Option(help="Wall seconds for the fleet to launch before measuring.")
+    ] = 40.0,
+    commands: Annotated[int, typer.Option(min=0, help="Pause / resume / home rounds timed.")] = 5,
+    browser: Annotated[
+        bool, typer.Option(help="Time the map page's redraw in headless Chromium.")
+    ] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print every figure as one JSON object.")
+    ] = False,
+) -> None:
+    """Fly MISSION behind `skysweep serve --sim` in real time (2 ticks a second) with many
+    viewers: tick rate held, frame size, command round trips, map redraw time, server CPU."""
+    from skysweep.bench import serve as bench
+
+    mission_mod.load(mission)  # a bad file fails here, not in the server's process
+    figures = bench.run(
+        mission, viewers=viewers, duration_s=duration, commands=commands, browser=browser,
+        warm_s=warm,
+    )  # fmt: skip
+    if as_json:
+        print(json.dumps(figures))
+    else:
+        _table("operator server", figures)
+
+
 @bench_app.command("plan")
 @_user_errors
 def bench_plan(

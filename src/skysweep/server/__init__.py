@@ -31,6 +31,7 @@ def sim_flight(
     return Flight(
         link=SimLink(world),
         clock_factory=lambda: ScaledClock(speed),
+        speed=speed,
         checkpoint_extra={"world": world},
         meta={"seed": seed, "faults": [f.model_dump() for f in faults], "speed": speed},
     )

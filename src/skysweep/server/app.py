@@ -199,6 +199,7 @@ class Server:
             (kind, json.dumps({**args, **by})),
         )
         self.db.commit()
+        self.live.wake()
         deadline = time.monotonic() + COMMAND_WAIT_S
         while time.monotonic() < deadline:
             row = self.db.execute(

@@ -63,9 +63,34 @@ class Flight:
 
     link: Link
     clock_factory: Callable[[], Clock]
+    speed: float = 1.0
+    """Mission seconds per wall second of the clock."""
     checkpoint_extra: dict[str, Any] = field(default_factory=dict)
     checkpoints: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+class WakeableClock:
+    """A clock whose sleep an operator's command cuts short: the flight ticks at once and
+    takes the command, instead of up to a tick later."""
+
+    def __init__(self, clock: Clock, speed: float) -> None:
+        self.clock = clock
+        self.speed = speed
+        self._wake = threading.Event()
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def sleep_until(self, t_s: float) -> None:
+        delay_s = (t_s - self.clock.now()) / self.speed
+        if delay_s > 0 and self._wake.wait(delay_s):
+            self._wake.clear()
+            return
+        self.clock.sleep_until(t_s)
 
 
 class LiveMission:
@@ -94,6 +119,7 @@ class LiveMission:
         self._number = 0
         self._coverage: deque[tuple[float, float]] = deque()
         self._zone_names: tuple[str, ...] = ()
+        self._clock: WakeableClock | None = None
         self.zones_version = 0
         self._thread = threading.Thread(target=self._fly, name="skysweep-flight", daemon=True)
 
@@ -106,10 +132,16 @@ class LiveMission:
         if self.error is not None:
             raise self.error
 
+    def wake(self) -> None:
+        """A command is queued: tick now rather than at the next tick's time."""
+        if self._clock is not None:
+            self._clock.wake()
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop flying after the tick under way (the server is shutting down) and wait."""
         if self.orch is not None:
             self.orch.stop()
+        self.wake()
         self._thread.join(timeout_s)
 
     def _fly(self) -> None:
@@ -123,7 +155,7 @@ class LiveMission:
                 orch.checkpoint_extra = self.flight.checkpoint_extra
                 if not self.flight.checkpoints:
                     orch.checkpoint_every_s = float("inf")
-                clock = self.flight.clock_factory()
+                clock = self._clock = WakeableClock(self.flight.clock_factory(), self.flight.speed)
                 problems = orch.authorise(clock.now())
                 if problems:
                     raise InfeasibleError(f"pre-flight checks failed: {summarise(problems)}")
