@@ -882,7 +882,12 @@ ALLOWED_DIRS = ("link/", "sim/", "mavlink/")
 #: connects its MavlinkLink first (binds the vehicles, uploads and reads back their geofence)
 #: and then hands it to the Orchestrator; the ingest benchmark only pumps and polls one. Both
 #: are still held to the rule that nothing there calls ``.upload`` or ``.send``.
-BUILT_THEN_HANDED = {("cli.py", "MavlinkLink"), ("bench/link.py", "MavlinkLink")}
+BUILT_THEN_HANDED = {
+    ("cli.py", "MavlinkLink"),
+    ("bench/link.py", "MavlinkLink"),
+    # the operator server's flight: LiveMission hands it to its Orchestrator, keeping none
+    ("server/__init__.py", "SimLink"),
+}
 #: (file, receiver) pairs outside those that drive the simulator's ``World`` directly, with no
 #: Link and no orchestrator involved: the physics benchmark.
 SIM_ONLY_CALLS = {("bench/sim.py", "world")}

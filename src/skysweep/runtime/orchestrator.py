@@ -74,6 +74,9 @@ REPLAN_PERIOD_S = 10.0
 OFF_ROUTE_M = 10.0
 OFF_ROUTE_S = 5.0
 MAX_DETOURS = 3
+#: A resume the kernel refuses for separation (neighbours still hovering in the way) is tried
+#: again every tick for this long, seconds, before the drone is brought home instead.
+RESUME_RETRY_S = 120.0
 #: A drone whose launch on a swapped pack is refused for energy waits at least this long,
 #: seconds (or its swap time, if longer), for its telemetry to show the new pack before its
 #: work is handed on.
@@ -179,6 +182,8 @@ class Orchestrator:
         # drones to bring home at the next tick, and why (a resume the kernel refused, a drone
         # heard again flying a sortie whose work went to the others)
         self._pending_home: dict[int, str] = {}
+        # drones whose resume the kernel refused for separation, and since when: tried again
+        self._pending_resume: dict[int, float] = {}
         # drones heard again on the ground after their work was handed on: they take a share of
         # what is still to fly at the next re-plan
         self._rejoin: set[int] = set()
@@ -703,6 +708,14 @@ class Orchestrator:
                     self._cut_short.add(i)
                 orders.append(self._home_order(i, fs.pos_m[i, :2], fs, why, events))
         self._pending_home.clear()
+        for i in sorted(self._pending_resume):
+            still = fs.airborne[i] and not self.lost[i] and not self.recalled[i]
+            rest = self._rest_of_mission(i, fs) if still and not self.paused else None
+            if self.mode[i] != FlightMode.HOLD or rest is None:
+                if not self.paused:
+                    self._pending_resume.pop(i)
+                continue
+            orders.append(Order(i, Command.RESUME, rest, Purpose.WORK, "resume"))
         inbox, self._inbox = self._inbox, []
         inbox += [(k, a) for _, k, a in self.log.take_commands()]
         while self._script and self._script[0][0] <= now_s + 1e-9:
@@ -1183,8 +1196,17 @@ class Orchestrator:
                     self._refused[i] = key
             sent = v.sent
             if sent is None:
-                if o.command is Command.RESUME:
+                waited = now_s - self._pending_resume.get(i, now_s)
+                if o.command is Command.RESUME and v.why.startswith("separation"):
+                    if waited < RESUME_RETRY_S:
+                        # the neighbours in the way move off as they resume: next tick
+                        self._pending_resume.setdefault(i, now_s)
+                    else:
+                        self._pending_resume.pop(i, None)
+                        self._pending_home[i] = "cannot resume"
+                elif o.command is Command.RESUME:
                     # it cannot carry on: it comes home, and its work is handed on
+                    self._pending_resume.pop(i, None)
                     self._pending_home[i] = "cannot resume"
                 elif o.purpose is Purpose.HOME and o.reason != "failsafe":
                     # a recall the kernel refused this tick (another drone on the way home
@@ -1201,6 +1223,8 @@ class Orchestrator:
                     if now_s >= self.ready_s[i] + wait_s:
                         self._withdraw.setdefault(i, f"cannot fly its next sortie ({v.why})")
                 continue
+            if o.command is Command.RESUME:
+                self._pending_resume.pop(i, None)
             if o.reason == "failsafe":
                 self._commanded[i] = self.failsafe.action[i]
             if sent.command is Command.START_MISSION:

@@ -412,13 +412,17 @@ def _separation_conflicts(
     d = target - p0[:, :2]
     dn = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
     vel = d / dn[:, None] * v[:, None]
+    # neighbours ordered in this same batch move off with their new velocity: a fleet resumed
+    # together flies on together, not into each other's hover
+    moving = fs.vel_mps[:, :2].copy()
+    moving[i] = vel
     for n_k, hits in enumerate(tree.query_ball_point(p0[:, :2], reach)):
         j = up[np.asarray(hits, np.intp)]
         j = j[(j != i[n_k]) & (np.abs(fs.pos_m[j, 2] - p0[n_k, 2]) < SEPARATION_BAND_M)]
         if not len(j):
             continue
         rel_p = fs.pos_m[j, :2] - p0[n_k, :2]
-        rel_v = fs.vel_mps[j, :2] - vel[n_k]
+        rel_v = moving[j] - vel[n_k]
         now = np.hypot(rel_p[:, 0], rel_p[:, 1])
         vv = np.maximum((rel_v**2).sum(1), 1e-12)
         t = np.clip(-(rel_p * rel_v).sum(1) / vv, 0.0, SEPARATION_HORIZON_S)

@@ -61,7 +61,8 @@ class Snapshot:
 class Flight:
     """How to fly: the link to the vehicles, the clock, and what a checkpoint must hold."""
 
-    link: Link
+    link: Link | None
+    """Handed to the flight's orchestrator (and its safety kernel) and dropped from here."""
     clock_factory: Callable[[], Clock]
     speed: float = 1.0
     """Mission seconds per wall second of the clock."""
@@ -151,7 +152,11 @@ class LiveMission:
                 log.set_meta("drones", self.ids)
                 for key, value in self.flight.meta.items():
                     log.set_meta(key, value)
-                orch = Orchestrator(self.plan, self.flight.link, log, tick_s=self.tick_s)
+                link, self.flight.link = self.flight.link, None
+                if link is None:
+                    raise InfeasibleError("this flight's link was handed on already")
+                # from here only the orchestrator's safety kernel holds the link
+                orch = Orchestrator(self.plan, link, log, tick_s=self.tick_s)
                 orch.checkpoint_extra = self.flight.checkpoint_extra
                 if not self.flight.checkpoints:
                     orch.checkpoint_every_s = float("inf")

@@ -1016,7 +1016,7 @@
   }
 
   const alertRows = [];
-  let lastAlertsKey = '';
+  let lastAlertsKey = null;
   const ALERT_CAP = 50;
   function renderAlerts(alerts) {
     alerts = Array.isArray(alerts) ? alerts.slice(0, ALERT_CAP) : [];
