@@ -38,6 +38,8 @@ from skysweep.server.auth import create_token, load_secret
 from skysweep.server.frames import decode_frame
 
 AT_WORK = ("TRANSIT", "SWEEP")
+#: How long a command's effect is watched for in the stream, wall seconds.
+COMMAND_WINDOW_S = 15.0
 
 
 @dataclass
@@ -169,7 +171,11 @@ async def _measure(
     latest["event"] = asyncio.Event()
     tasks = [asyncio.create_task(view(k)) for k in range(n_viewers)]
     headers = {"Authorization": f"Bearer {tok}"}
-    round_trips: dict[str, list[float]] = {"pause": [], "resume": [], "home": []}
+    round_trips: dict[str, list[tuple[float | None, float | None]]] = {
+        "pause": [],
+        "resume": [],
+        "home": [],
+    }
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30.0) as client:
         # let the fleet launch: commands are timed on drones at work
         t_end_warm = time.monotonic() + warm_s
@@ -192,7 +198,13 @@ async def _measure(
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
 
-    all_rt = [x for v in round_trips.values() for x in v]
+    def spread(xs: list[float | None]) -> list[float] | str:
+        got = [x for x in xs if x is not None]
+        if len(got) < len(xs):
+            return f"{len(xs) - len(got)} of {len(xs)} not within {COMMAND_WINDOW_S:.0f} s"
+        return [round(min(got), 3), round(statistics.median(got), 3), round(max(got), 3)]
+
+    firsts = [f for v in round_trips.values() for f, _ in v]
     rates = []
     mission_rate = []
     for v in stats:
@@ -213,13 +225,16 @@ async def _measure(
         "mission_s_per_wall_s": round(min(mission_rate), 3) if mission_rate else None,
         "frames_skipped": sum(v.skipped for v in stats),
         "frame_bytes_max": max(sizes) if sizes else None,
-        "command_round_trip_s": {
-            k: [round(min(v), 3), round(statistics.median(v), 3), round(max(v), 3)]
-            for k, v in round_trips.items()
-            if v
+        "command_first_drone_s": {
+            k: spread([f for f, _ in v]) for k, v in round_trips.items() if v
         },
-        "command_round_trip_max_s": round(max(all_rt), 3) if all_rt else None,
-        "commands_timed": len(all_rt),
+        "command_every_drone_s": {
+            k: spread([a for _, a in v]) for k, v in round_trips.items() if v
+        },
+        "command_first_drone_max_s": (
+            round(max(f for f in firsts if f is not None), 3) if any(firsts) else None
+        ),
+        "commands_timed": len(firsts),
     }
 
 
@@ -229,9 +244,10 @@ async def _round_trip(
     modes: list[str],
     kind: str,
     select: int | None,
-) -> float | None:
-    """Send ``kind`` and time it until every drone it concerns shows the mode it calls for;
-    None if no drone was in a state to show it."""
+) -> tuple[float | None, float | None] | None:
+    """Send ``kind`` and time it until the first, and until every, drone it concerns shows the
+    mode it calls for in the stream (None: not within COMMAND_WINDOW_S); None if no drone was
+    in a state to show it."""
     frame = latest["frame"]
     mode = np.array([modes[m] for m in frame["mode"]])
     if kind == "pause":
@@ -252,21 +268,22 @@ async def _round_trip(
     sent = time.monotonic()
     r = await client.post("/api/commands", json={"command": kind, "drones": ids})
     r.raise_for_status()
-    deadline = sent + 10.0
+    first: float | None = None
+    deadline = sent + COMMAND_WINDOW_S
     while time.monotonic() < deadline:
         ev: asyncio.Event = latest["event"]
         ev.clear()
         fr = latest["frame"]
         if latest["wall"] > sent:
             now_modes = np.array([modes[m] for m in fr["mode"][concerned]])
-            # a resume shows at once on the drones free to go; the rest file out of crowds
-            # (pads) as their neighbours make room, which is timed separately below
-            share = 1.0 if kind != "resume" else 0.5
-            if np.mean(np.isin(now_modes, want)) >= share:
-                return latest["wall"] - sent
+            shown = np.isin(now_modes, want)
+            if first is None and shown.any():
+                first = latest["wall"] - sent
+            if shown.all():
+                return first, latest["wall"] - sent
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ev.wait(), 2.0)
-    return float("inf")
+    return first, None
 
 
 def _browser(base: str, secret: bytes) -> dict[str, Any]:
