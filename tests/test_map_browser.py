@@ -31,6 +31,7 @@ from pydantic import TypeAdapter
 from server_fixtures import LIVE, SECRET, bearer, token
 
 from skysweep import mission
+from skysweep.bench.serve import CHROMIUM_ARGS
 from skysweep.plan import Plan, plan_mission
 from skysweep.server import LiveMission, create_app, sim_flight
 from skysweep.sim.faults import Fault
@@ -39,14 +40,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not 
 # the browser first: without one, skip before flying any mission
 pytestmark = pytest.mark.usefixtures("browser")
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 VIEWPORT = {"width": 1280, "height": 800}
 #: Mission seconds per wall second: drones are up within a second or two, the mission lasts ~30 s.
 SPEED = 10.0
