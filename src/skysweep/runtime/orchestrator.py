@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import shapely
@@ -36,6 +36,7 @@ from skysweep.plan.replan import Progress, replan
 from skysweep.proximity import close_pairs
 from skysweep.runtime.book import SortieBook
 from skysweep.runtime.clock import Clock
+from skysweep.runtime.commands import CommandKind
 from skysweep.runtime.lifecycle import Lifecycle, MissionState
 from skysweep.runtime.modes import MODE_MACHINE, FlightMode, derive
 from skysweep.runtime.preflight import preflight
@@ -91,17 +92,7 @@ CHECKPOINT_WALL_SHARE = 0.05
 #: it flies slower than that estimate in level flight (see :meth:`Orchestrator._home_need`).
 SPEED_ESTIMATE_DECAY_MPS2 = 0.1
 #: What an operator can ask for (:meth:`Orchestrator.submit`).
-OPERATOR_COMMANDS = (
-    "pause",
-    "resume",
-    "home",
-    "land",
-    "add_keep_out",
-    "remove_keep_out",
-    "abort",
-    "confirm_detection",
-    "dismiss_detection",
-)
+OPERATOR_COMMANDS: tuple[str, ...] = get_args(CommandKind)
 #: What an operator can say of a detection (:data:`OPERATOR_COMMANDS` ``*_detection``).
 DETECTION_VERDICTS = {"confirm_detection": "confirmed", "dismiss_detection": "dismissed"}
 

@@ -37,6 +37,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
@@ -58,6 +59,9 @@ _MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 _STATIC = resources.files("skysweep.server") / "static"
 
 VIEW = ("viewer", "operator", "safety")
+_MODE_NAMES = [m.name for m in FlightMode]
+_ALERT_NAMES = np.array([a.name for a in Alert])
+_ALERT_BITS = np.array([int(a) for a in Alert])
 COMMAND = ("operator",)
 ZONES = ("safety",)
 
@@ -271,27 +275,48 @@ class Server:
         lon, lat = self.live.mission.frame.to_lonlat([x0, x1, x1, x0], [y1, y1, y0, y0])
         return [[round(float(a), 7), round(float(b), 7)] for a, b in zip(lon, lat, strict=True)]
 
-    def drone(self, i: int) -> dict[str, Any]:
+    def rows(self, which: NDArray[np.intp] | None = None) -> list[dict[str, Any]]:
+        """The drones ``which`` (all if None) as the fleet routes show them, columns converted
+        at once rather than drone by drone."""
         snap = self.live.latest()
         orch = self.live.orch
         if snap is None or orch is None:
             raise HTTPException(503, "the flight has not published its first tick yet")
         v = snap.view
-        flying = int(orch.book.flying[i])
-        age = float(v.link_age_s[i])
-        return {
-            "id": self.live.ids[i],
-            "lon": round(float(v.lon[i]), 7),
-            "lat": round(float(v.lat[i]), 7),
-            "alt_m": round(float(v.alt_m[i]), 1),
-            "heading_deg": round(float(v.heading_deg[i]), 1),
-            "speed_mps": round(float(v.speed_mps[i]), 2),
-            "battery": round(float(v.battery[i]), 3),
-            "mode": FlightMode(int(v.mode[i])).name,
-            "alerts": [a.name for a in Alert if int(v.alerts[i]) & a],
-            "link_age_s": round(age, 1) if np.isfinite(age) else None,
-            "sortie": int(orch.book.last_number[i]) if flying >= 0 else None,
-        }
+        k = np.arange(len(v.lon)) if which is None else np.asarray(which, np.intp)
+        flags = (v.alerts[k, None] & _ALERT_BITS[None, :]) != 0
+        age = np.round(v.link_age_s[k], 1)
+        sortie = np.where(orch.book.flying[k] >= 0, orch.book.last_number[k], -1)
+        cols = zip(
+            [self.live.ids[i] for i in k],
+            np.round(v.lon[k], 7).tolist(),
+            np.round(v.lat[k], 7).tolist(),
+            np.round(v.alt_m[k], 1).tolist(),
+            np.round(v.heading_deg[k], 1).tolist(),
+            np.round(v.speed_mps[k], 2).tolist(),
+            np.round(v.battery[k], 3).tolist(),
+            v.mode[k].tolist(),
+            flags,
+            np.where(np.isfinite(age), age, -1.0).tolist(),
+            sortie.tolist(),
+            strict=True,
+        )
+        return [
+            {
+                "id": d,
+                "lon": lon,
+                "lat": lat,
+                "alt_m": alt,
+                "heading_deg": hdg,
+                "speed_mps": spd,
+                "battery": bat,
+                "mode": _MODE_NAMES[mode],
+                "alerts": _ALERT_NAMES[f].tolist() if f.any() else [],
+                "link_age_s": a if a >= 0 else None,
+                "sortie": n if n >= 0 else None,
+            }
+            for d, lon, lat, alt, hdg, spd, bat, mode, f, a, n in cols
+        ]
 
 
 def create_app(live: LiveMission, secret: bytes, tiles: TileSource | None = None) -> FastAPI:
@@ -416,53 +441,14 @@ def create_app(live: LiveMission, secret: bytes, tiles: TileSource | None = None
     @app.get("/api/fleet", tags=["api"])
     async def fleet(who: Viewer) -> dict[str, Any]:
         snap = live.latest()
-        if snap is None:
+        if snap is None or live.orch is None:
             return {"t_s": 0.0, "drones": []}
-        v = snap.view
-        modes = [m.name for m in FlightMode]
-        alert_names = np.array([a.name for a in Alert])
-        bits = np.array([int(a) for a in Alert])
-        flags = (v.alerts[:, None] & bits[None, :]) != 0
-        age = np.round(v.link_age_s, 1)
-        orch = live.orch
-        flying = orch.book.flying if orch is not None else np.full(len(v.lon), -1)
-        number = orch.book.last_number if orch is not None else np.zeros(len(v.lon), int)
-        cols = zip(
-            live.ids,
-            np.round(v.lon, 7).tolist(),
-            np.round(v.lat, 7).tolist(),
-            np.round(v.alt_m, 1).tolist(),
-            np.round(v.heading_deg, 1).tolist(),
-            np.round(v.speed_mps, 2).tolist(),
-            np.round(v.battery, 3).tolist(),
-            v.mode.tolist(),
-            flags,
-            np.where(np.isfinite(age), age, -1.0).tolist(),
-            np.where(flying >= 0, number, -1).tolist(),
-            strict=True,
-        )
-        drones = [
-            {
-                "id": d,
-                "lon": lon,
-                "lat": lat,
-                "alt_m": alt,
-                "heading_deg": hdg,
-                "speed_mps": spd,
-                "battery": bat,
-                "mode": modes[mode],
-                "alerts": alert_names[f].tolist() if f.any() else [],
-                "link_age_s": a if a >= 0 else None,
-                "sortie": s if s >= 0 else None,
-            }
-            for d, lon, lat, alt, hdg, spd, bat, mode, f, a, s in cols
-        ]
-        return {"t_s": v.t_s, "drones": drones}
+        return {"t_s": snap.view.t_s, "drones": server.rows()}
 
     @app.get("/api/fleet/{drone_id}", tags=["api"])
     async def one_drone(drone_id: str, who: Viewer) -> dict[str, Any]:
         i = _drone_index(live, drone_id)
-        data = server.drone(i)
+        data = server.rows(np.array([i]))[0]
         orch = live.orch
         if orch is not None:
             fsf = orch.failsafe
