@@ -29,6 +29,8 @@ from skysweep.geo import FloatArray, LocalFrame
 from skysweep.link.base import Link
 from skysweep.mission import Mission
 from skysweep.safety.kernel import (
+    SEPARATION_BAND_M,
+    SEPARATION_HORIZON_S,
     Checked,
     Order,
     Outcome,
@@ -384,6 +386,28 @@ def test_a_launch_waits_while_a_drone_hovers_over_the_pad(ctx: SafetyContext) ->
 
 
 @pytest.mark.parametrize(
+    ("vx", "z_above_band_s", "outcome"),
+    [
+        (7.0, 5.0, Outcome.REFUSED),  # will cross over the pad as the climb reaches its level
+        (-7.0, 5.0, Outcome.ACCEPTED),  # flying away from the pad
+        (7.0, 60.0, Outcome.ACCEPTED),  # crosses above the highest the launch climbs to
+    ],
+)
+def test_a_launch_waits_for_a_drone_about_to_pass_over_its_pad(
+    ctx: SafetyContext, vx: float, z_above_band_s: float, outcome: Outcome
+) -> None:
+    """A drone in transit 40 m from the pad at 7 m/s, at the altitude the climbing drone
+    reaches ``z_above_band_s`` seconds after its band (seed 776 of the reliability run: a
+    climb-out came up under a drone passing over at 51 m)."""
+    climb = float(ctx.climb_mps[0])
+    z = SEPARATION_BAND_M + climb * z_above_band_s
+    x, y = PADS[0]
+    fs = fleet(pos={1: (x - 40.0, y, z)}, vel={1: (vx, 0.0)})
+    v = one(sortie(0, (-400, 400)), fs, ctx)
+    assert v.outcome is outcome, v.why
+
+
+@pytest.mark.parametrize(
     ("to", "dz", "outcome"),
     [
         ((400.0, 300.0), 0.0, Outcome.REFUSED),  # straight at the neighbour 20 m ahead
@@ -426,6 +450,83 @@ def test_drones_already_too_close_are_not_sent_into_each_other(ctx: SafetyContex
     fs = fleet(pos={0: (300.0, 300.0, ALT), 1: (310.0, 300.0, ALT)})
     v = one(work(0, (400, 300)), fs, ctx)  # through the neighbour 10 m ahead
     assert v.outcome is Outcome.REFUSED
+
+
+def sized(ctx: SafetyContext, n: int) -> SafetyContext:
+    """``ctx`` for a fleet of ``n`` drones like the first (pads repeated)."""
+    return dataclasses.replace(
+        ctx,
+        home_m=np.resize(ctx.home_m, (n, 2)),
+        speed_mps=np.resize(ctx.speed_mps, n),
+        endurance_s=np.resize(ctx.endurance_s, n),
+        climb_mps=np.resize(ctx.climb_mps, n),
+        accel_mps2=np.resize(ctx.accel_mps2, n),
+    )
+
+
+def test_a_stream_resumed_together_flies_on_together(ctx: SafetyContext) -> None:
+    """Six drones hovering in a line 20 m apart, all sent on along it in one batch (the last
+    one first): each follows the one ahead as it moves off, so none waits."""
+    n = 6
+    fs = fleet(pos={k: (-300.0 + 20.0 * k, 300.0, ALT) for k in range(n)}, n=n)
+    batch = [work(k, (400.0, 300.0)) for k in range(n)]
+    verdicts = check_orders(batch, fs, sized(ctx, n))
+    assert [v.outcome for v in verdicts] == [Outcome.ACCEPTED] * n, [v.why for v in verdicts]
+
+
+def test_of_two_drones_sent_to_meet_one_goes_and_the_other_waits(ctx: SafetyContext) -> None:
+    """Judged as if both flew, both would be refused tick after tick; one of them goes."""
+    fs = fleet(pos={0: (-300.0, 300.0, ALT), 1: (-300.0, 330.0, ALT)})
+    meet = (-250.0, 315.0)
+    verdicts = check_orders([work(0, meet), work(1, meet)], fs, ctx)
+    assert sorted(v.outcome.name for v in verdicts) == ["ACCEPTED", "REFUSED"]
+    assert [v.why for v in verdicts if v.outcome is Outcome.REFUSED] == ["separation"]
+
+
+def _closest(p: FloatArray, v: FloatArray, q: FloatArray, w: FloatArray) -> tuple[float, float]:
+    """Distance now and closest distance within the horizon of two straight flights."""
+    rel_p, rel_v = q - p, w - v
+    t = np.clip(-(rel_p @ rel_v) / max(rel_v @ rel_v, 1e-12), 0.0, SEPARATION_HORIZON_S)
+    return float(np.hypot(*rel_p)), float(np.hypot(*(rel_p + rel_v * t)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 9),
+    moving=st.floats(0.0, 1.0),
+)
+def test_every_pair_a_batch_lets_go_was_judged_as_both_fly(
+    ctx: SafetyContext, seed: int, n: int, moving: float
+) -> None:
+    """Drones crowded in 120 m (some moving, some hovering), most given new routes in one batch:
+    no two drones the batch lets go, and no drone let go and one that stays on its way, come
+    closer than the separation within the horizon (unless too close already and parting)."""
+    rng = np.random.default_rng(seed)
+    pos = {k: (*rng.uniform(-360.0, -240.0, 2), ALT) for k in range(n)}
+    vel = {k: tuple(rng.uniform(-6.0, 6.0, 2)) for k in range(n) if rng.random() < moving}
+    fs = fleet(pos=pos, vel=vel, n=n)
+    big = sized(ctx, n)
+    ordered = [k for k in range(n) if rng.random() < 0.8]
+    targets = {k: rng.uniform(-450.0, -150.0, 2) for k in ordered}
+    verdicts = check_orders([work(k, tuple(targets[k])) for k in ordered], fs, big)
+    flying = {k: fs.vel_mps[k, :2] for k in range(n)}
+    for k, v in zip(ordered, verdicts, strict=True):
+        if v.outcome is Outcome.ACCEPTED:
+            d = targets[k] - fs.pos_m[k, :2]
+            flying[k] = d / max(np.hypot(*d), 1e-9) * big.speed_mps[k]
+    gone = [k for k, v in zip(ordered, verdicts, strict=True) if v.outcome is Outcome.ACCEPTED]
+    for a in gone:
+        for b in range(n):
+            if b == a or abs(fs.pos_m[a, 2] - fs.pos_m[b, 2]) >= SEPARATION_BAND_M:
+                continue
+            now, closest = _closest(fs.pos_m[a, :2], flying[a], fs.pos_m[b, :2], flying[b])
+            assert closest >= SEPARATION - 1e-6 or (now < SEPARATION and closest >= now - 1e-6), (
+                a,
+                b,
+                now,
+                closest,
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -627,7 +728,8 @@ def test_a_recovery_from_outside_keep_in(ctx: SafetyContext) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Vectorised: a batch gives the verdicts of its orders checked one by one
+# Vectorised: a batch gives the verdicts of its orders checked one by one (but separation,
+# where a batch's airborne orders are judged with each other's new velocities, tested above)
 # --------------------------------------------------------------------------------------------
 
 N_DRONES = 3
@@ -672,6 +774,8 @@ def orders(draw: st.DrawFn) -> Order:
 def test_a_batch_is_checked_as_its_orders_one_by_one(
     ctx: SafetyContext, fs: FleetState, batch: list[Order]
 ) -> None:
+    # separation is the one check that depends on the rest of a batch (tested above)
+    ctx = dataclasses.replace(ctx, min_separation_m=0.0)
     together = check_orders(batch, fs, ctx)
     assert len(together) == len(batch)
     for order, v in zip(batch, together, strict=True):
@@ -697,6 +801,7 @@ def test_a_large_mixed_batch_is_checked_as_its_orders_one_by_one(ctx: SafetyCont
     )
     big = dataclasses.replace(
         ctx,
+        min_separation_m=0.0,  # the one check that depends on the rest of a batch
         home_m=np.tile(PADS, (4, 1)),
         speed_mps=np.full(n, 10.0),
         endurance_s=np.full(n, 900.0),

@@ -384,4 +384,17 @@ def test_a_recall_the_kernel_refuses_is_tried_again_until_it_goes(tmp_path: Path
     assert refused, "the scene no longer makes the kernel refuse a route home"
     assert s["state"] == "COMPLETE" and s["landed"] == 6
     assert s["mission_time_s"] < 90  # all down soon after the recall, not after their sorties
+    # a drone whose way home is blocked stops at once (the next tick shows it), and none
+    # takes up its sweep again
+    modes = _kinds(events, "mode")
+    for r in refused:
+        turned = [
+            e
+            for e in modes
+            if e.drone == r.drone
+            and r.t_s < e.t_s <= r.t_s + 0.5 + 1e-9
+            and e.data["to"] in ("HOLD", "RETURN", "LANDING")
+        ]
+        assert turned, f"{r.drone} flew on after its way home was refused at {r.t_s} s"
+    assert not [e for e in modes if e.t_s > 18 and e.data["to"] == "SWEEP"]
     assert not _kinds(events, "launch")[6:]  # nothing launched again

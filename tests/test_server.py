@@ -288,7 +288,13 @@ def test_a_zone_drawn_by_safety_replans_and_can_be_lifted(plan: Plan, tmp_path: 
         mission_now = s.client.get("/api/mission", headers=bearer("viewer")).json()
         names = [f["properties"].get("name") for f in mission_now["features"]["features"]]
         assert "smoke" in names and "cliff" in names
-        after = s.client.get("/api/plan", headers=bearer("viewer")).json()
+        # the zone is in force at once; the routes round it follow within the tick
+        deadline = time.monotonic() + 5.0
+        while True:
+            after = s.client.get("/api/plan", headers=bearer("viewer")).json()
+            if after["version"] > before or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert after["version"] > before
         # no sortie of the new plan crosses the zone
         import shapely

@@ -171,40 +171,50 @@ async def _measure(
     latest["event"] = asyncio.Event()
     tasks = [asyncio.create_task(view(k)) for k in range(n_viewers)]
     headers = {"Authorization": f"Bearer {tok}"}
-    round_trips: dict[str, list[tuple[float | None, float | None]]] = {
-        "pause": [],
-        "resume": [],
-        "home": [],
-    }
+    trips: list[RoundTrip] = []
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30.0) as client:
         # let the fleet launch: commands are timed on drones at work
         t_end_warm = time.monotonic() + warm_s
         while time.monotonic() < t_end_warm:
             await asyncio.sleep(0.5)
+        ids_all = [d["id"] for d in (await client.get("/api/fleet")).json()["drones"]]
         measure_from = time.monotonic()
         for k in range(n_commands):
-            for kind in ("pause", "resume"):
-                rt = await _round_trip(client, latest, modes, kind, None)
+            for kind, select in (("pause", None), ("resume", None), ("home", 20 + k)):
+                rt = await _round_trip(client, latest, modes, ids_all, kind, select)
                 if rt is not None:
-                    round_trips[kind].append(rt)
+                    trips.append(rt)
                 await asyncio.sleep(1.0)
-            rt = await _round_trip(client, latest, modes, "home", 20 + k)
-            if rt is not None:
-                round_trips["home"].append(rt)
-            await asyncio.sleep(1.0)
         rest = duration_s - (time.monotonic() - measure_from)
         if rest > 0:
             await asyncio.sleep(rest)
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
 
-    def spread(xs: list[float | None]) -> list[float] | str:
-        got = [x for x in xs if x is not None]
-        if len(got) < len(xs):
-            return f"{len(xs) - len(got)} of {len(xs)} not within {COMMAND_WINDOW_S:.0f} s"
-        return [round(min(got), 3), round(statistics.median(got), 3), round(max(got), 3)]
+    def spread(xs: list[float]) -> list[float] | None:
+        if not xs:
+            return None
+        q = np.percentile(xs, [50, 95, 100])
+        return [round(float(x), 3) for x in q]
 
-    firsts = [f for v in round_trips.values() for f, _ in v]
+    commands: dict[str, Any] = {}
+    for kind in ("pause", "resume", "home"):
+        got = [t for t in trips if t.kind == kind]
+        if not got:
+            continue
+        firsts = [t.first_s for t in got if t.first_s is not None]
+        every = [x for t in got for x in t.shown_s]
+        commands[kind] = {
+            "sent": len(got),
+            "drones": sum(t.concerned for t in got),
+            "first_drone_s": [round(min(firsts), 3), round(max(firsts), 3)] if firsts else None,
+            "per_drone_s_p50_p95_max": spread(every),
+            "within_1s": round(
+                sum(x <= 1.0 for x in every) / max(sum(t.concerned for t in got), 1), 4
+            ),
+            "not_within_window": sum(t.concerned - len(t.shown_s) for t in got),
+            "of_which_held_for_separation": sum(t.held for t in got),
+        }
     rates = []
     mission_rate = []
     for v in stats:
@@ -225,29 +235,54 @@ async def _measure(
         "mission_s_per_wall_s": round(min(mission_rate), 3) if mission_rate else None,
         "frames_skipped": sum(v.skipped for v in stats),
         "frame_bytes_max": max(sizes) if sizes else None,
-        "command_first_drone_s": {
-            k: spread([f for f, _ in v]) for k, v in round_trips.items() if v
-        },
-        "command_every_drone_s": {
-            k: spread([a for _, a in v]) for k, v in round_trips.items() if v
-        },
-        "command_first_drone_max_s": (
-            round(max(f for f in firsts if f is not None), 3) if any(firsts) else None
-        ),
-        "commands_timed": len(firsts),
+        "commands": commands,
     }
+
+
+@dataclass
+class RoundTrip:
+    """One command's effect as the stream showed it (wall seconds from sending)."""
+
+    kind: str
+    concerned: int
+    shown_s: list[float]
+    """Per drone that showed the mode the command calls for within the window."""
+    held: int
+    """Drones that did not, which the safety kernel refused for separation meanwhile (they
+    wait for a neighbour to clear, by design)."""
+
+    @property
+    def first_s(self) -> float | None:
+        return min(self.shown_s) if self.shown_s else None
+
+
+async def _refused(client: httpx.AsyncClient, cursor: int) -> dict[str, str]:
+    """Drones refused by the kernel since event ``cursor`` (drone → reason)."""
+    out: dict[str, str] = {}
+    while True:
+        r = await client.get(
+            "/api/events", params={"kind": "refused", "after": cursor, "limit": 10_000}
+        )
+        r.raise_for_status()
+        rows = r.json()
+        for row in rows:
+            out[row["drone"]] = row["data"].get("reason", "")
+        if len(rows) < 10_000:
+            return out
+        cursor = rows[-1]["id"]
 
 
 async def _round_trip(
     client: httpx.AsyncClient,
     latest: dict[str, Any],
     modes: list[str],
+    ids_all: list[str],
     kind: str,
     select: int | None,
-) -> tuple[float | None, float | None] | None:
-    """Send ``kind`` and time it until the first, and until every, drone it concerns shows the
-    mode it calls for in the stream (None: not within COMMAND_WINDOW_S); None if no drone was
-    in a state to show it."""
+) -> RoundTrip | None:
+    """Send ``kind`` and time, drone by drone, until each drone it concerns shows the mode it
+    calls for in the stream (within COMMAND_WINDOW_S); None if no drone was in a state to
+    show it."""
     frame = latest["frame"]
     mode = np.array([modes[m] for m in frame["mode"]])
     if kind == "pause":
@@ -261,14 +296,12 @@ async def _round_trip(
         want = ("RETURN", "LANDING")
     if not len(concerned):
         return None
-    ids = None
-    if select is not None:
-        ids_all = (await client.get("/api/fleet")).json()["drones"]
-        ids = [ids_all[i]["id"] for i in concerned]
+    ids = [ids_all[i] for i in concerned] if select is not None else None
     sent = time.monotonic()
     r = await client.post("/api/commands", json={"command": kind, "drones": ids})
     r.raise_for_status()
-    first: float | None = None
+    cursor = int(r.json().get("event") or 0)  # the command's own event: what follows is its
+    shown_at = np.full(len(concerned), np.nan)
     deadline = sent + COMMAND_WINDOW_S
     while time.monotonic() < deadline:
         ev: asyncio.Event = latest["event"]
@@ -276,14 +309,16 @@ async def _round_trip(
         fr = latest["frame"]
         if latest["wall"] > sent:
             now_modes = np.array([modes[m] for m in fr["mode"][concerned]])
-            shown = np.isin(now_modes, want)
-            if first is None and shown.any():
-                first = latest["wall"] - sent
-            if shown.all():
-                return first, latest["wall"] - sent
+            new = np.isin(now_modes, want) & np.isnan(shown_at)
+            shown_at[new] = latest["wall"] - sent
+            if not np.isnan(shown_at).any():
+                break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ev.wait(), 2.0)
-    return first, None
+    refused = await _refused(client, cursor)
+    waiting = [ids_all[i] for i in concerned[np.isnan(shown_at)]]
+    held = sum(refused.get(d, "").startswith("separation") for d in waiting)
+    return RoundTrip(kind, len(concerned), [float(x) for x in shown_at[~np.isnan(shown_at)]], held)
 
 
 def _browser(base: str, secret: bytes) -> dict[str, Any]:

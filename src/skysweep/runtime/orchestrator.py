@@ -173,6 +173,11 @@ class Orchestrator:
         # drones to bring home at the next tick, and why (a resume the kernel refused, a drone
         # heard again flying a sortie whose work went to the others)
         self._pending_home: dict[int, str] = {}
+        #: drones whose recall the kernel refused for separation this tick: they hold
+        self._hold_for_way_home: set[int] = set()
+        #: keep-out zones added this tick, to route round once its orders are out: name,
+        #: polygon (local metres), drones that were inside
+        self._new_zones: list[tuple[str, shapely.Geometry, NDArray[np.bool_]]] = []
         # drones whose resume the kernel refused for separation, and since when: tried again
         self._pending_resume: dict[int, float] = {}
         # drones heard again on the ground after their work was handed on: they take a share of
@@ -474,8 +479,21 @@ class Orchestrator:
         self._landings(fs, landed_now, now_s, events, orders)
         self._operator(fs, now_s, events, orders)
         self._off_route(fs, leg, now_s, events, orders)
+        # what safety and the operator call for goes out before any re-plan is worked out
+        # (a re-plan of thousands of drones takes a good part of a tick): those drones turn
+        # at once, and the re-plan's own orders follow in the second batch
+        checked = self._kernel.check(orders, fs, now_s)
+        self._apply_verdicts(checked.verdicts, now_s, events)
+        self.log.append(events)
+        self._kernel.send(checked)
+        events, orders = [], []
+
         self._replan(fs, newly_lost, now_s, events, orders)
         self._swaps(fs, now_s, events, orders)
+        for d in sorted(self._hold_for_way_home):
+            if fs.airborne[d] and not self.lost[d] and fs.mode[d] != AutopilotMode.HOLD:
+                orders.append(Order(d, Command.HOLD, None, Purpose.SAFETY, "way home blocked"))
+        self._hold_for_way_home.clear()
         book = self.book
 
         # launches: a drone on the ground whose next sortie is due and whose battery is ready
@@ -864,15 +882,8 @@ class Orchestrator:
             orders.append(
                 self._recover_order(int(i), fs.pos_m[i, :2], fs, "new keep-out zone", events)
             )
-        self._do_replan(
-            fs,
-            now_s,
-            events,
-            orders,
-            f"keep-out zone {name!r} added",
-            zones=[polygon],
-            escaping=inside,
-        )
+        # routes are re-planned round it after this tick's orders have gone (see tick)
+        self._new_zones.append((name, polygon, inside))
         return f"ok: {int(inside.sum())} drones inside moved out"
 
     # -- re-planning ---------------------------------------------------------------------------
@@ -886,7 +897,21 @@ class Orchestrator:
         orders: list[Order],
     ) -> None:
         """Hand on the work of drones lost this tick at once, and of drones cut short (sent
-        home early) every REPLAN_PERIOD_S."""
+        home early) every REPLAN_PERIOD_S; route round keep-out zones added this tick."""
+        if self._new_zones:
+            names = ", ".join(repr(name) for name, _, _ in self._new_zones)
+            zones = [zone for _, zone, _ in self._new_zones]
+            escaping = np.logical_or.reduce([inside for _, _, inside in self._new_zones])
+            self._new_zones = []
+            self._do_replan(
+                fs,
+                now_s,
+                events,
+                orders,
+                f"keep-out zone{'s' if len(zones) > 1 else ''} {names} added",
+                zones=zones,
+                escaping=escaping,
+            )
         lost_now = newly_lost & ~self.handed_on
         withdraw = np.zeros(self.n, bool)
         withdraw[list(self._withdraw)] = True
@@ -1202,8 +1227,11 @@ class Orchestrator:
                 elif o.purpose is Purpose.HOME and o.reason != "failsafe":
                     # a recall the kernel refused this tick (another drone on the way home
                     # right now) is tried again next tick, until it goes: a drone the operator
-                    # called home must not fly on with its sortie (failsafes retry their own)
+                    # called home must not fly on with its sortie (failsafes retry their own);
+                    # one whose way home is blocked by a neighbour stops where it is meanwhile
                     self._pending_home[i] = o.reason
+                    if v.why.startswith("separation"):
+                        self._hold_for_way_home.add(i)
                 elif o.reason == "launch" and v.why.startswith("energy"):
                     # a launch is ordered only on a swapped pack: a pack that still cannot fly
                     # the sortie (a battery that lost capacity) never will, so its work is
@@ -1270,6 +1298,8 @@ class Orchestrator:
         back = fs.airborne & (fs.mode == AutopilotMode.AUTO) & (self._return_items > 0)
         active &= ~back
         leg = np.zeros(self.n, np.int8)
+        # in AUTO on a route the book no longer has (a recall waiting for its way home)
+        leg[fs.airborne & (fs.mode == AutopilotMode.AUTO) & (sortie < 0) & ~back] = Leg.TRANSIT
         if back.any():
             last = fs.mission_seq[back] >= self._return_items[back] - 1
             leg[back] = np.where(last, Leg.DESCEND, Leg.RETURN)

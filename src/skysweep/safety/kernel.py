@@ -34,6 +34,7 @@ Landing and holding are always allowed: they only ever take energy and motion aw
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -60,6 +61,9 @@ GUARD_TOLERANCE_M = 1.0
 PAD_RADIUS_M = 1.5
 #: How far ahead a new route is checked for separation, seconds.
 SEPARATION_HORIZON_S = 5.0
+#: How far ahead a launch is checked for drones that would pass over its pad while it climbs
+#: through their altitude, seconds (at most; less for a lower climb).
+LAUNCH_LOOKAHEAD_S = 20.0
 #: Altitude band height for separation, metres (drones this far apart vertically do not meet).
 SEPARATION_BAND_M = 10.0
 #: Battery, fraction of a pack, a route's estimate may overrun the limit by (telemetry noise).
@@ -338,15 +342,16 @@ def _check_routes(orders: Sequence[Order], fs: FleetState, ctx: SafetyContext) -
     crossing = np.bincount(route_of[1:], ~seg_ok, len(orders)) > 0
     fail(crossing, "route crosses the geofence or its margin")
 
-    # separation
-    fail(_separation_conflicts(drone, air, path, first, fs, ctx), "separation")
-
     # energy
     need = route_energy(ctx, drone, path, route_of)
     left = fs.battery[drone] - need
     work = np.array([o.purpose is Purpose.WORK for o in orders])
     floor = np.where(work, ctx.reserve, ctx.critical) - ENERGY_TOLERANCE
     short = left < floor
+
+    # separation, last: only a route that will be flown as given moves its drone for the others
+    viable = np.array([not w for w in why]) & ~short
+    fail(_separation_conflicts(drone, air, path, first, fs, ctx, viable), "separation")
     verdicts = []
     for k, o in enumerate(orders):
         if not why[k] and not short[k]:
@@ -378,22 +383,30 @@ def _separation_conflicts(
     first: NDArray[np.intp],
     fs: FleetState,
     ctx: SafetyContext,
+    viable: NDArray[np.bool_],
 ) -> NDArray[np.bool_]:
     """Orders whose first seconds would bring the drone within the minimum separation of an
-    airborne neighbour it is not that close to already (both flying straight on)."""
+    airborne neighbour it is not that close to already (both flying straight on).
+
+    Airborne orders of one batch (a whole fleet resumed at once) are decided one after the
+    other: each is judged against the drones let through before it at their new
+    velocity and against every other drone at the velocity it has now (a drone refused, or
+    not yet decided, keeps it). So every pair that goes was judged as both fly, and of two
+    drones whose new routes converge one goes and the other waits a tick, where judging each
+    as if all moved would refuse both, tick after tick.
+    ``viable``: orders that pass every other check (only those move their drone)."""
     out = np.zeros(len(drone), bool)
     sep = ctx.min_separation_m
     up = np.flatnonzero(fs.airborne)
     if sep <= 0 or not len(up):
         return out
     tree = cKDTree(fs.pos_m[up, :2])
-    # a launch climbs through every altitude over its pad
+    ends = np.r_[first[1:], len(path)]
     ground = np.flatnonzero(~air)
     if len(ground):
-        pads = fs.pos_m[drone[ground], :2]
-        hits = tree.query_ball_point(pads, sep)
-        for k, h in zip(ground, hits, strict=True):
-            out[k] = any(up[j] != drone[k] for j in h)
+        out[ground] = _climb_conflicts(
+            drone[ground], path, first[ground], ends[ground], up, tree, fs, ctx
+        )
     flying = np.flatnonzero(air)
     if not len(flying):
         return out
@@ -402,7 +415,6 @@ def _separation_conflicts(
     reach = (v + ctx.speed_mps.max()) * SEPARATION_HORIZON_S + sep
     p0 = fs.pos_m[i]
     # heading of the new route: towards its first point more than a metre away
-    ends = np.r_[first[1:], len(path)]
     target = p0[:, :2].copy()
     for n_k, k in enumerate(flying):
         seg = path[first[k] + 2 : ends[k], :2]
@@ -412,23 +424,88 @@ def _separation_conflicts(
     d = target - p0[:, :2]
     dn = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
     vel = d / dn[:, None] * v[:, None]
-    # neighbours ordered in this same batch move off with their new velocity: a fleet resumed
-    # together flies on together, not into each other's hover
     moving = fs.vel_mps[:, :2].copy()
-    moving[i] = vel
-    for n_k, hits in enumerate(tree.query_ball_point(p0[:, :2], reach)):
-        j = up[np.asarray(hits, np.intp)]
+    hits_of = tree.query_ball_point(p0[:, :2], reach)
+    # a worklist: a drone stopped by others is judged again each time one of them goes
+    queue = deque(range(len(flying)))
+    waiting: set[int] = set()
+    gone: set[int] = set()
+    dependents: dict[int, list[int]] = {}
+    while queue:
+        n_k = queue.popleft()
+        if n_k in gone:
+            continue
+        j = up[np.asarray(hits_of[n_k], np.intp)]
         j = j[(j != i[n_k]) & (np.abs(fs.pos_m[j, 2] - p0[n_k, 2]) < SEPARATION_BAND_M)]
+        if len(j):
+            rel_p = fs.pos_m[j, :2] - p0[n_k, :2]
+            rel_v = moving[j] - vel[n_k]
+            now = np.hypot(rel_p[:, 0], rel_p[:, 1])
+            vv = np.maximum((rel_v**2).sum(1), 1e-12)
+            t = np.clip(-(rel_p * rel_v).sum(1) / vv, 0.0, SEPARATION_HORIZON_S)
+            closest = np.hypot(*(rel_p + rel_v * t[:, None]).T)
+            # a pair already too close may only open up
+            bad = (closest < sep) & ((now >= sep) | (closest < now - 1e-6))
+            if bad.any():
+                waiting.add(n_k)
+                for b in j[bad].tolist():
+                    dependents.setdefault(b, []).append(n_k)
+                continue
+        waiting.discard(n_k)
+        gone.add(n_k)
+        if viable[flying[n_k]]:
+            moving[i[n_k]] = vel[n_k]
+            queue.extend(d for d in dependents.pop(int(i[n_k]), []) if d in waiting)
+    out[flying[sorted(waiting)]] = True
+    return out
+
+
+def _climb_conflicts(
+    drone: NDArray[np.intp],
+    path: FloatArray,
+    first: NDArray[np.intp],
+    ends: NDArray[np.intp],
+    up: NDArray[np.intp],
+    tree: cKDTree,
+    fs: FleetState,
+    ctx: SafetyContext,
+) -> NDArray[np.bool_]:
+    """Launches that would climb into an airborne drone: one over the pad within the minimum
+    separation, or one flying straight on that would pass over it (within the separation)
+    while the climbing drone goes through its altitude band. Neighbours keep their altitude."""
+    sep = ctx.min_separation_m
+    out = np.zeros(len(drone), bool)
+    pads = fs.pos_m[drone, :2]
+    climb = np.maximum(ctx.climb_mps[drone], 0.1)
+    top = np.array([max(float(path[a:b, 2].max()), 0.0) for a, b in zip(first, ends, strict=True)])
+    t_max = np.minimum((top + SEPARATION_BAND_M) / climb, LAUNCH_LOOKAHEAD_S)
+    speed = np.hypot(fs.vel_mps[up, 0], fs.vel_mps[up, 1])
+    reach = sep + (speed.max() if len(speed) else 0.0) * t_max
+    for k, hits in enumerate(tree.query_ball_point(pads, reach)):
+        j = up[np.asarray(hits, np.intp)]
+        j = j[j != drone[k]]
         if not len(j):
             continue
-        rel_p = fs.pos_m[j, :2] - p0[n_k, :2]
-        rel_v = moving[j] - vel[n_k]
-        now = np.hypot(rel_p[:, 0], rel_p[:, 1])
-        vv = np.maximum((rel_v**2).sum(1), 1e-12)
-        t = np.clip(-(rel_p * rel_v).sum(1) / vv, 0.0, SEPARATION_HORIZON_S)
-        closest = np.hypot(*(rel_p + rel_v * t[:, None]).T)
-        # a pair already too close may only open up
-        out[flying[n_k]] = bool(np.any((closest < sep) & ((now >= sep) | (closest < now - 1e-6))))
+        rel = fs.pos_m[j, :2] - pads[k]
+        v = fs.vel_mps[j, :2]
+        # over the pad (horizontally within sep) from t_in to t_out, flying straight on
+        a = (v**2).sum(1)
+        b = 2.0 * (rel * v).sum(1)
+        c = (rel**2).sum(1) - sep**2
+        disc = b**2 - 4.0 * a * c
+        root = np.sqrt(np.maximum(disc, 0.0))
+        moving = a > 1e-9
+        safe_a = np.where(moving, a, 1.0)
+        t_in = np.where(moving, (-b - root) / (2.0 * safe_a), np.where(c < 0, -np.inf, np.inf))
+        t_out = np.where(moving, (-b + root) / (2.0 * safe_a), np.where(c < 0, np.inf, -np.inf))
+        t_in[moving & (disc < 0)] = np.inf
+        # the climbing drone within the band of the neighbour's altitude
+        z = fs.pos_m[j, 2]
+        z_in = (z - SEPARATION_BAND_M) / climb[k]
+        z_out = (z + SEPARATION_BAND_M) / climb[k]
+        lo = np.maximum.reduce([t_in, z_in, np.zeros(len(j))])
+        hi = np.minimum.reduce([t_out, z_out, np.full(len(j), t_max[k])])
+        out[k] = bool(np.any(lo < hi))
     return out
 
 

@@ -207,12 +207,12 @@ class Server:
         deadline = time.monotonic() + COMMAND_WAIT_S
         while time.monotonic() < deadline:
             row = self.db.execute(
-                "SELECT data FROM events WHERE kind = 'operator' "
+                "SELECT id, data FROM events WHERE kind = 'operator' "
                 "AND json_extract(data, '$.request') = ? LIMIT 1",
                 (rid,),
             ).fetchone()
             if row is not None:
-                return {"request": rid, "result": json.loads(row[0]).get("result")}
+                return {"request": rid, "result": json.loads(row[1]).get("result"), "event": row[0]}
             if self.live.finished.is_set():
                 break
             await asyncio.sleep(0.02)
