@@ -153,8 +153,13 @@ class RunLog:
         While a resumed run replays the ticks after its checkpoint, an event it gives again
         is matched to the logged one and not written twice; on the first that differs (a
         run is deterministic, so only a changed program or environment does that), the
-        rest of the old tail is left as it was logged and new events follow it."""
+        rest of the old tail is left as it was logged and new events follow it.
+
+        With no events it still commits what :meth:`record` queued: an open write transaction
+        would lock out every other writer (the operator server's audit) until the next event."""
         if not events:
+            if self.db.in_transaction:
+                self.db.commit()
             return
         fresh = events
         if self._replay:
@@ -319,7 +324,7 @@ class RunLog:
         return self._tick
 
     def record(self, t_s: float, columns: dict[str, NDArray[Any]]) -> None:
-        """Queue one tick of telemetry; it is committed with the next events or on close."""
+        """Queue one tick of telemetry; it is committed by the next :meth:`append` (the tick's)."""
         blobs = []
         for name in TELEMETRY_FIELDS:
             dtype = np.int8 if name == "mode" else np.float32
