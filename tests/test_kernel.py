@@ -483,6 +483,47 @@ def test_of_two_drones_sent_to_meet_one_goes_and_the_other_waits(ctx: SafetyCont
     assert [v.why for v in verdicts if v.outcome is Outcome.REFUSED] == ["separation"]
 
 
+def step(drone: int, at: Sequence[float], to: Sequence[float], rise_m: float) -> Order:
+    """From ``at`` (where the drone hovers), up (or down) by ``rise_m``, across to ``to`` and
+    back down onto it."""
+    z = ALT + rise_m
+    return work(drone, (*at, z), (*to, z), to)
+
+
+def test_two_drones_holding_head_on_step_out_of_each_others_way(ctx: SafetyContext) -> None:
+    """Hovering a little over the separation apart, each with its way ahead through the other:
+    neither may go on its level; one may step up and cross over, then the other may step down
+    (not up into the first one's new band) while the first still stands in its column."""
+    a, b = (-300.0, 300.0), (-300.0 + 1.3 * SEPARATION, 300.0)
+    fs = fleet(pos={0: (*a, ALT), 1: (*b, ALT)})
+    east, west = (-150.0, 300.0), (-450.0, 300.0)
+    level = check_orders([work(0, east), work(1, west)], fs, ctx)
+    assert [v.why for v in level] == ["separation", "separation"]
+    up = check_orders([step(0, a, east, 12.0), work(1, west)], fs, ctx)
+    assert [v.outcome for v in up] == [Outcome.ACCEPTED, Outcome.REFUSED]
+    both_up = check_orders([step(0, a, east, 12.0), step(1, b, west, 12.0)], fs, ctx)
+    assert [v.outcome for v in both_up] == [Outcome.ACCEPTED, Outcome.REFUSED]
+    up_down = check_orders([step(0, a, east, 12.0), step(1, b, west, -12.0)], fs, ctx)
+    assert [v.outcome for v in up_down] == [Outcome.ACCEPTED, Outcome.ACCEPTED]
+
+
+@pytest.mark.parametrize(
+    ("crosser_alt", "refused"),
+    [(ALT + 12.0, True), (ALT + 30.0, False)],
+    ids=["through-the-new-band", "well-above"],
+)
+def test_a_step_waits_for_a_drone_about_to_cross_its_column(
+    ctx: SafetyContext, crosser_alt: float, refused: bool
+) -> None:
+    a = (-300.0, 300.0)
+    # 40 m off, flying at the column at 10 m/s: over it in about 4 s, as the step ends
+    fs = fleet(pos={0: (*a, ALT), 1: (a[0] - 40.0, a[1], crosser_alt)}, vel={1: (10.0, 0.0)})
+    (v,) = check_orders([step(0, a, (-300.0, 450.0), 12.0)], fs, ctx)
+    assert (v.outcome is Outcome.REFUSED) is refused
+    if refused:
+        assert v.why == "separation"
+
+
 def _closest(p: FloatArray, v: FloatArray, q: FloatArray, w: FloatArray) -> tuple[float, float]:
     """Distance now and closest distance within the horizon of two straight flights."""
     rel_p, rel_v = q - p, w - v

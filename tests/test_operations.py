@@ -398,3 +398,94 @@ def test_a_recall_the_kernel_refuses_is_tried_again_until_it_goes(tmp_path: Path
         assert turned, f"{r.drone} flew on after its way home was refused at {r.t_s} s"
     assert not [e for e in modes if e.t_s > 18 and e.data["to"] == "SWEEP"]
     assert not _kinds(events, "launch")[6:]  # nothing launched again
+
+
+def test_two_drones_paused_head_on_step_out_of_each_others_way(plan: Plan, tmp_path: Path) -> None:
+    """Paused a little over the minimum separation apart, each on its way to a waypoint behind
+    the other: neither can resume on its level (the kernel refuses both, tick after tick). One
+    steps up out of the band and flies on over the other, and both are back at work within
+    seconds, never closer than the minimum separation, their work not handed on."""
+    sep = plan.mission.safety.min_separation_m
+    seen: dict[str, Any] = {"gap": [], "alt": [], "modes": []}
+
+    def watch(o: Orchestrator) -> None:
+        world = o.checkpoint_extra["world"]
+        if abs(o.t_s - 55.0) < 1e-6:
+            # both hold on a transit leg; put them head on between their next waypoints
+            w = [np.asarray(o._uploaded[i])[int(world.seq[i])] for i in (0, 1)]
+            mid = (w[0][:2] + w[1][:2]) / 2.0
+            u = (w[0][:2] - w[1][:2]) / np.hypot(*(w[0][:2] - w[1][:2]))
+            z = float(world.pos[0, 2])
+            for i, s in ((0, -1.0), (1, 1.0)):
+                world.pos[i] = [*(mid + s * 0.65 * sep * u), z]
+                world.vel[i] = 0.0
+            seen["z"] = z
+        if o.t_s > 55.0:
+            seen["gap"].append(float(np.linalg.norm(world.pos[0] - world.pos[1])))
+            seen["alt"].append(world.pos[:2, 2].copy())
+            seen["modes"].append((o.t_s, o.mode[:2].copy()))
+
+    figures, events = _fly(
+        plan,
+        tmp_path / "r.db",
+        [{"command": "pause", "at_s": 50}, {"command": "resume", "at_s": 60}],
+        watch=watch,
+    )
+    refused = [
+        e
+        for e in _kinds(events, "refused")
+        if e.drone in plan.mission.fleet.ids[:2] and e.data["by"] == "resume"
+    ]
+    assert refused and all(e.data["reason"].startswith("separation") for e in refused)
+    # both at work again within 5 s of the resume
+    back = [t for t, m in seen["modes"] if t >= 60.0 and not np.any(m == FlightMode.HOLD)]
+    assert back and back[0] <= 65.0, "they still hold each other up"
+    # by a step out of the band, not by flying through each other
+    alt = np.array(seen["alt"])
+    assert alt.max() >= seen["z"] + max(orchestrator.STEP_UP_M, sep) - 1.0
+    assert min(seen["gap"]) >= 0.95 * sep
+    assert not [e for e in events if e.kind == "handed_on" or "cannot resume" in str(e.data)]
+    assert figures["state"] == "COMPLETE"
+    assert figures["covered_fraction"] >= 0.99
+
+
+def test_a_drone_called_home_over_a_paused_drone_in_its_way_steps_over_it(
+    plan: Plan, tmp_path: Path
+) -> None:
+    """The fleet paused, one drone called home with another hovering just ahead on its way:
+    the kernel refuses the level way home (the other holds there until resumed), so the drone
+    steps up out of that band and flies home over it."""
+    sep = plan.mission.safety.min_separation_m
+    a = plan.mission.fleet.ids[0]
+    seen: dict[str, Any] = {"gap": [], "modes": []}
+
+    def watch(o: Orchestrator) -> None:
+        world = o.checkpoint_extra["world"]
+        if abs(o.t_s - 55.0) < 1e-6:
+            at = world.pos[0, :2]
+            toward = o.home[0] - at
+            world.pos[1] = [*(at + toward / np.hypot(*toward) * 1.3 * sep), world.pos[0, 2]]
+            world.vel[1] = 0.0
+        if o.t_s > 55.0:
+            seen["gap"].append(float(np.linalg.norm(world.pos[0] - world.pos[1])))
+            seen["modes"].append((o.t_s, FlightMode(o.mode[0]).name))
+
+    figures, events = _fly(
+        plan,
+        tmp_path / "r.db",
+        [
+            {"command": "pause", "at_s": 50},
+            {"command": "home", "at_s": 58, "drones": [a]},
+            {"command": "resume", "at_s": 200},
+        ],
+        watch=watch,
+    )
+    refused = [e for e in _kinds(events, "refused") if e.drone == a]
+    assert refused and refused[0].data["purpose"] == "HOME"
+    assert refused[0].data["reason"].startswith("separation")
+    going = [t for t, m in seen["modes"] if t >= 58.0 and m in ("RETURN", "LANDING")]
+    assert going and going[0] <= 61.0, "it waits for the paused drone to move"
+    assert min(seen["gap"]) >= 0.95 * sep
+    landed = [e for e in _kinds(events, "landed") if e.drone == a]
+    assert landed and landed[0].t_s < 200.0  # home while the others still held
+    assert figures["state"] == "COMPLETE"

@@ -290,7 +290,8 @@ async def _round_trip(
         want: tuple[str, ...] = ("HOLD",)
     elif kind == "resume":
         concerned = np.flatnonzero(mode == "HOLD")
-        want = (*AT_WORK, "RETURN", "LANDING")
+        # a drone paused on its way up goes on up (TAKEOFF)
+        want = ("TAKEOFF", *AT_WORK, "RETURN", "LANDING")
     else:
         concerned = np.flatnonzero(np.isin(mode, AT_WORK))[: select or 20]
         want = ("RETURN", "LANDING")

@@ -78,6 +78,13 @@ MAX_DETOURS = 3
 #: A resume the kernel refuses for separation (neighbours still hovering in the way) is tried
 #: again every tick for this long, seconds, before the drone is brought home instead.
 RESUME_RETRY_S = 120.0
+#: A drone on a transit leg whose resume, or one whose way home, has been refused for
+#: separation this long, seconds, steps up (or down) out of the band of the drones in its way
+#: before it flies on, by STEP_UP_M metres or the minimum separation, whichever is more (out of
+#: the kernel's separation band, and the separation apart as it passes over one): two drones
+#: that stopped in each other's way cannot move off on one level.
+STEP_AFTER_S = 1.0
+STEP_UP_M = 12.0
 #: A drone whose launch on a swapped pack is refused for energy waits at least this long,
 #: seconds (or its swap time, if longer), for its telemetry to show the new pack before its
 #: work is handed on.
@@ -175,11 +182,15 @@ class Orchestrator:
         self._pending_home: dict[int, str] = {}
         #: drones whose recall the kernel refused for separation this tick: they hold
         self._hold_for_way_home: set[int] = set()
+        #: drones whose way home the kernel refuses for separation, and since when
+        self._home_blocked: dict[int, float] = {}
         #: keep-out zones added this tick, to route round once its orders are out: name,
         #: polygon (local metres), drones that were inside
         self._new_zones: list[tuple[str, shapely.Geometry, NDArray[np.bool_]]] = []
         # drones whose resume the kernel refused for separation, and since when: tried again
         self._pending_resume: dict[int, float] = {}
+        # steps out of the band tried by each of them (up on odd tries, down on even ones)
+        self._steps: dict[int, int] = {}
         # drones heard again on the ground after their work was handed on: they take a share of
         # what is still to fly at the next re-plan
         self._rejoin: set[int] = set()
@@ -715,16 +726,26 @@ class Orchestrator:
             if fs.airborne[i] and not self.lost[i]:
                 if self._at_work(i, self.mode):
                     self._cut_short.add(i)
-                orders.append(self._home_order(i, fs.pos_m[i, :2], fs, why, events))
+                home = self._home_order(i, fs.pos_m[i, :2], fs, why, events)
+                since = self._home_blocked.get(i, now_s)
+                if fs.mode[i] == AutopilotMode.HOLD and now_s - since >= STEP_AFTER_S:
+                    home = self._step_home(home, fs) or home
+                orders.append(home)
+            else:
+                self._home_blocked.pop(i, None)
         self._pending_home.clear()
-        for i in sorted(self._pending_resume):
+        legs = self._legs(fs, fs.airborne) if self._pending_resume else None
+        for i, since in sorted(self._pending_resume.items()):
             still = fs.airborne[i] and not self.lost[i] and not self.recalled[i]
             rest = self._rest_of_mission(i, fs) if still and not self.paused else None
             if self.mode[i] != FlightMode.HOLD or rest is None:
                 if not self.paused:
                     self._pending_resume.pop(i)
                 continue
-            orders.append(Order(i, Command.RESUME, rest, Purpose.WORK, "resume"))
+            step = None
+            if legs is not None and legs[i] == Leg.TRANSIT and now_s - since >= STEP_AFTER_S:
+                step = self._step_order(i, fs)
+            orders.append(step or Order(i, Command.RESUME, rest, Purpose.WORK, "resume"))
         inbox, self._inbox = self._inbox, []
         inbox += [(k, a) for _, k, a in self.log.take_commands()]
         while self._script and self._script[0][0] <= now_s + 1e-9:
@@ -1148,6 +1169,49 @@ class Orchestrator:
             orders.append(self._home_order(int(i), p[i], fs, "off route", events))
         self._off_told &= off
 
+    def _step_alt(self, i: int, fs: FleetState) -> float | None:
+        """The altitude drone ``i`` steps to on its next try out of the band of the drones in
+        its way (up on odd tries, down on even ones); None if that is outside the band."""
+        tries = self._steps.get(i, 0) + 1
+        self._steps[i] = tries
+        rise = max(STEP_UP_M, self.plan.mission.safety.min_separation_m)
+        alt = float(fs.pos_m[i, 2]) + (rise if tries % 2 else -rise)
+        ceiling = self.plan.mission.spec.safety.max_altitude_m
+        return alt if rise <= alt <= ceiling else None
+
+    def _step_home(self, home: Order, fs: FleetState) -> Order | None:
+        """A route home from where the drone holds, flown a step higher (or lower, see
+        :data:`STEP_UP_M`) from a step in place (None if that altitude is outside the band)."""
+        i = home.drone
+        alt = self._step_alt(i, fs)
+        if home.route is None or alt is None:
+            return None
+        way = np.asarray(home.route).copy()
+        way[:-1, 2] = alt  # all but the landing on the pad
+        at = fs.pos_m[i]
+        route = np.vstack([[at[0], at[1], alt], way])
+        return Order(i, Command.START_MISSION, route, home.purpose, home.reason)
+
+    def _step_order(self, i: int, fs: FleetState) -> Order | None:
+        """The rest of drone ``i``'s sortie, from a transit leg it holds on, flown a step
+        higher (or lower, every other try) as far as its next waypoint: up (or down) where it
+        is, across, and back down onto the waypoint (None if that altitude is outside the
+        band). The kernel judges the step and the flight at the new altitude apart."""
+        route = self._uploaded[i]
+        seq = int(fs.mission_seq[i])
+        if route is None or not 1 <= seq < len(route):
+            return None
+        rest = np.asarray(route)[seq:]
+        at = fs.pos_m[i]
+        alt = self._step_alt(i, fs)
+        if alt is None or np.hypot(*(rest[0, :2] - at[:2])) <= 1.0:
+            return None
+        hops = np.array([[at[0], at[1], alt], [rest[0, 0], rest[0, 1], alt]])
+        # as a detour: item k of the new mission is item k + shift of the sortie; the legs
+        # into its first three items (the step, across, down onto the waypoint) are transit
+        self._detour_pending[i] = (seq + int(self._seq_shift[i]) - len(hops), len(hops) + 1)
+        return Order(i, Command.START_MISSION, np.vstack([hops, rest]), Purpose.WORK, "resume")
+
     def _detour_order(self, i: int, at: FloatArray, leg: int, fs: FleetState) -> Order | None:
         """The rest of drone ``i``'s sortie with a flyable detour from ``at`` in front of it
         (None if there is no such way); the kernel checks it as any route. Off a sweep leg, the
@@ -1213,14 +1277,14 @@ class Orchestrator:
             sent = v.sent
             if sent is None:
                 waited = now_s - self._pending_resume.get(i, now_s)
-                if o.command is Command.RESUME and v.why.startswith("separation"):
+                if o.reason == "resume" and v.why.startswith("separation"):
                     if waited < RESUME_RETRY_S:
                         # the neighbours in the way move off as they resume: next tick
                         self._pending_resume.setdefault(i, now_s)
                     else:
                         self._pending_resume.pop(i, None)
                         self._pending_home[i] = "cannot resume"
-                elif o.command is Command.RESUME:
+                elif o.reason == "resume":
                     # it cannot carry on: it comes home, and its work is handed on
                     self._pending_resume.pop(i, None)
                     self._pending_home[i] = "cannot resume"
@@ -1232,6 +1296,7 @@ class Orchestrator:
                     self._pending_home[i] = o.reason
                     if v.why.startswith("separation"):
                         self._hold_for_way_home.add(i)
+                        self._home_blocked.setdefault(i, now_s)
                 elif o.reason == "launch" and v.why.startswith("energy"):
                     # a launch is ordered only on a swapped pack: a pack that still cannot fly
                     # the sortie (a battery that lost capacity) never will, so its work is
@@ -1242,13 +1307,21 @@ class Orchestrator:
                     if now_s >= self.ready_s[i] + wait_s:
                         self._withdraw.setdefault(i, f"cannot fly its next sortie ({v.why})")
                 continue
-            if o.command is Command.RESUME:
+            if o.reason == "resume":
                 self._pending_resume.pop(i, None)
+                self._steps.pop(i, None)
+            if o.purpose is Purpose.HOME:
+                self._home_blocked.pop(i, None)
+                self._steps.pop(i, None)
             if o.reason == "failsafe":
                 self._commanded[i] = self.failsafe.action[i]
             if sent.command is Command.START_MISSION:
                 self._uploaded[i] = sent.route
                 self._leg_seq[i] = -1
+            if o.reason == "resume" and sent.command is Command.START_MISSION:
+                # a step out of the band: the rest of the sortie as a detour
+                self._seq_shift[i], self._detour_end[i] = self._detour_pending.pop(i)
+                continue
             if o.reason == "off route" and o.purpose is Purpose.WORK:
                 shift, end = self._detour_pending.pop(i, (0, 0))
                 if sent is o:  # back on its sortie by the detour
@@ -1292,14 +1365,19 @@ class Orchestrator:
 
     def _current_leg(self, fs: FleetState) -> NDArray[np.int8]:
         """Kind of the leg each drone flies in AUTO: the leg into its current mission item."""
+        return self._legs(fs, fs.airborne & (fs.mode == AutopilotMode.AUTO))
+
+    def _legs(self, fs: FleetState, auto: NDArray[np.bool_]) -> NDArray[np.int8]:
+        """Kind of the leg into the current mission item of each drone in ``auto`` (flying
+        its mission, or holding on it), 0 for the others."""
         book = self.book
         sortie = book.flying
-        active = fs.airborne & (fs.mode == AutopilotMode.AUTO) & (sortie >= 0)
-        back = fs.airborne & (fs.mode == AutopilotMode.AUTO) & (self._return_items > 0)
+        active = auto & (sortie >= 0)
+        back = auto & (self._return_items > 0)
         active &= ~back
         leg = np.zeros(self.n, np.int8)
         # in AUTO on a route the book no longer has (a recall waiting for its way home)
-        leg[fs.airborne & (fs.mode == AutopilotMode.AUTO) & (sortie < 0) & ~back] = Leg.TRANSIT
+        leg[auto & (sortie < 0) & ~back] = Leg.TRANSIT
         if back.any():
             last = fs.mission_seq[back] >= self._return_items[back] - 1
             leg[back] = np.where(last, Leg.DESCEND, Leg.RETURN)

@@ -66,6 +66,9 @@ SEPARATION_HORIZON_S = 5.0
 LAUNCH_LOOKAHEAD_S = 20.0
 #: Altitude band height for separation, metres (drones this far apart vertically do not meet).
 SEPARATION_BAND_M = 10.0
+#: A route whose first point (within a metre horizontally) is more than this above or below the
+#: drone starts with a step in place, judged as such for separation, metres.
+STEP_M = 2.0
 #: Battery, fraction of a pack, a route's estimate may overrun the limit by (telemetry noise).
 ENERGY_TOLERANCE = 0.005
 #: Battery below which a drone lands where it is instead of flying home, as a share of the
@@ -394,6 +397,14 @@ def _separation_conflicts(
     not yet decided, keeps it). So every pair that goes was judged as both fly, and of two
     drones whose new routes converge one goes and the other waits a tick, where judging each
     as if all moved would refuse both, tick after tick.
+
+    A route that first climbs or descends where the drone is (a step to another altitude, out
+    of a crowd of drones holding in each other's way) is judged in two parts: the vertical
+    step, against every drone that would be over the column while the step goes through its
+    altitude band, then the level flight from the new altitude, against the drones in that
+    band where they will be when the step ends. A drone let through on such a route stays in
+    its column for the drones of its old band, and flies on in the new one from the end of
+    its step.
     ``viable``: orders that pass every other check (only those move their drone)."""
     out = np.zeros(len(drone), bool)
     sep = ctx.min_separation_m
@@ -412,20 +423,33 @@ def _separation_conflicts(
         return out
     i = drone[flying]
     v = ctx.speed_mps[i]
-    reach = (v + ctx.speed_mps.max()) * SEPARATION_HORIZON_S + sep
     p0 = fs.pos_m[i]
-    # heading of the new route: towards its first point more than a metre away
+    # heading of the new route: towards its first point more than a metre away; the
+    # altitude it flies there from: that of the point before (a step in place) or its own
     target = p0[:, :2].copy()
+    level = p0[:, 2].copy()
     for n_k, k in enumerate(flying):
-        seg = path[first[k] + 2 : ends[k], :2]
-        far = np.flatnonzero(np.hypot(*(seg - p0[n_k, :2]).T) > 1.0)
+        seg = path[first[k] + 2 : ends[k]]
+        far = np.flatnonzero(np.hypot(*(seg[:, :2] - p0[n_k, :2]).T) > 1.0)
         if len(far):
-            target[n_k] = seg[far[0]]
+            target[n_k] = seg[far[0], :2]
+            if far[0] > 0:
+                level[n_k] = seg[far[0] - 1, 2]
+    rise = level - p0[:, 2]
+    step = np.abs(rise) > STEP_M
+    rate = np.maximum(ctx.climb_mps[i], 0.1)
+    t_step = np.where(step, np.abs(rise) / rate, 0.0)
     d = target - p0[:, :2]
     dn = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
     vel = d / dn[:, None] * v[:, None]
     moving = fs.vel_mps[:, :2].copy()
+    reach = (v + ctx.speed_mps.max()) * (SEPARATION_HORIZON_S + t_step) + sep
     hits_of = tree.query_ball_point(p0[:, :2], reach)
+    # drones let through on a step, in their new band: column, altitude, velocity, step end
+    g_xy: list[FloatArray] = []
+    g_z: list[float] = []
+    g_v: list[FloatArray] = []
+    g_t: list[float] = []
     # a worklist: a drone stopped by others is judged again each time one of them goes
     queue = deque(range(len(flying)))
     waiting: set[int] = set()
@@ -436,28 +460,124 @@ def _separation_conflicts(
         if n_k in gone:
             continue
         j = up[np.asarray(hits_of[n_k], np.intp)]
-        j = j[(j != i[n_k]) & (np.abs(fs.pos_m[j, 2] - p0[n_k, 2]) < SEPARATION_BAND_M)]
-        if len(j):
-            rel_p = fs.pos_m[j, :2] - p0[n_k, :2]
-            rel_v = moving[j] - vel[n_k]
-            now = np.hypot(rel_p[:, 0], rel_p[:, 1])
-            vv = np.maximum((rel_v**2).sum(1), 1e-12)
-            t = np.clip(-(rel_p * rel_v).sum(1) / vv, 0.0, SEPARATION_HORIZON_S)
-            closest = np.hypot(*(rel_p + rel_v * t[:, None]).T)
-            # a pair already too close may only open up
-            bad = (closest < sep) & ((now >= sep) | (closest < now - 1e-6))
-            if bad.any():
-                waiting.add(n_k)
-                for b in j[bad].tolist():
-                    dependents.setdefault(b, []).append(n_k)
-                continue
+        j = j[j != i[n_k]]
+        blockers: list[int] = []
+        ghost_in_way = False
+        if step[n_k] and len(j):
+            z_lo = min(p0[n_k, 2], level[n_k]) - SEPARATION_BAND_M
+            z_hi = max(p0[n_k, 2], level[n_k]) + SEPARATION_BAND_M
+            j_col = j[(fs.pos_m[j, 2] > z_lo) & (fs.pos_m[j, 2] < z_hi)]
+            hit = _column_conflicts(
+                p0[n_k, :2],
+                p0[n_k, 2],
+                level[n_k],
+                float(rate[n_k]),
+                float(t_step[n_k]),
+                fs.pos_m[j_col, :2],
+                moving[j_col],
+                fs.pos_m[j_col, 2],
+                sep,
+            )
+            # one beside it in its own band already, that the step leaves behind, is no bar
+            beside = (np.hypot(*(fs.pos_m[j_col, :2] - p0[n_k, :2]).T) < sep) & (
+                (fs.pos_m[j_col, 2] - p0[n_k, 2]) * np.sign(rise[n_k]) <= 0
+            )
+            blockers += j_col[hit & ~beside].tolist()
+        if g_z:
+            gz = np.array(g_z)
+            gxy, gv, gt = np.array(g_xy), np.array(g_v), np.array(g_t)
+            if step[n_k]:
+                z_lo = min(p0[n_k, 2], level[n_k]) - SEPARATION_BAND_M
+                z_hi = max(p0[n_k, 2], level[n_k]) + SEPARATION_BAND_M
+                near = (gz > z_lo) & (gz < z_hi)
+                ghost_in_way |= bool(
+                    _column_conflicts(
+                        p0[n_k, :2],
+                        p0[n_k, 2],
+                        level[n_k],
+                        float(rate[n_k]),
+                        float(t_step[n_k]),
+                        (gxy - gv * gt[:, None])[near],
+                        gv[near],
+                        gz[near],
+                        sep,
+                    ).any()
+                )
+            near = np.abs(gz - level[n_k]) < SEPARATION_BAND_M
+            if near.any():
+                at = gxy[near] + gv[near] * (t_step[n_k] - gt[near])[:, None]
+                ghost_in_way |= bool(_passing(at - p0[n_k, :2], gv[near] - vel[n_k], sep).any())
+        jl = j[np.abs(fs.pos_m[j, 2] - level[n_k]) < SEPARATION_BAND_M]
+        if len(jl):
+            # where they are when the level flight begins (now, for a route without a step)
+            at = fs.pos_m[jl, :2] + moving[jl] * t_step[n_k]
+            blockers += jl[_passing(at - p0[n_k, :2], moving[jl] - vel[n_k], sep)].tolist()
+        if blockers or ghost_in_way:
+            waiting.add(n_k)
+            for b in blockers:
+                dependents.setdefault(b, []).append(n_k)
+            continue
         waiting.discard(n_k)
         gone.add(n_k)
         if viable[flying[n_k]]:
-            moving[i[n_k]] = vel[n_k]
+            if step[n_k]:
+                moving[i[n_k]] = 0.0
+                g_xy.append(p0[n_k, :2])
+                g_z.append(float(level[n_k]))
+                g_v.append(vel[n_k])
+                g_t.append(float(t_step[n_k]))
+            else:
+                moving[i[n_k]] = vel[n_k]
             queue.extend(d for d in dependents.pop(int(i[n_k]), []) if d in waiting)
     out[flying[sorted(waiting)]] = True
     return out
+
+
+def _passing(rel_p: FloatArray, rel_v: FloatArray, sep: float) -> NDArray[np.bool_]:
+    """Neighbours at ``rel_p`` closing at ``rel_v`` (relative to the drone, horizontal, m and
+    m/s) that come within ``sep`` metres in the next :data:`SEPARATION_HORIZON_S` seconds,
+    flying straight on; one already that close is a conflict only if it gets closer."""
+    now = np.hypot(rel_p[:, 0], rel_p[:, 1])
+    vv = np.maximum((rel_v**2).sum(1), 1e-12)
+    t = np.clip(-(rel_p * rel_v).sum(1) / vv, 0.0, SEPARATION_HORIZON_S)
+    closest = np.hypot(*(rel_p + rel_v * t[:, None]).T)
+    return (closest < sep) & ((now >= sep) | (closest < now - 1e-6))
+
+
+def _column_conflicts(
+    xy: FloatArray,
+    z0: float,
+    z1: float,
+    rate_mps: float,
+    t_end_s: float,
+    nb_xy: FloatArray,
+    nb_v: FloatArray,
+    nb_z: FloatArray,
+    sep: float,
+) -> NDArray[np.bool_]:
+    """Neighbours (at ``nb_xy`` now, flying straight on at ``nb_v``, level at ``nb_z``) that
+    come within ``sep`` metres horizontally of the column at ``xy`` while a drone in it climbs
+    or descends from ``z0`` towards ``z1`` at ``rate_mps`` through the band of their altitude,
+    in the next ``t_end_s`` seconds."""
+    if not len(nb_z):
+        return np.zeros(0, bool)
+    rel = nb_xy - xy
+    a = (nb_v**2).sum(1)
+    b = 2.0 * (rel * nb_v).sum(1)
+    c = (rel**2).sum(1) - sep**2
+    disc = b**2 - 4.0 * a * c
+    root = np.sqrt(np.maximum(disc, 0.0))
+    moving = a > 1e-9
+    safe_a = np.where(moving, a, 1.0)
+    t_in = np.where(moving, (-b - root) / (2.0 * safe_a), np.where(c < 0, -np.inf, np.inf))
+    t_out = np.where(moving, (-b + root) / (2.0 * safe_a), np.where(c < 0, np.inf, -np.inf))
+    t_in[moving & (disc < 0)] = np.inf
+    s = rate_mps if z1 >= z0 else -rate_mps
+    ta = (nb_z - SEPARATION_BAND_M - z0) / s
+    tb = (nb_z + SEPARATION_BAND_M - z0) / s
+    lo = np.maximum.reduce([t_in, np.minimum(ta, tb), np.zeros(len(nb_z))])
+    hi = np.minimum.reduce([t_out, np.maximum(ta, tb), np.full(len(nb_z), t_end_s)])
+    return lo < hi
 
 
 def _climb_conflicts(
@@ -486,26 +606,19 @@ def _climb_conflicts(
         j = j[j != drone[k]]
         if not len(j):
             continue
-        rel = fs.pos_m[j, :2] - pads[k]
-        v = fs.vel_mps[j, :2]
-        # over the pad (horizontally within sep) from t_in to t_out, flying straight on
-        a = (v**2).sum(1)
-        b = 2.0 * (rel * v).sum(1)
-        c = (rel**2).sum(1) - sep**2
-        disc = b**2 - 4.0 * a * c
-        root = np.sqrt(np.maximum(disc, 0.0))
-        moving = a > 1e-9
-        safe_a = np.where(moving, a, 1.0)
-        t_in = np.where(moving, (-b - root) / (2.0 * safe_a), np.where(c < 0, -np.inf, np.inf))
-        t_out = np.where(moving, (-b + root) / (2.0 * safe_a), np.where(c < 0, np.inf, -np.inf))
-        t_in[moving & (disc < 0)] = np.inf
-        # the climbing drone within the band of the neighbour's altitude
-        z = fs.pos_m[j, 2]
-        z_in = (z - SEPARATION_BAND_M) / climb[k]
-        z_out = (z + SEPARATION_BAND_M) / climb[k]
-        lo = np.maximum.reduce([t_in, z_in, np.zeros(len(j))])
-        hi = np.minimum.reduce([t_out, z_out, np.full(len(j), t_max[k])])
-        out[k] = bool(np.any(lo < hi))
+        # the climb goes on past the top, for the band above it
+        hit = _column_conflicts(
+            pads[k],
+            0.0,
+            np.inf,
+            float(climb[k]),
+            float(t_max[k]),
+            fs.pos_m[j, :2],
+            fs.vel_mps[j, :2],
+            fs.pos_m[j, 2],
+            sep,
+        )
+        out[k] = bool(hit.any())
     return out
 
 
