@@ -9,10 +9,11 @@ closest to the preferred velocity within the drone's top speed: a two-dimensiona
 per drone, solved in a compiled kernel (numba), one drone per iteration, both cores in parallel.
 
 Avoidance is horizontal within a band; between bands it is vertical. A drone that climbs or
-descends toward the band of a neighbour that is, or within ``band_lookahead_s`` may be,
-horizontally closer than the separation stops short of that band (braking at its own
-acceleration) until the neighbour has moved on, as a pilot holds a take-off under traffic. A
-drone climbing out of its launch spot therefore never pops up into a passing drone's disc.
+descends toward the band of a neighbour that is, or within ``band_lookahead_s`` may be
+(flying on, or speeding up toward it), horizontally closer than the separation stops short of
+that band (braking at its own acceleration) until the neighbour has moved on, as a pilot holds
+a take-off under traffic. A drone climbing out of its launch spot therefore never pops up into
+a passing drone's disc, nor into that of one that levels off beside it and sets off its way.
 (Dodging sideways instead scatters a crowd of climbing drones into each other.)
 
 The geofence (its exact distance, :mod:`skysweep.fence`) is a hard constraint of that program,
@@ -78,8 +79,9 @@ class SeparationParams:
     fence_time_s: float = 2.0
     band_lookahead_s: float = 3.0
     """A climb or descent toward another band stops short of it while a neighbour in that
-    band is, or at the current closing speed within this time could be, horizontally closer
-    than the separation. Zero turns the hold off."""
+    band is, or within this time could be, horizontally closer than the separation: at the
+    current closing speed, plus what the neighbour could add by accelerating toward it all the
+    while. Zero turns the hold off."""
 
     def neighbor_dist(self, max_speed_mps: float) -> float:
         if self.neighbor_dist_m is not None:
@@ -439,7 +441,13 @@ def _orca(
             if lookahead > 0.0 and wz * dz > 0.0:
                 rvx = vel[j, 0] - vel[i, 0]
                 rvy = vel[j, 1] - vel[i, 1]
-                reach = r + math.sqrt(rvx * rvx + rvy * rvy) * lookahead
+                # as it flies now, or as it could if it sped up toward us meanwhile (one
+                # levelling off beside the column turns onto its course and accelerates)
+                reach = (
+                    r
+                    + math.sqrt(rvx * rvx + rvy * rvy) * lookahead
+                    + 0.5 * accel[j] * lookahead * lookahead
+                )
                 if h2 < reach * reach:
                     gap = max(abs(dz) - band - 0.5, 0.0)
                     allow = math.sqrt(2.0 * accel[i] * gap)
