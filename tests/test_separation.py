@@ -415,18 +415,25 @@ def test_band_edge_single_step() -> None:
             np.testing.assert_array_equal(res.vel_mps, pref)
 
 
-@pytest.mark.parametrize(("gap_m", "held"), [(22.0, True), (40.0, False)])
-def test_a_climb_stops_short_of_a_hovering_neighbour_that_could_set_off_toward_it(
-    gap_m: float, held: bool
+@pytest.mark.parametrize(
+    ("gap_m", "sets_off", "held"),
+    [(22.0, True, True), (45.0, True, False), (22.0, False, False)],
+    ids=["about-to-set-off", "too-far-to-get-there", "staying-put"],
+)
+def test_a_climb_stops_short_of_a_neighbour_about_to_set_off_toward_it(
+    gap_m: float, sets_off: bool, held: bool
 ) -> None:
-    """A drone hovering at the top of its climb 22 m from another's column may turn onto its
-    course and accelerate straight at it: the climb below stops short of its band while it
-    could get there within the look-ahead (reliability seed 776 flew it at 5 m/s into the band
-    as the neighbour set off, 9.9 m apart). One 40 m off could not get there in time."""
+    """A drone hovering at the top of its climb, 22 m from another's column, about to set off
+    along its course straight at it: the climb below stops short of its band while it could
+    get there within the look-ahead, though it does not move yet (reliability seed 776 flew
+    the climb at 5 m/s into the band as the neighbour set off, 9.9 m apart). Not so for one
+    too far off to get there in time, nor for one that stays put (a drone on the next pad:
+    two drones on neighbouring pads, one going up and one coming down, must not hold each
+    other up for good)."""
     params = SeparationParams(10.0)
     pos = np.array([[0.0, 0.0, ALT_M - 10.6], [gap_m, 0.0, ALT_M]])
-    pref = np.array([[0.0, 0.0, 5.0], [0.0, 0.0, 0.0]])
-    vel = np.array([[0.0, 0.0], [0.0, 0.0]])
+    pref = np.array([[0.0, 0.0, 5.0], [-10.0 if sets_off else 0.0, 0.0, 0.0]])
+    vel = np.zeros((2, 2))
     res = separate(pos, vel, pref, np.full(2, 10.0), np.ones(2, bool), params, DT_S)
     assert res.vz_mps is not None
     assert bool(res.vz_mps[0] < 1.5) is held, res.vz_mps

@@ -10,10 +10,11 @@ per drone, solved in a compiled kernel (numba), one drone per iteration, both co
 
 Avoidance is horizontal within a band; between bands it is vertical. A drone that climbs or
 descends toward the band of a neighbour that is, or within ``band_lookahead_s`` may be
-(flying on, or speeding up toward it), horizontally closer than the separation stops short of
-that band (braking at its own acceleration) until the neighbour has moved on, as a pilot holds
-a take-off under traffic. A drone climbing out of its launch spot therefore never pops up into
-a passing drone's disc, nor into that of one that levels off beside it and sets off its way.
+(flying on, or setting off along its planned course), horizontally closer than the separation
+stops short of that band (braking at its own acceleration) until the neighbour has moved on, as
+a pilot holds a take-off under traffic. A drone climbing out of its launch spot therefore never
+pops up into a passing drone's disc, nor into that of one that levels off beside it and sets
+off its way.
 (Dodging sideways instead scatters a crowd of climbing drones into each other.)
 
 The geofence (its exact distance, :mod:`skysweep.fence`) is a hard constraint of that program,
@@ -80,8 +81,8 @@ class SeparationParams:
     band_lookahead_s: float = 3.0
     """A climb or descent toward another band stops short of it while a neighbour in that
     band is, or within this time could be, horizontally closer than the separation: at the
-    current closing speed, plus what the neighbour could add by accelerating toward it all the
-    while. Zero turns the hold off."""
+    current closing speed, or at the planned one if that is faster (a neighbour about to set
+    off along its course). Zero turns the hold off."""
 
     def neighbor_dist(self, max_speed_mps: float) -> float:
         if self.neighbor_dist_m is not None:
@@ -441,13 +442,12 @@ def _orca(
             if lookahead > 0.0 and wz * dz > 0.0:
                 rvx = vel[j, 0] - vel[i, 0]
                 rvy = vel[j, 1] - vel[i, 1]
-                # as it flies now, or as it could if it sped up toward us meanwhile (one
-                # levelling off beside the column turns onto its course and accelerates)
-                reach = (
-                    r
-                    + math.sqrt(rvx * rvx + rvy * rvy) * lookahead
-                    + 0.5 * accel[j] * lookahead * lookahead
-                )
+                # as they fly now, or as they are about to (one levelling off beside the
+                # column sets off along its course): the faster closing of the two
+                pvx = pref[j, 0] - pref[i, 0]
+                pvy = pref[j, 1] - pref[i, 1]
+                close = max(rvx * rvx + rvy * rvy, pvx * pvx + pvy * pvy)
+                reach = r + math.sqrt(close) * lookahead
                 if h2 < reach * reach:
                     gap = max(abs(dz) - band - 0.5, 0.0)
                     allow = math.sqrt(2.0 * accel[i] * gap)
