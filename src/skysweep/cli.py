@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from skysweep import mission as mission_mod
-from skysweep.errors import InfeasibleError, LinkError, SkysweepError, StoreError
+from skysweep.errors import InfeasibleError, LinkError, MissionError, SkysweepError, StoreError
 from skysweep.plan import Plan, plan_mission
 from skysweep.runtime.commands import OperatorCommand
 from skysweep.runtime.modes import FlightMode
@@ -69,6 +69,32 @@ def _plan_summary(plan: Plan, planning_time_s: float) -> dict[str, Any]:
     }
 
 
+def _prior_summary(plan: Plan, geojson_path: Path | None) -> dict[str, Any]:
+    """The probability map's figures for ``skysweep plan`` (none without a search.prior): its
+    total POA, the plan's POS (every cell's POD from the sweep effort the plan puts in it,
+    exponential detection with the swath as sweep width) and Stone's optimum at that effort."""
+    from skysweep.search import build_prior, optimal_effort, pod, pos
+    from skysweep.search.prior import plan_effort
+
+    grid = build_prior(plan.mission)
+    if grid is None:
+        if geojson_path is not None:
+            raise MissionError(plan.mission.source, "search.prior", "no prior to write")
+        return {}
+    z = plan_effort(plan, grid)
+    best = optimal_effort(grid.poa, grid.area_m2, float(z.sum()))
+    if geojson_path is not None:
+        values = {"pod_plan": pod(z, grid.area_m2), "pod_optimal": pod(best, grid.area_m2)}
+        geojson_path.write_text(json.dumps(grid.to_geojson(plan.mission, values)))
+    return {
+        "prior_cells": int((grid.area_m2 > 0).sum()),
+        "prior_cell_m": grid.cell_m,
+        "poa_total": round(grid.total, 5),
+        "pos_plan": round(pos(grid.poa, z, grid.area_m2), 5),
+        "pos_optimal_same_effort": round(pos(grid.poa, best, grid.area_m2), 5),
+    }
+
+
 def _plan(path: Path) -> tuple[Plan, float]:
     mission = mission_mod.load(path)
     t0 = time.perf_counter()
@@ -92,8 +118,17 @@ def plan(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the figures as one JSON object.")
     ] = False,
+    probability: Annotated[
+        Path | None,
+        typer.Option(
+            "--probability",
+            help="Write the probability map (search.prior) here as GeoJSON: one square per "
+            "cell with its POA, density and the plan's POD.",
+        ),
+    ] = None,
 ) -> None:
-    """Split the search among the drones and write every sortie's route."""
+    """Split the search among the drones and write every sortie's route. With a
+    search.prior, also print the map's total POA and the plan's probability of success."""
     from skysweep import export
 
     p, dt = _plan(mission)
@@ -103,6 +138,7 @@ def plan(
     if kml is not None:
         kml.write_text(export.plan_to_kml(p))
     summary = _plan_summary(p, dt)
+    summary.update(_prior_summary(p, probability))
     if as_json:
         print(json.dumps(summary))
     else:

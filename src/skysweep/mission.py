@@ -248,10 +248,106 @@ PatternSpec = Annotated[
 _PATTERN_TAGS = ("expanding_square", "sector", "parallel_track")
 
 
+class LastKnownPointSpec(_Spec):
+    """The last known point (the initial planning point, IPP) and how far from such a point
+    lost persons like the subject were found: the straight-line distances (km) within which
+    25 %, 50 %, 75 % and 95 % of them were, from lost-person statistics for the subject's
+    category (see docs/mission-format.md)."""
+
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    rings_km: tuple[float, float, float, float]
+    weight: float = Field(default=1.0, gt=0)
+
+    @field_validator("rings_km")
+    @classmethod
+    def _increasing(cls, rings: tuple[float, float, float, float]) -> tuple[float, ...]:
+        if not 0 < rings[0] < rings[1] < rings[2] < rings[3]:
+            raise ValueError("must be four increasing distances above 0 (25, 50, 75, 95 %)")
+        return rings
+
+
+class PriorRegionSpec(_Spec):
+    """A region the search planners drew, with the weight they gave it (consensus)."""
+
+    name: str = Field(min_length=1)
+    geometry: GeoJSON
+    weight: float = Field(ge=0)
+
+    _geom = field_validator("geometry", mode="before")(_geometry)
+
+
+def _weighted_cells(value: Any, info: ValidationInfo) -> GeoJSON:
+    """A GeoJSON FeatureCollection of polygon features (inline or ``{file: path}``)."""
+    where = "cells"
+    if isinstance(value, Mapping) and set(value) == {"file"}:
+        base = Path((info.context or {}).get("base_dir", "."))
+        path = base / str(value["file"])
+        where = str(path)
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValueError(f"grid file not found: {path}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read grid file {path}: {exc}") from None
+    if not isinstance(value, Mapping) or value.get("type") != "FeatureCollection":
+        raise ValueError(f"{where}: must be a GeoJSON FeatureCollection, or {{file: path}}")
+    features = value.get("features")
+    if not isinstance(features, list) or not features:
+        raise ValueError(f"{where}: the FeatureCollection has no features")
+    for i, feat in enumerate(features):
+        _check_polygonal(_polygonal_from_geojson(feat, f"{where}: features[{i}]"))
+    return dict(value)
+
+
+class PriorGridSpec(_Spec):
+    """A probability grid made elsewhere: polygon features, each with a number (its share of
+    this component, relative to the others) in ``property``."""
+
+    cells: GeoJSON
+    property: str = Field(default="p", min_length=1)
+    weight: float = Field(default=1.0, gt=0)
+
+    _cells = field_validator("cells", mode="before")(_weighted_cells)
+
+    @model_validator(mode="after")
+    def _numbers(self) -> PriorGridSpec:
+        for i, feat in enumerate(self.cells["features"]):
+            props = feat.get("properties") or {}
+            value = props.get(self.property)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"features[{i}].properties.{self.property} must be a number")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"features[{i}].properties.{self.property} must be >= 0")
+        return self
+
+
+class PriorSpec(_Spec):
+    """Where the person may be, before the search: a mixture of a last known point's distance
+    rings, weighted regions and a grid, each component by its weight. Cells ``cell_m`` metres
+    square over the area; keep-out zones are not searchable."""
+
+    cell_m: float = Field(default=50.0, ge=5, le=5000)
+    last_known_point: LastKnownPointSpec | None = None
+    regions: list[PriorRegionSpec] = Field(default_factory=list)
+    grid: PriorGridSpec | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> PriorSpec:
+        if self.last_known_point is None and not self.regions and self.grid is None:
+            raise ValueError("give a last_known_point, regions or a grid")
+        only_regions = self.last_known_point is None and self.grid is None
+        if only_regions and sum(r.weight for r in self.regions) <= 0:
+            raise ValueError("the regions' weights are all 0")
+        return self
+
+
 class SearchSpec(_Spec):
     altitude_m: float = Field(default=60.0, gt=0, le=500)
     pattern: PatternSpec | None = None
     """An IAMSAR search pattern around a datum; ``None``: search the whole area."""
+    prior: PriorSpec | None = None
+    """Where the person may be (the probability map); ``None``: anywhere in the area alike."""
 
 
 class SafetySpec(_Spec):
