@@ -376,3 +376,62 @@ def test_the_example_mission_with_a_prior_builds_its_map() -> None:
     grid = build_prior(m)
     assert grid is not None
     assert 0.5 < grid.total < 1.0
+
+
+# -- the live update ------------------------------------------------------------------------------
+
+
+def test_a_flown_search_updates_the_map_from_the_tracks_flown(tmp_path: Path) -> None:
+    """The orchestrator counts the effort the cameras really put into each cell: the POS of the
+    search so far rises as it flies, ends close to what the plan promised, and the posterior
+    (POC) is the prior scaled cell by cell by what was missed."""
+    from skysweep.plan import plan_mission
+    from skysweep.runtime.simulate import simulate
+    from skysweep.store import RunLog
+
+    data = {
+        "name": "live prior",
+        "area": _box(8.0, 46.5, 0.012, 0.008),
+        "launch_sites": [{"name": "base", "lon": 8.006, "lat": 46.504, "pads": 2}],
+        "fleet": [
+            {
+                "model": "quad",
+                "count": 3,
+                "launch_site": "base",
+                "speed_mps": 10,
+                "endurance_s": 1200,
+                "swath_m": 50,
+            }
+        ],
+        "search": {
+            "prior": {
+                "cell_m": 50,
+                "last_known_point": {"lon": 8.006, "lat": 46.504, "rings_km": [0.1, 0.2, 0.4, 0.8]},
+            }
+        },
+    }
+    m = mission.parse(data)
+    plan = plan_mission(m)
+    grid = build_prior(m)
+    assert grid is not None
+    from skysweep.search.prior import plan_effort
+
+    promised = pos(grid.poa, plan_effort(plan, grid), grid.area_m2)
+    seen: list[float] = []
+
+    last: dict[str, Any] = {}
+
+    def watch(o: Any) -> None:
+        seen.append(o.pos)
+        last["orch"] = o
+
+    with RunLog(tmp_path / "r.db", create=True) as log:
+        summary, _ = simulate(plan, log, seed=2, progress=watch)
+    assert summary.state == "COMPLETE"
+    assert seen[0] == 0.0 and np.all(np.diff(seen) >= -1e-12)
+    assert seen[-1] == pytest.approx(summary.pos, abs=1e-5)
+    assert summary.pos == pytest.approx(promised, abs=0.05)
+    poc = last["orch"].poc
+    assert poc.sum() + (1 - grid.total) / (1 - summary.pos) == pytest.approx(1.0, abs=1e-4)
+    swept = last["orch"].search_effort > 0
+    assert np.all(poc[swept] < grid.poa[swept] / (1 - summary.pos) + 1e-12)

@@ -59,6 +59,9 @@ from skysweep.safety.kernel import (
     SafetyKernel,
     Verdict,
 )
+from skysweep.search.effort import pos as success_probability
+from skysweep.search.effort import posterior, swept_effort
+from skysweep.search.prior import build_prior
 from skysweep.store import Event, RunLog
 from skysweep.telemetry import AutopilotMode, Command, FleetState
 
@@ -128,6 +131,8 @@ class RunSummary:
     """NOMINAL, or DEGRADED when drones were lost or zones added (``reasons`` say why)."""
     reasons: list[str]
     replans: int
+    pos: float | None = None
+    """Probability of success of the search flown (with a ``search.prior``; else None)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -219,6 +224,11 @@ class Orchestrator:
         self.keep_in_breaches = 0
         self.min_sep = np.inf
         self.coverage = CoverageGrid(m.searchable)
+        # the probability map, if the mission gives one, and the effort (m² swept) the drones'
+        # cameras have really put into each of its cells: its posterior after an unsuccessful
+        # search so far is :attr:`poc`
+        self.prior = build_prior(m)
+        self.search_effort = np.zeros(self.prior.shape) if self.prior is not None else None
         self._radius = fleet.swath_m / 2.0
         self._prev_pos: NDArray[np.float64] | None = None
         self._prev_sensing = np.zeros(n, bool)
@@ -1449,6 +1459,7 @@ class Orchestrator:
                 t = np.linspace(0.0, 1.0, k)
                 pts = (a[:, None, :] + (b - a)[:, None, :] * t[None, :, None]).reshape(-1, 2)
                 self.coverage.stamp(pts, np.repeat(self._radius[both_i], k))
+                self._sweep_effort(a, b, both_i)
         self._prev_pos = fs.pos_m.copy()
         self._prev_seq = np.asarray(fs.mission_seq).copy()
         self._prev_sensing = sensing
@@ -1464,6 +1475,33 @@ class Orchestrator:
         s = np.linspace(0.0, along[-1], int(np.ceil(along[-1] / step)) + 2)
         pts = np.column_stack([np.interp(s, along, path[:, 0]), np.interp(s, along, path[:, 1])])
         self.coverage.stamp(pts, np.full(len(pts), self._radius[i]))
+        self._sweep_effort(path[:-1], path[1:], np.full(len(path) - 1, i))
+
+    def _sweep_effort(self, a: FloatArray, b: FloatArray, drones: NDArray[np.intp]) -> None:
+        """Add what the cameras of ``drones`` swept flying from ``a`` to ``b`` to the effort
+        in each cell of the probability map (its swath wide: the sweep width)."""
+        g = self.prior
+        if g is None or self.search_effort is None:
+            return
+        self.search_effort += swept_effort(
+            g.x0_m, g.y0_m, g.cell_m, g.shape, a, b, 2.0 * self._radius[drones]
+        )
+
+    @property
+    def pos(self) -> float | None:
+        """Probability of success of the search flown so far (None without a probability
+        map): every cell's POA times its POD from the effort really put in it."""
+        if self.prior is None or self.search_effort is None:
+            return None
+        return success_probability(self.prior.poa, self.search_effort, self.prior.area_m2)
+
+    @property
+    def poc(self) -> FloatArray | None:
+        """Each cell's probability of containment now, by Bayes' rule after the unsuccessful
+        search flown so far (None without a probability map)."""
+        if self.prior is None or self.search_effort is None:
+            return None
+        return posterior(self.prior.poa, self.search_effort, self.prior.area_m2)
 
     def _columns(self, fs: FleetState) -> dict[str, NDArray[Any]]:
         return {
@@ -1491,4 +1529,5 @@ class Orchestrator:
             health=self.lifecycle.health.name,
             reasons=list(self.lifecycle.reasons),
             replans=self.plan_version,
+            pos=None if self.pos is None else round(self.pos, 5),
         )
