@@ -41,22 +41,26 @@ def _box(lon0: float, lat0: float, dlon: float, dlat: float) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
+def _fleet(count: int, speed_mps: float = 10, endurance_s: float = 1200) -> list[Any]:
+    return [
+        {
+            "model": "quad",
+            "count": count,
+            "launch_site": "base",
+            "speed_mps": speed_mps,
+            "endurance_s": endurance_s,
+            "swath_m": 50,
+        }
+    ]
+
+
 def _mission(prior: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
     """About 20 km x 20 km round (LON, LAT), one site at its centre."""
     data: dict[str, Any] = {
         "name": "prior test",
         "area": _box(LON - 0.13, LAT - 0.09, 0.26, 0.18),
         "launch_sites": [{"name": "base", "lon": LON, "lat": LAT}],
-        "fleet": [
-            {
-                "model": "quad",
-                "count": 3,
-                "launch_site": "base",
-                "speed_mps": 10,
-                "endurance_s": 1200,
-                "swath_m": 50,
-            }
-        ],
+        "fleet": _fleet(3),
         **extra,
     }
     if prior is not None:
@@ -305,16 +309,7 @@ def test_plan_prints_the_maps_poa_and_the_plans_pos_and_writes_the_map(tmp_path:
         "name": "lost hiker",
         "area": _box(8.0, 46.5, 0.03, 0.02),
         "launch_sites": [{"name": "base", "lon": 8.015, "lat": 46.51, "pads": 4}],
-        "fleet": [
-            {
-                "model": "quad",
-                "count": 6,
-                "launch_site": "base",
-                "speed_mps": 12,
-                "endurance_s": 1500,
-                "swath_m": 50,
-            }
-        ],
+        "fleet": _fleet(6, speed_mps=12, endurance_s=1500),
         "search": {
             "prior": {
                 "cell_m": 50,
@@ -393,16 +388,7 @@ def test_a_flown_search_updates_the_map_from_the_tracks_flown(tmp_path: Path) ->
         "name": "live prior",
         "area": _box(8.0, 46.5, 0.012, 0.008),
         "launch_sites": [{"name": "base", "lon": 8.006, "lat": 46.504, "pads": 2}],
-        "fleet": [
-            {
-                "model": "quad",
-                "count": 3,
-                "launch_site": "base",
-                "speed_mps": 10,
-                "endurance_s": 1200,
-                "swath_m": 50,
-            }
-        ],
+        "fleet": _fleet(3),
         "search": {
             "prior": {
                 "cell_m": 50,

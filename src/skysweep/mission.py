@@ -47,18 +47,26 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
+def _json_file(value: Any, info: ValidationInfo, what: str) -> tuple[Any, str] | None:
+    """The JSON a ``{file: path}`` field refers to (relative to the mission file), and the
+    path; None if ``value`` is not such a reference."""
+    if not (isinstance(value, Mapping) and set(value) == {"file"}):
+        return None
+    base = Path((info.context or {}).get("base_dir", "."))
+    path = base / str(value["file"])
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), str(path)
+    except FileNotFoundError:
+        raise ValueError(f"{what} file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read {what} file {path}: {exc}") from None
+
+
 def _geometry(value: Any, info: ValidationInfo) -> GeoJSON:
     """Validate an area-like field: an inline GeoJSON (Multi)Polygon or ``{file: path}``."""
-    if isinstance(value, Mapping) and set(value) == {"file"}:
-        base = Path((info.context or {}).get("base_dir", "."))
-        path = base / str(value["file"])
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ValueError(f"geometry file not found: {path}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot read geometry file {path}: {exc}") from None
-        value = _polygonal_from_geojson(raw, str(path))
+    loaded = _json_file(value, info, "geometry")
+    if loaded is not None:
+        value = _polygonal_from_geojson(*loaded)
     elif not isinstance(value, Mapping):
         raise ValueError("must be a GeoJSON Polygon or MultiPolygon, or {file: path}")
     return _check_polygonal(dict(value))
@@ -280,16 +288,9 @@ class PriorRegionSpec(_Spec):
 def _weighted_cells(value: Any, info: ValidationInfo) -> GeoJSON:
     """A GeoJSON FeatureCollection of polygon features (inline or ``{file: path}``)."""
     where = "cells"
-    if isinstance(value, Mapping) and set(value) == {"file"}:
-        base = Path((info.context or {}).get("base_dir", "."))
-        path = base / str(value["file"])
-        where = str(path)
-        try:
-            value = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ValueError(f"grid file not found: {path}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot read grid file {path}: {exc}") from None
+    loaded = _json_file(value, info, "grid")
+    if loaded is not None:
+        value, where = loaded
     if not isinstance(value, Mapping) or value.get("type") != "FeatureCollection":
         raise ValueError(f"{where}: must be a GeoJSON FeatureCollection, or {{file: path}}")
     features = value.get("features")
