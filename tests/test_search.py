@@ -412,6 +412,7 @@ def test_a_flown_search_updates_the_map_from_the_tracks_flown(tmp_path: Path) ->
         last["orch"] = o
 
     with RunLog(tmp_path / "r.db", create=True) as log:
+        log.set_meta("mission", json.loads(mission.to_json(m.spec)))
         summary, _ = simulate(plan, log, seed=2, progress=watch)
     assert summary.state == "COMPLETE"
     assert seen[0] == 0.0 and np.all(np.diff(seen) >= -1e-12)
@@ -421,3 +422,11 @@ def test_a_flown_search_updates_the_map_from_the_tracks_flown(tmp_path: Path) ->
     assert poc.sum() + (1 - grid.total) / (1 - summary.pos) == pytest.approx(1.0, abs=1e-4)
     swept = last["orch"].search_effort > 0
     assert np.all(poc[swept] < grid.poa[swept] / (1 - summary.pos) + 1e-12)
+    # the run's report draws the maps and the POS over time, recomputed from the telemetry
+    from skysweep.report import write_report
+
+    write_report(tmp_path / "r.db", tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Search</h2>" in page and 'alt="probability maps"' in page
+    final = float(page.split("<th>pos_final</th><td>")[1].split("<")[0])
+    assert final == pytest.approx(summary.pos, abs=0.01)

@@ -15,6 +15,10 @@ import numpy as np
 import shapely
 
 from skysweep import mission as mission_mod
+from skysweep.geo import FloatArray
+from skysweep.runtime.orchestrator import SENSOR_MIN_ALT
+from skysweep.search.effort import pod, pos, posterior, swept_effort
+from skysweep.search.prior import ProbabilityGrid, build_prior
 from skysweep.store import RunLog
 
 
@@ -25,11 +29,85 @@ def _png(fig: plt.Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _rows(d: dict[str, object]) -> str:
+    return "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in d.items()
+    )
+
+
 def _outline(ax: plt.Axes, geom: shapely.Geometry, **kw: object) -> None:
     for poly in shapely.get_parts(geom):
         for ring in [poly.exterior, *poly.interiors]:
             xy = np.asarray(ring.coords)
             ax.plot(xy[:, 0] / 1e3, xy[:, 1] / 1e3, **kw)  # type: ignore[arg-type]
+
+
+def _search_figures(
+    m: mission_mod.Mission,
+    grid: ProbabilityGrid,
+    t: FloatArray,
+    x: FloatArray,
+    y: FloatArray,
+    a: FloatArray,
+) -> tuple[str, str, dict[str, object]]:
+    """The probability map before and after the search, each cell's POD, and the POS over
+    time, from the tracks flown (telemetry, every tick: the orchestrator's own count)."""
+    swath = np.asarray(m.fleet.swath_m, float)
+    sensing = a >= SENSOR_MIN_ALT * m.altitude_m
+    effort = np.zeros(grid.shape)
+    pos_t = np.zeros(len(t))
+    for k in range(1, len(t)):
+        both = np.flatnonzero(sensing[k] & sensing[k - 1])
+        if len(both):
+            a_xy = np.column_stack([x[k - 1, both], y[k - 1, both]])
+            b_xy = np.column_stack([x[k, both], y[k, both]])
+            effort += swept_effort(
+                grid.x0_m, grid.y0_m, grid.cell_m, grid.shape, a_xy, b_xy, swath[both]
+            )
+        pos_t[k] = pos(grid.poa, effort, grid.area_m2)
+    poc = posterior(grid.poa, effort, grid.area_m2)
+    detect = pod(effort, grid.area_m2)
+    ny, nx = grid.shape
+    extent = (
+        grid.x0_m / 1e3,
+        (grid.x0_m + nx * grid.cell_m) / 1e3,
+        grid.y0_m / 1e3,
+        (grid.y0_m + ny * grid.cell_m) / 1e3,
+    )
+    live = grid.area_m2 > 0
+    per_km2 = 1e6 / np.where(live, grid.area_m2, 1.0)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
+    panels = (
+        (grid.poa * per_km2, "POA before the search, per km²", "magma"),
+        (poc * per_km2, "POC after it, per km²", "magma"),
+        (detect, "POD of the search flown", "viridis"),
+    )
+    for ax, (values, title, cmap) in zip(axes, panels, strict=True):
+        shown = np.ma.masked_where(~live, values)
+        im = ax.imshow(shown, origin="lower", extent=extent, cmap=cmap, interpolation="nearest")
+        _outline(ax, m.area, color="0.4", lw=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_aspect("equal")
+        ax.set_xlabel("km east")
+        fig.colorbar(im, ax=ax, shrink=0.75)
+    axes[0].set_ylabel("km north")
+    maps_png = _png(fig)
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.plot(t / 60, pos_t, label="POS of the search flown")
+    ax.axhline(grid.total, color="0.5", ls="--", label="POA of the searchable area")
+    ax.set_xlabel("minutes since mission start")
+    ax.set_ylabel("probability of success")
+    ax.set_ylim(0, 1.0)
+    ax.legend(fontsize=8)
+    pos_png = _png(fig)
+    figures: dict[str, object] = {
+        "cells": int(live.sum()),
+        "cell_m": grid.cell_m,
+        "poa_total": round(grid.total, 4),
+        "pos_final": round(float(pos_t[-1]) if len(t) else 0.0, 4),
+    }
+    return maps_png, pos_png, figures
 
 
 def write_report(run: Path, out: Path) -> None:
@@ -102,11 +180,14 @@ def write_report(run: Path, out: Path) -> None:
     ax.legend(fontsize=8)
     bat_png = _png(fig)
 
-    def rows(d: dict[str, object]) -> str:
-        return "".join(
-            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-            for k, v in d.items()
-        )
+    search_html = ""
+    grid = build_prior(m)
+    if grid is not None and len(t):
+        maps_png, pos_png, search = _search_figures(m, grid, t, x, y, a)
+        search_html = f"""<h2>Search</h2><table>{_rows(search)}</table>
+<img alt="probability maps" src="data:image/png;base64,{maps_png}">
+<img alt="probability of success over time" src="data:image/png;base64,{pos_png}">
+"""
 
     out.write_text(
         f"""<!doctype html><html><head><meta charset="utf-8">
@@ -116,11 +197,11 @@ table{{border-collapse:collapse}}
 th,td{{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}}</style>
 </head><body>
 <h1>{html.escape(m.name)}</h1>
-<h2>Flight</h2><table>{rows(summary)}</table>
-<h2>Plan</h2><table>{rows(plan_metrics)}</table>
+<h2>Flight</h2><table>{_rows(summary)}</table>
+<h2>Plan</h2><table>{_rows(plan_metrics)}</table>
 <h2>Map</h2><img alt="map of flown tracks" src="data:image/png;base64,{map_png}">
 <h2>Battery</h2><img alt="battery over time" src="data:image/png;base64,{bat_png}">
-</body></html>
+{search_html}</body></html>
 """,
         encoding="utf-8",
     )
