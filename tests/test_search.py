@@ -23,7 +23,6 @@ from skysweep.search import (
     optimal_effort,
     pos,
     posterior,
-    uniform_prior,
 )
 from skysweep.search.effort import swept_effort
 
@@ -291,14 +290,6 @@ def test_swept_effort_counts_swath_times_length_into_the_cells_under_the_track()
     z = swept_effort(0.0, 0.0, 100.0, (3, 5), np.array([[10.0, 150.0]]), [[490.0, 150.0]], 40.0)
     assert z.sum() == pytest.approx(40.0 * 480.0)
     assert np.all(z[1] > 0) and np.all(z[0] == 0) and np.all(z[2] == 0)
-
-
-def test_the_uniform_map_spreads_the_person_over_the_searchable_area() -> None:
-    m = mission.parse(_mission(None))
-    grid = uniform_prior(m, 500.0)
-    assert grid.total == pytest.approx(1.0)
-    d = grid.density_per_m2[grid.area_m2 > 0]
-    assert np.ptp(d) < 1e-15
 
 
 # -- skysweep plan ------------------------------------------------------------------------------

@@ -56,7 +56,9 @@ def _search_figures(
     swath = np.asarray(m.fleet.swath_m, float)
     sensing = a >= SENSOR_MIN_ALT * m.altitude_m
     effort = np.zeros(grid.shape)
-    pos_t = np.zeros(len(t))
+    every = max(1, len(t) // 500)
+    at_k: list[int] = [0]
+    pos_k: list[float] = [0.0]
     for k in range(1, len(t)):
         both = np.flatnonzero(sensing[k] & sensing[k - 1])
         if len(both):
@@ -65,7 +67,9 @@ def _search_figures(
             effort += swept_effort(
                 grid.x0_m, grid.y0_m, grid.cell_m, grid.shape, a_xy, b_xy, swath[both]
             )
-        pos_t[k] = pos(grid.poa, effort, grid.area_m2)
+        if k % every == 0 or k == len(t) - 1:
+            at_k.append(k)
+            pos_k.append(pos(grid.poa, effort, grid.area_m2))
     poc = posterior(grid.poa, effort, grid.area_m2)
     detect = pod(effort, grid.area_m2)
     ny, nx = grid.shape
@@ -94,7 +98,7 @@ def _search_figures(
     axes[0].set_ylabel("km north")
     maps_png = _png(fig)
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    ax.plot(t / 60, pos_t, label="POS of the search flown")
+    ax.plot(t[at_k] / 60, pos_k, label="POS of the search flown")
     ax.axhline(grid.total, color="0.5", ls="--", label="POA of the searchable area")
     ax.set_xlabel("minutes since mission start")
     ax.set_ylabel("probability of success")
@@ -105,7 +109,7 @@ def _search_figures(
         "cells": int(live.sum()),
         "cell_m": grid.cell_m,
         "poa_total": round(grid.total, 4),
-        "pos_final": round(float(pos_t[-1]) if len(t) else 0.0, 4),
+        "pos_final": round(pos_k[-1], 4),
     }
     return maps_png, pos_png, figures
 

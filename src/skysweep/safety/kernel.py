@@ -463,9 +463,10 @@ def _separation_conflicts(
         j = j[j != i[n_k]]
         blockers: list[int] = []
         ghost_in_way = False
+        # altitudes whose band the step passes through
+        z_lo = min(p0[n_k, 2], level[n_k]) - SEPARATION_BAND_M
+        z_hi = max(p0[n_k, 2], level[n_k]) + SEPARATION_BAND_M
         if step[n_k] and len(j):
-            z_lo = min(p0[n_k, 2], level[n_k]) - SEPARATION_BAND_M
-            z_hi = max(p0[n_k, 2], level[n_k]) + SEPARATION_BAND_M
             j_col = j[(fs.pos_m[j, 2] > z_lo) & (fs.pos_m[j, 2] < z_hi)]
             hit = _column_conflicts(
                 p0[n_k, :2],
@@ -487,8 +488,6 @@ def _separation_conflicts(
             gz = np.array(g_z)
             gxy, gv, gt = np.array(g_xy), np.array(g_v), np.array(g_t)
             if step[n_k]:
-                z_lo = min(p0[n_k, 2], level[n_k]) - SEPARATION_BAND_M
-                z_hi = max(p0[n_k, 2], level[n_k]) + SEPARATION_BAND_M
                 near = (gz > z_lo) & (gz < z_hi)
                 ghost_in_way |= bool(
                     _column_conflicts(

@@ -2,7 +2,7 @@
 optimal allocation of the drones' effort over it (:mod:`.effort`)."""
 
 from skysweep.search.effort import circular_normal_pos, optimal_effort, pod, pos, posterior
-from skysweep.search.prior import ProbabilityGrid, build_prior, uniform_prior
+from skysweep.search.prior import ProbabilityGrid, build_prior
 
 __all__ = [
     "ProbabilityGrid",
@@ -12,5 +12,4 @@ __all__ = [
     "pod",
     "pos",
     "posterior",
-    "uniform_prior",
 ]

@@ -112,22 +112,35 @@ def swept_effort(
     """Effort (m² swept) per cell of a grid by straight tracks from ``a_m[k]`` to ``b_m[k]``
     ((k, 2) local metres) each flown with a sensor ``swath_m[k]`` wide: every track is cut into
     steps of a quarter cell, each counted, swath × step, in the cell its middle lies in."""
-    ny, nx = shape
     a = np.asarray(a_m, float).reshape(-1, 2)
     b = np.asarray(b_m, float).reshape(-1, 2)
     w = np.broadcast_to(np.asarray(swath_m, float), (len(a),))
-    out = np.zeros(ny * nx)
     if not len(a):
-        return out.reshape(ny, nx)
+        return np.zeros(shape)
     length = np.hypot(*(b - a).T)
     steps = np.maximum(1, np.ceil(length / (cell_m / 4.0))).astype(np.intp)
     seg = np.repeat(np.arange(len(a)), steps)
     start = np.cumsum(steps) - steps
     t = (np.arange(len(seg)) - start[seg] + 0.5) / steps[seg]
     p = a[seg] + (b[seg] - a[seg]) * t[:, None]
-    i = np.floor((p[:, 0] - grid_x0_m) / cell_m).astype(np.intp)
-    j = np.floor((p[:, 1] - grid_y0_m) / cell_m).astype(np.intp)
+    z = w[seg] * length[seg] / steps[seg]
+    return cell_sums(grid_x0_m, grid_y0_m, cell_m, shape, p[:, 0], p[:, 1], z)
+
+
+def cell_sums(
+    grid_x0_m: float,
+    grid_y0_m: float,
+    cell_m: float,
+    shape: tuple[int, int],
+    x_m: FloatArray,
+    y_m: FloatArray,
+    weights: FloatArray,
+) -> FloatArray:
+    """(ny, nx) sum of the ``weights`` of the points (local metres) in each cell of a grid of
+    ``cell_m`` squares from (``grid_x0_m``, ``grid_y0_m``); points off the grid are dropped."""
+    ny, nx = shape
+    i = np.floor((np.asarray(x_m) - grid_x0_m) / cell_m).astype(np.intp)
+    j = np.floor((np.asarray(y_m) - grid_y0_m) / cell_m).astype(np.intp)
     on = (i >= 0) & (i < nx) & (j >= 0) & (j < ny)
-    z = (w[seg] * length[seg] / steps[seg])[on]
-    out += np.bincount(j[on] * nx + i[on], weights=z, minlength=ny * nx)
-    return out.reshape(ny, nx)
+    sums = np.bincount(j[on] * nx + i[on], weights=np.asarray(weights)[on], minlength=ny * nx)
+    return sums.astype(float).reshape(ny, nx)

@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 import shapely
-from numpy.typing import NDArray
 
 from skysweep.errors import MissionError
 from skysweep.geo import FloatArray
 from skysweep.mission import LastKnownPointSpec, Mission, PriorSpec
+from skysweep.plan.model import Leg, Plan
+from skysweep.search.effort import cell_sums, swept_effort
 
 #: Most cells a probability map may have (cell_m too fine for the area beyond that).
 MAX_CELLS = 250_000
@@ -74,16 +75,6 @@ class ProbabilityGrid:
         ys = self.y0_m + (np.arange(ny) + 0.5) * self.cell_m
         gx, gy = np.meshgrid(xs, ys)
         return gx, gy
-
-    def cells_of(
-        self, x_m: FloatArray, y_m: FloatArray
-    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.bool_]]:
-        """(row, column) of the cell each point lies in, and whether it is on the grid."""
-        ny, nx = self.shape
-        i = np.floor((np.asarray(x_m) - self.x0_m) / self.cell_m).astype(np.intp)
-        j = np.floor((np.asarray(y_m) - self.y0_m) / self.cell_m).astype(np.intp)
-        on = (i >= 0) & (i < nx) & (j >= 0) & (j < ny)
-        return j, i, on
 
     def to_geojson(self, mission: Mission, values: dict[str, FloatArray] | None = None) -> Any:
         """The searchable cells as a GeoJSON FeatureCollection (lon/lat): each a square with
@@ -143,14 +134,6 @@ def build_prior(mission: Mission) -> ProbabilityGrid | None:
     return ProbabilityGrid(float(x0), float(y0), float(c), poa, area)
 
 
-def uniform_prior(mission: Mission, cell_m: float) -> ProbabilityGrid:
-    """The person anywhere in the searchable area alike (the plain lawnmower's assumption)."""
-    x0, y0, x1, y1 = shapely.bounds(mission.searchable)
-    nx, ny = max(1, math.ceil((x1 - x0) / cell_m)), max(1, math.ceil((y1 - y0) / cell_m))
-    area = _searchable_area(mission.searchable, x0, y0, cell_m, nx, ny)
-    return ProbabilityGrid(float(x0), float(y0), float(cell_m), area / area.sum(), area)
-
-
 # -- the components ---------------------------------------------------------------------------
 
 
@@ -170,7 +153,8 @@ def _components(
     if spec.last_known_point is not None:
         lkp = spec.last_known_point
         weights.append(lkp.weight)
-        masses.append(_rings(lkp, mission, x0, y0, c, nx, ny) * _share(area, c))
+        # the ring density is even within a cell: its searchable part holds its share
+        masses.append(_rings(lkp, mission, x0, y0, c, nx, ny) * (area / (c * c)))
     for r in spec.regions:
         geom = mission.frame.geom_to_local(shapely.geometry.shape(r.geometry))
         weights.append(r.weight)
@@ -226,12 +210,7 @@ def _rings(
     theta = 2.0 * math.pi * (k + 0.5) / n_pts[ring] + ring * 2.399963
     x = float(px) + mid[ring] * np.cos(theta)
     y = float(py) + mid[ring] * np.sin(theta)
-    w = mass[ring] / n_pts[ring]
-    i = np.floor((x - x0) / c).astype(np.intp)
-    j = np.floor((y - y0) / c).astype(np.intp)
-    on = (i >= 0) & (i < nx) & (j >= 0) & (j < ny)
-    out = np.bincount(j[on] * nx + i[on], weights=w[on], minlength=nx * ny).astype(float)
-    return out.reshape(ny, nx)
+    return cell_sums(x0, y0, c, (ny, nx), x, y, mass[ring] / n_pts[ring])
 
 
 def _evenly(
@@ -252,11 +231,6 @@ def _evenly(
     if part.is_empty:
         return out
     return _searchable_area(part, x0, y0, c, nx, ny) / whole
-
-
-def _share(area: FloatArray, c: float) -> FloatArray:
-    """Searchable share of each cell."""
-    return np.asarray(area / (c * c), float)
 
 
 def _searchable_area(
@@ -282,12 +256,9 @@ def _searchable_area(
     return out
 
 
-def plan_effort(plan: Any, grid: ProbabilityGrid) -> FloatArray:
-    """Effort (m² swept) per cell of ``grid`` by the sweep legs of every sortie of ``plan``
-    (a :class:`~skysweep.plan.Plan`), each with its drone's swath."""
-    from skysweep.plan.model import Leg
-    from skysweep.search.effort import swept_effort
-
+def plan_effort(plan: Plan, grid: ProbabilityGrid) -> FloatArray:
+    """Effort (m² swept) per cell of ``grid`` by the sweep legs of every sortie of ``plan``,
+    each with its drone's swath."""
     a_parts, b_parts, w_parts = [], [], []
     swath = plan.mission.fleet.swath_m
     for s in plan.sorties:
