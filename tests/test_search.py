@@ -159,7 +159,7 @@ def test_a_grid_of_weighted_cells_is_a_component_too(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("prior", "field", "words"),
     [
-        ({"cell_m": 50}, "search.prior", "last_known_point, regions or a grid"),
+        ({"cell_m": 50}, "search.prior", "last_known_point, a datum, regions or a grid"),
         (
             {"last_known_point": {"lon": LON, "lat": LAT, "rings_km": [1, 0.5, 2, 3]}},
             "search.prior.last_known_point.rings_km",
@@ -192,6 +192,16 @@ def test_a_grid_of_weighted_cells_is_a_component_too(tmp_path: Path) -> None:
             {"grid": {"cells": {"file": "nowhere.geojson"}}},
             "search.prior.grid.cells",
             "not found",
+        ),
+        (
+            {"datum": {"lon": LON, "lat": LAT, "sigma_m": 0}},
+            "search.prior.datum.sigma_m",
+            "must be > 0",
+        ),
+        (
+            {"datum": {"lon": LON, "lat": LAT, "sigma_m": 300}, "target_pos": 1.0},
+            "search.prior.target_pos",
+            "must be < 1",
         ),
     ],
 )
@@ -295,6 +305,16 @@ def test_swept_effort_counts_swath_times_length_into_the_cells_under_the_track()
 # -- skysweep plan ------------------------------------------------------------------------------
 
 
+def _plan_json(tmp_path: Path, data: dict[str, Any], *extra: str) -> dict[str, Any]:
+    path = tmp_path / "m.yaml"
+    path.write_text(json.dumps(data))
+    args = ["plan", str(path), "--out", str(tmp_path / "p.geojson"), "--json", *extra]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    out: dict[str, Any] = json.loads(r.stdout)
+    return out
+
+
 def test_plan_prints_the_maps_poa_and_the_plans_pos_and_writes_the_map(tmp_path: Path) -> None:
     small = {
         "name": "lost hiker",
@@ -302,37 +322,32 @@ def test_plan_prints_the_maps_poa_and_the_plans_pos_and_writes_the_map(tmp_path:
         "launch_sites": [{"name": "base", "lon": 8.015, "lat": 46.51, "pads": 4}],
         "fleet": _fleet(6, speed_mps=12, endurance_s=1500),
         "search": {
+            "allocation": "uniform",
             "prior": {
                 "cell_m": 50,
                 "last_known_point": {"lon": 8.015, "lat": 46.51, "rings_km": [0.3, 0.6, 1.1, 2]},
-            }
+            },
         },
     }
-    path = tmp_path / "m.yaml"
-    path.write_text(json.dumps(small))
     prob = tmp_path / "prob.geojson"
-    r = CliRunner().invoke(
-        app,
-        [
-            "plan",
-            str(path),
-            "--out",
-            str(tmp_path / "p.geojson"),
-            "--json",
-            "--probability",
-            str(prob),
-        ],
-    )
-    assert r.exit_code == 0, r.output
-    s = json.loads(r.stdout)
+    s = _plan_json(tmp_path, small, "--probability", str(prob))
     assert 0.5 < s["poa_total"] < 1.0  # the 95 % ring reaches past the 2.3 km x 2.2 km area
-    # the whole area swept once: POD 1 - 1/e in every cell, so POS = (1 - 1/e) POA or a bit more
-    assert s["pos_plan"] >= (1 - math.exp(-1)) * s["poa_total"] - 0.01
-    assert s["pos_plan"] < s["pos_optimal_same_effort"] <= s["poa_total"]
+    # the whole area swept once at a swath's spacing: coverage W / swath = 0.706 in every cell,
+    # so POS = (1 - e^-0.706) POA or a bit more
+    assert s["pos_plan"] >= (1 - math.exp(-0.706)) * s["poa_total"] - 0.01
+    assert s["pos_plan"] < 0.85 * s["pos_optimal_same_effort"]
+    assert s["pos_optimal_same_effort"] <= s["poa_total"]
     fc = json.loads(prob.read_text())
     poa = sum(f["properties"]["poa"] for f in fc["features"])
     assert poa == pytest.approx(s["poa_total"], abs=1e-4)
     assert {"pod_plan", "pod_optimal", "density_per_km2"} <= set(fc["features"][0]["properties"])
+    # the default, the plan steered by the map: close to Stone's optimum at its own effort, and
+    # it searches on until the expected POS reaches target_pos of the map's
+    small["search"]["allocation"] = "optimal"  # type: ignore[index]
+    small["search"]["prior"]["target_pos"] = 0.8  # type: ignore[index]
+    s = _plan_json(tmp_path, small)
+    assert s["pos_plan"] >= 0.95 * s["pos_optimal_same_effort"]
+    assert s["pos_plan"] >= 0.8 * s["poa_total"]
 
 
 def test_plan_without_a_prior_prints_no_probabilities(tmp_path: Path) -> None:
@@ -384,6 +399,7 @@ def test_a_flown_search_updates_the_map_from_the_tracks_flown(tmp_path: Path) ->
             "prior": {
                 "cell_m": 50,
                 "last_known_point": {"lon": 8.006, "lat": 46.504, "rings_km": [0.1, 0.2, 0.4, 0.8]},
+                "target_pos": 0.6,
             }
         },
     }

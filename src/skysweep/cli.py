@@ -942,5 +942,51 @@ def bench_plan(
         out.print(f"{mark}  {b['bar']}: {value}")
 
 
+@bench_app.command("search")
+@_user_errors
+def bench_search(
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Run just this scenario (repeat for several); default: all."),
+    ] = None,
+    runs: Annotated[int, typer.Option(min=10, help="Monte Carlo runs per scenario.")] = 500,
+    flights: Annotated[
+        int, typer.Option(min=1, help="Simulated flights per plan the runs are shared over.")
+    ] = 2,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the persons and the flights.")] = 0,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write the POS-over-time plot here (PNG).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print every figure as one JSON object.")
+    ] = False,
+) -> None:
+    """Monte Carlo search missions in the simulator: the person placed by sampling the
+    probability map, the plan steered by the map against a uniform lawnmower with the same
+    fleet, and against Stone's optimum at equal effort. Prints POS over time, mean and median
+    time to find, and the issue's bars. See docs/benchmarks.md."""
+    from skysweep.bench import search as bench
+
+    for name in only or ():
+        if name not in bench.SCENARIOS:
+            known = ", ".join(bench.SCENARIOS)
+            raise typer.BadParameter(f"no scenario {name!r}; known: {known}", param_hint="--only")
+    results = bench.run(only, runs=runs, flights=flights, seed=seed)
+    if plot is not None:
+        bench.plot(results, plot)
+    if as_json:
+        print(json.dumps(results))
+        return
+    from rich.table import Table
+
+    t = Table(title="search: steered by the map / uniform lawnmower")
+    rows = bench.summary_rows(results)
+    for col in rows[0]:
+        t.add_column(col.replace("_", " "), no_wrap=col != "bars")
+    for r in rows:
+        t.add_row(*(str(v) for v in r.values()))
+    (out if out.is_terminal else Console(width=160)).print(t)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -275,6 +275,17 @@ class LastKnownPointSpec(_Spec):
         return rings
 
 
+class DatumPriorSpec(_Spec):
+    """A datum with its probable position error: the person is around the point with a
+    circular normal distribution of standard deviation ``sigma_m`` (metres) in each axis (the
+    IAMSAR datum; a position report with its error, or a drift computation)."""
+
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    sigma_m: float = Field(gt=0, le=1_000_000)
+    weight: float = Field(default=1.0, gt=0)
+
+
 class PriorRegionSpec(_Spec):
     """A region the search planners drew, with the weight they gave it (consensus)."""
 
@@ -329,15 +340,20 @@ class PriorSpec(_Spec):
     square over the area; keep-out zones are not searchable."""
 
     cell_m: float = Field(default=50.0, ge=5, le=5000)
+    target_pos: float = Field(default=0.9, gt=0, lt=1)
+    """With ``search.allocation: optimal``, the plan adds passes until the expected probability
+    of success reaches this share of the map's total POA."""
     last_known_point: LastKnownPointSpec | None = None
+    datum: DatumPriorSpec | None = None
     regions: list[PriorRegionSpec] = Field(default_factory=list)
     grid: PriorGridSpec | None = None
 
     @model_validator(mode="after")
     def _something(self) -> PriorSpec:
-        if self.last_known_point is None and not self.regions and self.grid is None:
-            raise ValueError("give a last_known_point, regions or a grid")
-        only_regions = self.last_known_point is None and self.grid is None
+        points = self.last_known_point is None and self.datum is None
+        if points and not self.regions and self.grid is None:
+            raise ValueError("give a last_known_point, a datum, regions or a grid")
+        only_regions = points and self.grid is None
         if only_regions and sum(r.weight for r in self.regions) <= 0:
             raise ValueError("the regions' weights are all 0")
         return self
@@ -349,6 +365,10 @@ class SearchSpec(_Spec):
     """An IAMSAR search pattern around a datum; ``None``: search the whole area."""
     prior: PriorSpec | None = None
     """Where the person may be (the probability map); ``None``: anywhere in the area alike."""
+    allocation: Literal["optimal", "uniform"] = "optimal"
+    """With a ``prior``: ``optimal`` spends the effort where it raises the probability of
+    success most, in passes over ever larger regions; ``uniform`` covers the area once,
+    evenly, as without a prior."""
 
 
 class SafetySpec(_Spec):

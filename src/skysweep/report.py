@@ -18,7 +18,7 @@ from skysweep import mission as mission_mod
 from skysweep.geo import FloatArray
 from skysweep.runtime.orchestrator import SENSOR_MIN_ALT
 from skysweep.search.effort import pod, pos, posterior, swept_effort
-from skysweep.search.prior import ProbabilityGrid, build_prior
+from skysweep.search.prior import ProbabilityGrid, build_prior, sweep_width_m
 from skysweep.store import RunLog
 
 
@@ -53,7 +53,7 @@ def _search_figures(
 ) -> tuple[str, str, dict[str, object]]:
     """The probability map before and after the search, each cell's POD, and the POS over
     time, from the tracks flown (telemetry, every tick: the orchestrator's own count)."""
-    swath = np.asarray(m.fleet.swath_m, float)
+    swath = sweep_width_m(m)
     sensing = a >= SENSOR_MIN_ALT * m.altitude_m
     effort = np.zeros(grid.shape)
     every = max(1, len(t) // 500)

@@ -89,7 +89,7 @@ def geojson(geom: Geometry, origin: tuple[float, float]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class _Site:
+class Site:
     name: str
     xy: tuple[float, float]
     """Local metres."""
@@ -97,7 +97,7 @@ class _Site:
     launch_interval_s: float = 5.0
 
 
-def _drones(
+def drones_entry(
     model: str,
     count: int,
     site: str,
@@ -120,11 +120,11 @@ def _drones(
     }
 
 
-def _mission(
+def mission_data(
     name: str,
     origin: tuple[float, float],
     area: Geometry,
-    sites: Sequence[_Site],
+    sites: Sequence[Site],
     fleet: Sequence[dict[str, Any]],
     *,
     keep_out: Sequence[tuple[str, shapely.Polygon]] = (),
@@ -286,13 +286,13 @@ RIVER_ORIGIN = (14.40, 46.30)
 
 
 def _meadow_3() -> MissionData:
-    sites = [_Site("gate", (600.0, -200.0), pads=1)]
-    return _mission(
+    sites = [Site("gate", (600.0, -200.0), pads=1)]
+    return mission_data(
         "meadow, 3 drones",
         (8.30, 47.05),
         _box(0, 0, 1200, 900),
         sites,
-        [_drones("quad-s", 3, "gate", 10, 50, 1800)],
+        [drones_entry("quad-s", 3, "gate", 10, 50, 1800)],
         wind_mps=3,
         wind_from_deg=250,
     )
@@ -300,13 +300,13 @@ def _meadow_3() -> MissionData:
 
 def _l_valley_12() -> MissionData:
     area = shapely.union_all([_box(0, 0, 3000, 800), _box(0, 0, 800, 2500)])
-    sites = [_Site("junction", (400.0, 400.0), pads=2)]
-    return _mission(
+    sites = [Site("junction", (400.0, 400.0), pads=2)]
+    return mission_data(
         "L-shaped valley, 12 drones",
         (9.10, 46.70),
         area,
         sites,
-        [_drones("quad-s", 12, "junction", 12, 60, 1800)],
+        [drones_entry("quad-s", 12, "junction", 12, 60, 1800)],
         wind_from_deg=300,
     )
 
@@ -319,13 +319,13 @@ def _u_bowl_30() -> MissionData:
         ("nest", _ellipse(600, 2600, 220, 140, 30)),
     ]
     # the site sits in the hollow of the U: outside the area, surrounded by it on three sides
-    sites = [_Site("hollow", (2000.0, 2400.0), pads=3)]
-    return _mission(
+    sites = [Site("hollow", (2000.0, 2400.0), pads=3)]
+    return mission_data(
         "U-shaped bowl, 30 drones, 3 keep-outs",
         (7.60, 46.20),
         area,
         sites,
-        [_drones("quad-s", 30, "hollow", 12, 60, 2100)],
+        [drones_entry("quad-s", 30, "hollow", 12, 60, 2100)],
         keep_out=keep_out,
         wind_mps=5,
         wind_from_deg=200,
@@ -340,15 +340,15 @@ def _star(points: int, r_out: float, r_in: float) -> shapely.Polygon:
 
 def _star_hetero_40() -> MissionData:
     sites = [
-        _Site("hub", (0.0, 0.0), pads=4),
+        Site("hub", (0.0, 0.0), pads=4),
         # between the two southern points of the star: outside the area
-        _Site("airstrip", (0.0, -2600.0), pads=2, launch_interval_s=10),
+        Site("airstrip", (0.0, -2600.0), pads=2, launch_interval_s=10),
     ]
     fleet = [
-        _drones("quad-m", 24, "hub", 10, 40, 1500),
-        _drones("vtol-w", 16, "airstrip", 18, 100, 3600, swap_s=300, climb_mps=3),
+        drones_entry("quad-m", 24, "hub", 10, 40, 1500),
+        drones_entry("vtol-w", 16, "airstrip", 18, 100, 3600, swap_s=300, climb_mps=3),
     ]
-    return _mission(
+    return mission_data(
         "star-shaped burn scar, 40 mixed drones",
         (-120.50, 38.80),
         _star(5, 3000, 1300),
@@ -369,14 +369,14 @@ def _islands_24() -> MissionData:
     ]
     area = shapely.MultiPolygon(parts)
     sites = [
-        _Site("jetty", (-500.0, 0.0), pads=3),
-        _Site("mainland", (-1800.0, -1500.0), pads=2),
+        Site("jetty", (-500.0, 0.0), pads=3),
+        Site("mainland", (-1800.0, -1500.0), pads=2),
     ]
     fleet = [
-        _drones("quad-s", 14, "jetty", 12, 60, 1800),
-        _drones("quad-lr", 10, "mainland", 15, 80, 2700),
+        drones_entry("quad-s", 14, "jetty", 12, 60, 1800),
+        drones_entry("quad-lr", 10, "mainland", 15, 80, 2700),
     ]
-    return _mission(
+    return mission_data(
         "three islands, 24 mixed drones",
         (23.50, 37.90),
         area,
@@ -395,11 +395,11 @@ def _river_16() -> MissionData:
     ends = 200.0, line.length - 200.0
     at = [line.interpolate(d) for d in np.linspace(*ends, 4)]
     sites = [
-        _Site(name, (p.x, p.y), pads=2)
+        Site(name, (p.x, p.y), pads=2)
         for name, p in zip(("bridge", "ford", "mill", "weir"), at, strict=True)
     ]
-    fleet = [_drones("quad-s", 4, s.name, 10, 30, 1200) for s in sites]
-    return _mission(
+    fleet = [drones_entry("quad-s", 4, s.name, 10, 30, 1200) for s in sites]
+    return mission_data(
         "winding river valley 300 m x 15.5 km, 16 drones",
         RIVER_ORIGIN,
         area,
@@ -418,12 +418,12 @@ def _village_60() -> MissionData:
     area = shapely.Polygon([(0, 0), (3800, 0), (3800, 2000), (2400, 2000), (2400, 3000), (0, 3000)])
     square, road = (1200.0, 1500.0), (3000.0, -300.0)
     zones = scatter_zones(rng, area, 50, (40.0, 160.0), avoid=[square], clearance_m=250.0)
-    sites = [_Site("square", square, pads=4), _Site("road", road, pads=6)]
+    sites = [Site("square", square, pads=4), Site("road", road, pads=6)]
     fleet = [
-        _drones("quad-m", 36, "square", 10, 40, 1500),
-        _drones("quad-m", 24, "road", 10, 40, 1500),
+        drones_entry("quad-m", 36, "square", 10, 40, 1500),
+        drones_entry("quad-m", 24, "road", 10, 40, 1500),
     ]
-    return _mission(
+    return mission_data(
         "village with 50 keep-out buildings, 60 drones",
         (5.90, 45.60),
         area,
@@ -436,13 +436,13 @@ def _village_60() -> MissionData:
 
 
 def _ridge_30() -> MissionData:
-    sites = [_Site("base", (-300.0, -300.0), pads=10)]
-    return _mission(
+    sites = [Site("base", (-300.0, -300.0), pads=10)]
+    return mission_data(
         "ridge from one corner base, 30 drones, battery-bound",
         (8.01, 46.50),
         _box(0, 0, 5000, 6000),
         sites,
-        [_drones("quad-s", 30, "base", 12, 60, 2400)],
+        [drones_entry("quad-s", 30, "base", 12, 60, 2400)],
         keep_out=[("power line", _box(2400, 800, 2460, 5200))],
     )
 
@@ -451,13 +451,13 @@ def _moor_4() -> MissionData:
     area = _box(0, 0, 2600, 1800).difference(
         shapely.union_all([_box(600, 900, 1000, 1900), _box(1600, 900, 2000, 1900)])
     )
-    sites = [_Site("crofter", (300.0, 300.0), pads=1)]
-    return _mission(
+    sites = [Site("crofter", (300.0, 300.0), pads=1)]
+    return mission_data(
         "comb-shaped moor, 4 drones, windy, battery-bound",
         (-4.20, 57.10),
         area,
         sites,
-        [_drones("quad-s", 4, "crofter", 10, 50, 1500)],
+        [drones_entry("quad-s", 4, "crofter", 10, 50, 1500)],
         altitude_m=50,
         wind_mps=8,
         wind_from_deg=240,
@@ -467,13 +467,13 @@ def _moor_4() -> MissionData:
 def _crescent_8() -> MissionData:
     area = _ellipse(0, 0, 1800, 1800).difference(_ellipse(800, 0, 1500, 1500))
     # in the crescent's hollow: outside the area
-    sites = [_Site("hollow", (900.0, 0.0), pads=1)]
-    return _mission(
+    sites = [Site("hollow", (900.0, 0.0), pads=1)]
+    return mission_data(
         "crescent dune, 8 drones, strong wind, battery-bound",
         (-15.60, 27.90),
         area,
         sites,
-        [_drones("quad-s", 8, "hollow", 10, 50, 1200)],
+        [drones_entry("quad-s", 8, "hollow", 10, 50, 1200)],
         altitude_m=70,
         wind_mps=10,
         wind_from_deg=0,
@@ -487,19 +487,19 @@ def _coast_120() -> MissionData:
         ("heliport", _ellipse(1500, 2200, 200, 150)),
     ]
     sites = [
-        _Site("road west", (1500.0, -300.0), pads=6),
-        _Site("road centre", (4500.0, -300.0), pads=4, launch_interval_s=8),
-        _Site("road east", (7500.0, -300.0), pads=6),
+        Site("road west", (1500.0, -300.0), pads=6),
+        Site("road centre", (4500.0, -300.0), pads=4, launch_interval_s=8),
+        Site("road east", (7500.0, -300.0), pads=6),
         # a lifeboat in the bay: outside the area, on the water
-        _Site("lifeboat", (4500.0, 3600.0), pads=1, launch_interval_s=15),
+        Site("lifeboat", (4500.0, 3600.0), pads=1, launch_interval_s=15),
     ]
     fleet = [
-        _drones("quad-s", 40, "road west", 12, 60, 1800),
-        _drones("vtol-w", 30, "road centre", 18, 100, 3000, swap_s=300, climb_mps=3),
-        _drones("quad-s", 40, "road east", 12, 60, 1800),
-        _drones("quad-xs", 10, "lifeboat", 8, 30, 900, swap_s=60),
+        drones_entry("quad-s", 40, "road west", 12, 60, 1800),
+        drones_entry("vtol-w", 30, "road centre", 18, 100, 3000, swap_s=300, climb_mps=3),
+        drones_entry("quad-s", 40, "road east", 12, 60, 1800),
+        drones_entry("quad-xs", 10, "lifeboat", 8, 30, 900, swap_s=60),
     ]
-    return _mission(
+    return mission_data(
         "storm coast around a bay, 120 mixed drones from 4 sites",
         (-9.30, 38.70),
         area,
@@ -516,13 +516,13 @@ def _speed_200() -> MissionData:
         [(0, 0), (10500, 0), (11000, 5000), (10000, 10000), (500, 10000), (-500, 5000)]
     )
     sites = [
-        _Site("north inside", (3000.0, 7500.0), pads=5),
-        _Site("south inside", (7500.0, 2500.0), pads=5),
-        _Site("west road", (-900.0, 2500.0), pads=5),
-        _Site("east road", (11400.0, 7500.0), pads=5),
+        Site("north inside", (3000.0, 7500.0), pads=5),
+        Site("south inside", (7500.0, 2500.0), pads=5),
+        Site("west road", (-900.0, 2500.0), pads=5),
+        Site("east road", (11400.0, 7500.0), pads=5),
     ]
-    fleet = [_drones("quad-s", 50, s.name, 12, 60, 2400) for s in sites]
-    return _mission(
+    fleet = [drones_entry("quad-s", 50, s.name, 12, 60, 2400) for s in sites]
+    return mission_data(
         "plain, 200 drones over ~100 km² (issue 3 speed bar)",
         (11.60, 44.90),
         area,
@@ -536,17 +536,17 @@ def _wildfire_150() -> MissionData:
     area = _blob(rng, 0, 0, 7000, 0.3, k=48)
     inside = [(-3000.0, 2000.0), (2500.0, 2500.0), (0.0, -3000.0)]
     outside = [_beyond(area, a, 400.0) for a in (190.0, 340.0, 90.0)]
-    sites = [_Site(f"camp {i + 1}", xy, pads=6 + i % 3) for i, xy in enumerate(inside)] + [
-        _Site(f"road {i + 1}", xy, pads=8) for i, xy in enumerate(outside)
+    sites = [Site(f"camp {i + 1}", xy, pads=6 + i % 3) for i, xy in enumerate(inside)] + [
+        Site(f"road {i + 1}", xy, pads=8) for i, xy in enumerate(outside)
     ]
     zones = scatter_zones(
         rng, area, 10, (300.0, 900.0), avoid=[s.xy for s in sites], clearance_m=600.0
     )
     fleet = []
     for i, s in enumerate(sites):
-        fleet.append(_drones("quad-m", 17 if i < 3 else 16, s.name, 12, 50, 1200))
-        fleet.append(_drones("vtol-w", 8 if i < 3 else 9, s.name, 18, 100, 3000, 300, 3))
-    return _mission(
+        fleet.append(drones_entry("quad-m", 17 if i < 3 else 16, s.name, 12, 50, 1200))
+        fleet.append(drones_entry("vtol-w", 8 if i < 3 else 9, s.name, 18, 100, 3000, 300, 3))
+    return mission_data(
         "wildfire burn scar ~150 km², 150 mixed drones from 6 sites, 10 keep-outs",
         (-122.30, 40.10),
         area,
@@ -577,15 +577,15 @@ def _speed_2500() -> MissionData:
         (16000.0, 15500.0),
         (22500.0, 10000.0),  # south of the bite
     ]
-    sites = [_Site(f"staging {i + 1}", p, pads=10, launch_interval_s=3) for i, p in enumerate(xy)]
+    sites = [Site(f"staging {i + 1}", p, pads=10, launch_interval_s=3) for i, p in enumerate(xy)]
     zones = scatter_zones(rng, area, 50, (200.0, 800.0), avoid=xy, clearance_m=500.0, gap_m=100)
     fleet = [
-        _drones("quad-m", 250, s.name, 10, 40, 2400)
+        drones_entry("quad-m", 250, s.name, 10, 40, 2400)
         if i % 2 == 0
-        else _drones("quad-l", 250, s.name, 12, 50, 2400)
+        else drones_entry("quad-l", 250, s.name, 12, 50, 2400)
         for i, s in enumerate(sites)
     ]
-    return _mission(
+    return mission_data(
         "flood plain ~500 km², 2,500 drones, 50 keep-outs (issue 3 speed bar)",
         (11.00, 45.00),
         area,

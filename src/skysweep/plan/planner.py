@@ -22,6 +22,14 @@ def plan_mission(mission: Mission) -> Plan:
         from skysweep.plan.patterns import plan_pattern  # patterns builds on this module
 
         return plan_pattern(mission)
+    if mission.spec.search.prior is not None and mission.spec.search.allocation == "optimal":
+        # both build on this module's area planner
+        from skysweep.plan.optimal_search import plan_optimal_search
+        from skysweep.search.prior import build_prior
+
+        grid = build_prior(mission)
+        assert grid is not None
+        return plan_optimal_search(mission, grid)
     fleet = mission.fleet
     samples, _ = sample_points(mission.searchable)
     if not len(samples):

@@ -61,7 +61,7 @@ from skysweep.safety.kernel import (
 )
 from skysweep.search.effort import pos as success_probability
 from skysweep.search.effort import posterior, swept_effort
-from skysweep.search.prior import build_prior
+from skysweep.search.prior import build_prior, sweep_width_m
 from skysweep.store import Event, RunLog
 from skysweep.telemetry import AutopilotMode, Command, FleetState
 
@@ -230,6 +230,7 @@ class Orchestrator:
         self.prior = build_prior(m)
         self.search_effort = np.zeros(self.prior.shape) if self.prior is not None else None
         self._radius = fleet.swath_m / 2.0
+        self._sweep_width_m = sweep_width_m(m)
         self._prev_pos: NDArray[np.float64] | None = None
         self._prev_sensing = np.zeros(n, bool)
         self._prev_seq = np.zeros(n, np.intp)
@@ -1479,12 +1480,12 @@ class Orchestrator:
 
     def _sweep_effort(self, a: FloatArray, b: FloatArray, drones: NDArray[np.intp]) -> None:
         """Add what the cameras of ``drones`` swept flying from ``a`` to ``b`` to the effort
-        in each cell of the probability map (its swath wide: the sweep width)."""
+        in each cell of the probability map (the sweep width W × the distance flown)."""
         g = self.prior
         if g is None or self.search_effort is None:
             return
         self.search_effort += swept_effort(
-            g.x0_m, g.y0_m, g.cell_m, g.shape, a, b, 2.0 * self._radius[drones]
+            g.x0_m, g.y0_m, g.cell_m, g.shape, a, b, self._sweep_width_m[drones]
         )
 
     @property

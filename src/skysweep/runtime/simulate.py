@@ -70,8 +70,14 @@ def place_mission_targets(mission: Mission, seed: int) -> Targets:
     return Targets(np.vstack(xy), tuple(kinds))
 
 
-def sim_world(plan: Plan | Mission, seed: int, faults: Sequence[Fault] = ()) -> World:
-    """A simulated fleet for a mission (or a plan's), every drone on its pad."""
+def sim_world(
+    plan: Plan | Mission,
+    seed: int,
+    faults: Sequence[Fault] = (),
+    targets: Targets | None = None,
+) -> World:
+    """A simulated fleet for a mission (or a plan's), every drone on its pad; ``targets``
+    replaces the mission's ``simulation.targets``."""
     m = plan.mission if isinstance(plan, Plan) else plan
     f = m.fleet
     sim = m.spec.simulation
@@ -107,7 +113,7 @@ def sim_world(plan: Plan | Mission, seed: int, faults: Sequence[Fault] = ()) -> 
     return World(
         params,
         seed=seed,
-        targets=place_mission_targets(m, seed),
+        targets=place_mission_targets(m, seed) if targets is None else targets,
         faults=faults,
         fence=fence,
         drone_ids=f.ids,

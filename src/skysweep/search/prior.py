@@ -7,6 +7,7 @@ normalised to sum to 1):
   75 and 95 % of lost persons of the subject's category were found. The distance from the point
   is taken to follow the piecewise-linear distribution through those quartiles, from 0 at the
   point to 100 % at ``q95 + 2 (q95 − q75)``, and every bearing alike;
+- **a datum** with its probable error: a circular normal distribution round a point;
 - **regions** drawn by the planners, each with its weight (the consensus method): the weight is
   spread evenly over the region;
 - **a grid** made elsewhere: polygons with a number each, spread evenly over each polygon.
@@ -20,18 +21,21 @@ Pure functions of the :class:`~skysweep.mission.Mission`, no I/O.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import shapely
+from scipy.special import ndtr
 
 from skysweep.errors import MissionError
 from skysweep.geo import FloatArray
-from skysweep.mission import LastKnownPointSpec, Mission, PriorSpec
+from skysweep.mission import DatumPriorSpec, LastKnownPointSpec, Mission, PriorSpec
 from skysweep.plan.model import Leg, Plan
 from skysweep.search.effort import cell_sums, swept_effort
+from skysweep.sim.sensor import lateral_range
 
 #: Most cells a probability map may have (cell_m too fine for the area beyond that).
 MAX_CELLS = 250_000
@@ -155,6 +159,9 @@ def _components(
         weights.append(lkp.weight)
         # the ring density is even within a cell: its searchable part holds its share
         masses.append(_rings(lkp, mission, x0, y0, c, nx, ny) * (area / (c * c)))
+    if spec.datum is not None:
+        weights.append(spec.datum.weight)
+        masses.append(_datum(spec.datum, mission, x0, y0, c, nx, ny) * (area / (c * c)))
     for r in spec.regions:
         geom = mission.frame.geom_to_local(shapely.geometry.shape(r.geometry))
         weights.append(r.weight)
@@ -213,6 +220,18 @@ def _rings(
     return cell_sums(x0, y0, c, (ny, nx), x, y, mass[ring] / n_pts[ring])
 
 
+def _datum(
+    datum: DatumPriorSpec, mission: Mission, x0: float, y0: float, c: float, nx: int, ny: int
+) -> FloatArray:
+    """Mass per cell (whole cell) of a circular normal round the datum: exact, the product of
+    the normal's mass across the cell's columns and across its rows."""
+    px, py = mission.frame.to_local(datum.lon, datum.lat)
+    s = datum.sigma_m
+    across_x = np.diff(ndtr((x0 + np.arange(nx + 1) * c - float(px)) / s))
+    across_y = np.diff(ndtr((y0 + np.arange(ny + 1) * c - float(py)) / s))
+    return np.outer(across_y, across_x)
+
+
 def _evenly(
     region: shapely.Geometry,
     searchable: shapely.Geometry,
@@ -256,11 +275,27 @@ def _searchable_area(
     return out
 
 
+@functools.cache
+def width_per_swath() -> float:
+    """A drone's sweep width W for a person at the search altitude, per metre of its swath
+    (the sensor model's lateral range curve integrated: 0.706); also the coverage ``W / s`` of
+    a lawnmower pass with track spacing ``s`` equal to the swath."""
+    # the ratio is the same at every search altitude: 100 m is just above the sensor cut-off
+    return lateral_range(1.0, 100.0, 100.0, "person").sweep_width_m()
+
+
+def sweep_width_m(mission: Mission) -> FloatArray:
+    """Each drone's sweep width W (metres) for a person, flying at the search altitude: the
+    integral of the sensor model's lateral range curve (:mod:`skysweep.sim.sensor`), about
+    0.71 of the drone's swath. Effort is W × distance flown."""
+    return np.asarray(mission.fleet.swath_m, float) * width_per_swath()
+
+
 def plan_effort(plan: Plan, grid: ProbabilityGrid) -> FloatArray:
     """Effort (m² swept) per cell of ``grid`` by the sweep legs of every sortie of ``plan``,
-    each with its drone's swath."""
+    each with its drone's sweep width."""
     a_parts, b_parts, w_parts = [], [], []
-    swath = plan.mission.fleet.swath_m
+    swath = sweep_width_m(plan.mission)
     for s in plan.sorties:
         k = np.flatnonzero(s.legs == Leg.SWEEP)
         if len(k):

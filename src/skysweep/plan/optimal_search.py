@@ -1,0 +1,159 @@
+"""Plan a search steered by the probability map: Stone's optimal allocation, flown in passes.
+
+With the exponential detection function the optimal effort for a total ``E`` levels the
+density of every cell it searches down to a threshold ``λ(E)`` (:mod:`skysweep.search.effort`).
+As ``E`` grows ``λ`` falls and the searched region ``{d > λ}`` grows, and the optimal
+allocations are nested: a search that always follows them is optimal at every moment, not just
+at its end (Stone's *uniformly optimal* search).
+
+A lawnmower pass with track spacing ``s`` adds coverage ``c = W / s`` (``W`` the sweep width)
+to every cell it crosses. So the plan is a sequence of passes, pass ``j`` sweeping the region
+where the prior density is above ``d_max · e^(−j c)``: after ``j`` passes every cell of density
+``d`` has had ``⌊ln(d_max/d) / c⌋`` of them, which is the optimal coverage ``ln(d/λ)`` for
+``λ = d_max · e^(−j c)``, to within one pass. The passes grow outward from the densest cells,
+so a search with the launch site at the last known point starts close to home. In a cell the
+effective track spacing is the swath over the number of passes it gets.
+
+Each pass is split among the whole fleet by the area planner (:func:`allocate`, in proportion
+to the drones' sweep rates, compact stretches each drone reaches soonest) and every drone flies
+its share of pass 1, then of pass 2, and so on, cut into sorties that fit its battery. Passes
+are added until the expected probability of success (exponential detection, cell by cell)
+reaches ``search.prior.target_pos`` of the map's total POA.
+
+Everything in the mission's local frame (metres) and seconds from mission start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from skysweep.errors import InfeasibleError
+from skysweep.geo import FloatArray, sample_points
+from skysweep.mission import Mission
+from skysweep.plan.allocate import allocate
+from skysweep.plan.lanes import sweep_route
+from skysweep.plan.metrics import coverage_fraction, launch_slots, lower_bound_s
+from skysweep.plan.model import Plan, PlanMetrics, Sortie
+from skysweep.plan.paths import PathFinder
+from skysweep.plan.sorties import fly_routes
+from skysweep.search.prior import ProbabilityGrid, width_per_swath
+
+#: Most passes a plan may have, whatever the target: a bound on the planning time.
+MAX_PASSES = 40
+#: A pass smaller than this share of the searchable area is merged into the next one: a
+#: region a few cells wide split among the whole fleet gives each drone slivers.
+MIN_PASS_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class Passes:
+    """The passes of a search plan over a probability map: ``count`` (ny, nx) is how many of
+    them cross each cell, ``regions[j]`` the cells of pass ``j`` (local metres), ``pos`` the
+    expected probability of success after each pass (exponential detection)."""
+
+    regions: tuple[shapely.Geometry, ...]
+    count: np.ndarray
+    pos: tuple[float, ...]
+
+
+def plan_passes(grid: ProbabilityGrid, coverage_per_pass: float, target_pos: float) -> Passes:
+    """The nested passes (see the module docstring) until the expected POS reaches
+    ``target_pos`` × the map's total, or :data:`MAX_PASSES`.
+
+    ``coverage_per_pass``: ``W / s``, the coverage one pass adds to a cell it crosses.
+    """
+    live = (grid.poa > 0) & (grid.area_m2 > 0)
+    if not live.any():
+        raise InfeasibleError("the probability map has no searchable cell with a probability")
+    ln_d = np.full(grid.shape, -np.inf)
+    ln_d[live] = np.log(grid.poa[live] / grid.area_m2[live])
+    top = float(ln_d[live].max())
+    count = np.zeros(grid.shape, np.intp)
+    regions: list[shapely.Geometry] = []
+    pos: list[float] = []
+    goal = target_pos * grid.total
+    searchable_m2 = float(grid.area_m2.sum())
+    j = 0
+    while len(regions) < MAX_PASSES:
+        j += 1
+        cells = live & (ln_d > top - j * coverage_per_pass)
+        if float(grid.area_m2[cells].sum()) < MIN_PASS_SHARE * searchable_m2 and not cells.all():
+            bigger = live & (ln_d > top - (j + 1) * coverage_per_pass)
+            if bigger.sum() > cells.sum():
+                # a sliver: its cells get their pass as part of the next, larger one
+                count[cells] += 1
+                continue
+        count[cells] += 1
+        regions.append(_cells_region(grid, cells))
+        pod = -np.expm1(-coverage_per_pass * count)
+        pos.append(float(np.sum(grid.poa * pod)))
+        if pos[-1] >= goal:
+            break
+    return Passes(tuple(regions), count, tuple(pos))
+
+
+def plan_optimal_search(mission: Mission, grid: ProbabilityGrid) -> Plan:
+    """Plan ``mission`` as passes over ``grid`` (see the module docstring); raises
+    :class:`InfeasibleError` if it cannot be flown."""
+    spec = mission.spec.search.prior
+    assert spec is not None
+    fleet = mission.fleet
+    finder = PathFinder(mission.flyable)
+    passes = plan_passes(grid, width_per_swath(), spec.target_pos)
+    launch = launch_slots(mission)
+    pads = mission.pad_xy_m
+    routes: list[list[FloatArray]] = [[] for _ in range(len(fleet))]
+    cells: list[list[shapely.Geometry]] = [[] for _ in range(len(fleet))]
+    for region in passes.regions:
+        part = shapely.intersection(region, mission.searchable)
+        if part.is_empty or part.area < 1.0:
+            continue
+        allocation = allocate(dataclasses.replace(mission, searchable=part), launch, finder)
+        for stretch in allocation.stretches:
+            i = stretch.drone
+            route = sweep_route(
+                stretch.cell, float(fleet.swath_m[i]), finder, pads[i], allocation.theta_rad
+            )
+            if len(route):
+                routes[i].append(route)
+                cells[i].append(stretch.cell)
+    sorties: list[Sortie] = []
+    finish = launch.copy()
+    for i in range(len(fleet)):
+        flown = fly_routes(mission, i, routes[i], finder, float(launch[i]), 1, pads[i])
+        sorties += flown
+        if flown:
+            finish[i] = flown[-1].land_s
+    if not sorties:
+        raise InfeasibleError("the probability map leaves nothing to search")
+    samples, _ = sample_points(mission.searchable)
+    coverage, _ = coverage_fraction(
+        samples, [(s.path[:, :2], fleet.swath_m[s.drone] / 2) for s in sorties]
+    )
+    metrics = PlanMetrics(
+        drones=len(fleet),
+        sorties=len(sorties),
+        searchable_area_m2=float(mission.searchable.area),
+        coverage_fraction=coverage,
+        makespan_s=float(finish.max()),
+        lower_bound_s=lower_bound_s(mission, samples, launch),
+    )
+    regions = tuple(shapely.union_all(c) if c else shapely.Polygon() for c in cells)
+    return Plan(mission, tuple(sorties), regions, metrics)
+
+
+def _cells_region(grid: ProbabilityGrid, cells: np.ndarray) -> shapely.Geometry:
+    """The union of the marked cells of ``grid`` (squares, local metres)."""
+    j, i = np.nonzero(cells)
+    c = grid.cell_m
+    x, y = grid.x0_m + i * c, grid.y0_m + j * c
+    boxes = shapely.box(x, y, x + c, y + c)
+    # the squares share edges exactly: a coverage union is exact and much faster than union_all
+    region = shapely.coverage_union_all(boxes)
+    # staircase corners only make lanes and stretches ragged; a quarter cell changes nothing
+    return shapely.simplify(region, c / 4.0) if math.isfinite(c) else region
