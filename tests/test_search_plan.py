@@ -49,6 +49,7 @@ def _datum_mission(
     lon = ORIGIN[0] + math.degrees(x / (6_371_000.0 * math.cos(math.radians(ORIGIN[1]))))
     lat = ORIGIN[1] + math.degrees(y / 6_371_000.0)
     data["search"]["allocation"] = allocation
+    data["search"]["confirm_detections"] = False  # the Monte Carlo flights need it off
     data["search"]["prior"] = {
         "cell_m": 50,
         "target_pos": target_pos,

@@ -369,6 +369,16 @@ class SearchSpec(_Spec):
     """With a ``prior``: ``optimal`` spends the effort where it raises the probability of
     success most, in passes over ever larger regions; ``uniform`` covers the area once,
     evenly, as without a prior."""
+    confirm_detections: bool | None = None
+    """Send the nearest drone over every new detection in a tight pattern; a confirmed one
+    ends the search. ``None``: on with a ``prior`` (the search for one missing person)."""
+
+    @property
+    def confirms(self) -> bool:
+        """Whether detections start a confirmation (see ``confirm_detections``)."""
+        if self.confirm_detections is None:
+            return self.prior is not None
+        return self.confirm_detections
 
 
 class SafetySpec(_Spec):

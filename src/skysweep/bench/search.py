@@ -91,6 +91,8 @@ class SearchScenario:
     def mission(self, allocation: str) -> Mission:
         data = self.build()
         data["search"]["allocation"] = allocation
+        # the flight must not depend on where the persons are (see the module docstring)
+        data["search"]["confirm_detections"] = False
         return mission_mod.parse(data, source=f"<search scenario {self.name}>")
 
 
@@ -235,6 +237,11 @@ class Flight:
 def fly(plan: Plan, persons_xy: FloatArray, seed: int) -> Flight:
     """Fly ``plan`` in the simulator with a person at each of ``persons_xy`` (NaN: nowhere)."""
     m = plan.mission
+    if m.spec.search.confirms:
+        raise InfeasibleError(
+            f"{m.name}: search.confirm_detections must be false here: a confirmation pattern "
+            "flown over one person would change the flight for all the others"
+        )
     placed = np.flatnonzero(np.isfinite(persons_xy[:, 0]))
     targets = Targets(persons_xy[placed], ("person",) * len(placed))
     world = sim_world(plan, seed, targets=targets)

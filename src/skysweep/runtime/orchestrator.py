@@ -32,11 +32,20 @@ from skysweep.link.base import Link
 from skysweep.mission import zone_from_geojson
 from skysweep.plan.model import Leg, Plan
 from skysweep.plan.paths import PathFinder
+from skysweep.plan.patterns import track_runs
 from skysweep.plan.replan import Progress, replan
 from skysweep.proximity import close_pairs
 from skysweep.runtime.book import SortieBook
 from skysweep.runtime.clock import Clock
 from skysweep.runtime.commands import CommandKind
+from skysweep.runtime.confirm import (
+    ASSIGN_TIMEOUT_S,
+    Confirmation,
+    merge_radius_m,
+    nearest_drone,
+    open_near,
+    pattern_xy,
+)
 from skysweep.runtime.lifecycle import Lifecycle, MissionState
 from skysweep.runtime.modes import MODE_MACHINE, FlightMode, derive
 from skysweep.runtime.preflight import preflight
@@ -253,6 +262,15 @@ class Orchestrator:
         #: The operator's verdict on detections, by number (1-based, the ``detection`` of
         #: each detection event): "confirmed" or "dismissed"; absent: not looked at yet.
         self.detection_status: dict[int, str] = {}
+        #: Detections being (or that were) confirmed by a drone's tight pattern, by number
+        #: (see :mod:`skysweep.runtime.confirm`); empty if the mission does not confirm.
+        self.confirmations: dict[int, Confirmation] = {}
+        self._confirms = m.spec.search.confirms
+        self._merge_m = merge_radius_m(float(np.median(fleet.swath_m)))
+        self._confirm_pending: dict[int, int] = {}  # drone -> detection, order under way
+        self._uploads = np.zeros(n, np.intp)  # routes uploaded to each drone so far
+        #: The detection the operator confirmed first: the person found (None: not yet).
+        self.found: int | None = None
         #: The telemetry of the last tick (what the operator's screen shows).
         self.last_state: FleetState | None = None
         self.t_s = 0.0
@@ -481,6 +499,7 @@ class Orchestrator:
                 data["detection"] = self.detections
                 lon, lat = self.plan.mission.frame.to_lonlat(data["x_m"], data["y_m"])
                 data.update(lon=round(float(lon), 7), lat=round(float(lat), 7))
+                self._note_detection(data, le.t_s)
             events.append(Event(le.t_s, le.kind, who, data))
 
         leg = self._current_leg(fs)
@@ -501,6 +520,7 @@ class Orchestrator:
         self._landings(fs, landed_now, now_s, events, orders)
         self._operator(fs, now_s, events, orders)
         self._off_route(fs, leg, now_s, events, orders)
+        self._confirmations(fs, now_s, events, orders)
         # what safety and the operator call for goes out before any re-plan is worked out
         # (a re-plan of thousands of drones takes a good part of a tick): those drones turn
         # at once, and the re-plan's own orders follow in the second batch
@@ -853,6 +873,8 @@ class Orchestrator:
             if not 1 <= number <= self.detections:
                 raise InfeasibleError(f"no detection {number} (there are {self.detections})")
             self.detection_status[number] = DETECTION_VERDICTS[kind]
+            if kind == "confirm_detection" and self.found is None:
+                return self._found(number, fs, now_s, events, orders)
             return "ok"
         if kind == "remove_keep_out":
             name = args["name"]
@@ -1286,6 +1308,12 @@ class Orchestrator:
                     events.append(Event(now_s, kind, self.ids[i], data))
                     self._refused[i] = key
             sent = v.sent
+            if o.reason == "confirm" and sent is not o:
+                # the kernel would not let this one fly the pattern: another may
+                self._detour_pending.pop(i, None)
+                number = self._confirm_pending.pop(i, None)
+                if number is not None:
+                    self.confirmations[number].tried.add(i)
             if sent is None:
                 waited = now_s - self._pending_resume.get(i, now_s)
                 if o.reason == "resume" and v.why.startswith("separation"):
@@ -1329,6 +1357,15 @@ class Orchestrator:
             if sent.command is Command.START_MISSION:
                 self._uploaded[i] = sent.route
                 self._leg_seq[i] = -1
+                self._uploads[i] += 1
+            if o.reason == "confirm" and sent is o:
+                self._seq_shift[i], self._detour_end[i] = self._detour_pending.pop(i)
+                c = self.confirmations[self._confirm_pending.pop(i)]
+                c.drone, c.started_s, c.upload = i, now_s, int(self._uploads[i])
+                far = float(np.hypot(*(np.asarray(c.xy_m) - self._uploaded_at(i))))
+                started = {"detection": c.number, "distance_m": round(far, 1)}
+                events.append(Event(now_s, "confirm_start", self.ids[i], started))
+                continue
             if o.reason == "resume" and sent.command is Command.START_MISSION:
                 # a step out of the band: the rest of the sortie as a detour
                 self._seq_shift[i], self._detour_end[i] = self._detour_pending.pop(i)
@@ -1488,6 +1525,135 @@ class Orchestrator:
             g.x0_m, g.y0_m, g.cell_m, g.shape, a, b, self._sweep_width_m[drones]
         )
 
+    # -- confirming detections ----------------------------------------------------------------
+
+    def _note_detection(self, data: dict[str, Any], t_s: float) -> None:
+        """A new detection (its event's ``data``): the same object as an open confirmation
+        (``same_as`` in the event), or a new one to confirm, if the mission confirms."""
+        if not self._confirms or self.found is not None:
+            return
+        xy = np.array([float(data["x_m"]), float(data["y_m"])])
+        near = open_near(self.confirmations, self.detection_status, xy, self._merge_m)
+        if near is not None:
+            near.redetections += 1
+            data["same_as"] = near.number
+            return
+        number = int(data["detection"])
+        self.confirmations[number] = Confirmation(number, (float(xy[0]), float(xy[1])), t_s)
+
+    def _uploaded_at(self, i: int) -> FloatArray:
+        """Where drone ``i`` was when its current route went up: the route's last point (the
+        pattern comes back there before its sortie goes on)."""
+        route = self._uploaded[i]
+        end = int(self._detour_end[i])
+        if route is None or end < 1:
+            return np.full(2, np.nan)
+        return np.asarray(route)[end - 1, :2]
+
+    def _confirmations(
+        self, fs: FleetState, now_s: float, events: list[Event], orders: list[Order]
+    ) -> None:
+        """Note the patterns flown; send the nearest suitable drone over each detection that
+        waits for one (an eligible drone is at work in AUTO on a planned sortie, not already on
+        a detour); give up on one no drone could take for ASSIGN_TIMEOUT_S."""
+        if not self.confirmations:
+            return
+        for c in self.confirmations.values():
+            if c.drone < 0 or c.flown_s is not None:
+                continue
+            i = c.drone
+            gone = not fs.airborne[i] or self.lost[i] or self._uploads[i] != c.upload
+            if gone or fs.mission_seq[i] >= self._detour_end[i]:
+                c.flown_s = now_s
+                data = {"detection": c.number, "redetections": c.redetections, "complete": not gone}
+                events.append(Event(now_s, "confirmation_flown", self.ids[i], data))
+        waiting = [c for c in self.confirmations.values() if c.waiting]
+        if not waiting or self.paused or self.found is not None:
+            return
+        eligible = fs.airborne & ~self.lost & ~self.held & ~self.recalled
+        eligible &= (fs.mode == AutopilotMode.AUTO) & (self.book.flying >= 0)
+        eligible &= np.isin(self.mode, (FlightMode.SWEEP, FlightMode.TRANSIT))
+        eligible &= (self.failsafe.action == Action.NONE) & (self._return_items == 0)
+        eligible &= fs.mission_seq >= self._detour_end  # not on a detour already
+        busy = [o.drone for o in orders] + [c.drone for c in self.confirmations.values()]
+        busy += list(self._confirm_pending)
+        eligible[[b for b in busy if b >= 0]] = False
+        for c in waiting:
+            if now_s - c.reported_s > ASSIGN_TIMEOUT_S:
+                c.gave_up = True
+                data = {"detection": c.number, "tried": len(c.tried)}
+                events.append(Event(now_s, "confirmation_unassigned", None, data))
+                continue
+            while True:
+                d = nearest_drone(fs.pos_m, eligible, np.asarray(c.xy_m), c.tried)
+                if d is None:
+                    break
+                order = self._confirm_order(d, c, fs)
+                if order is None:
+                    c.tried.add(d)
+                    continue
+                self._confirm_pending[d] = c.number
+                orders.append(order)
+                eligible[d] = False
+                break
+
+    def _confirm_order(self, i: int, c: Confirmation, fs: FleetState) -> Order | None:
+        """Drone ``i``'s sortie with the tight pattern over ``c`` in front of the rest of it:
+        out to the pattern, the pattern (its flyable parts), back to where the drone left its
+        leg; None if there is no flyable way."""
+        route = self._uploaded[i]
+        seq = int(fs.mission_seq[i])
+        if route is None or not 1 <= seq < len(route):
+            return None
+        rest = np.asarray(route)[seq:]
+        at = fs.pos_m[i, :2]
+        pattern = pattern_xy(np.asarray(c.xy_m), float(self.plan.mission.fleet.swath_m[i]))
+        runs = track_runs(pattern, self._finder.flyable)
+        if not runs:
+            return None
+        way = [at[None]]
+        cur = at
+        try:
+            for run in runs:
+                way += [self._finder.path(cur, run[0])[1:], run[1:]]
+                cur = run[-1]
+            way.append(self._finder.path(cur, at)[1:])
+        except InfeasibleError:
+            return None
+        hops = np.vstack(way)[1:]
+        alt = float(max(fs.pos_m[i, 2], rest[0, 2]))
+        detour = np.column_stack([hops, np.full(len(hops), alt)])
+        # as any detour: item k of the new mission is item k + shift of the sortie, and the
+        # legs into its first len(hops) items are the pattern's (transit to the book)
+        self._detour_pending[i] = (seq + int(self._seq_shift[i]) - len(hops), len(hops))
+        return Order(i, Command.START_MISSION, np.vstack([detour, rest]), Purpose.WORK, "confirm")
+
+    def _found(
+        self, number: int, fs: FleetState, now_s: float, events: list[Event], orders: list[Order]
+    ) -> str:
+        """The operator confirmed detection ``number``: the person is found. An alert; with a
+        probability map (the search for one missing person) the search ends: every drone is
+        called home, and none launches again."""
+        self.found = number
+        c = self.confirmations.get(number)
+        data: dict[str, Any] = {"detection": number}
+        if c is not None:
+            lon, lat = self.plan.mission.frame.to_lonlat(*c.xy_m)
+            data.update(lon=round(float(lon), 7), lat=round(float(lat), 7))
+        ends = self.prior is not None
+        data["search_ended"] = ends
+        events.append(Event(now_s, "found", None, data))
+        if not ends:
+            return "ok: found"
+        self.recalled[:] = True
+        self.held[:] = False
+        self._pending_resume.clear()
+        air = fs.airborne & ~self.lost
+        for i in np.flatnonzero(air):
+            if self.mode[i] not in (FlightMode.RETURN, FlightMode.LANDING):
+                orders.append(self._home_order(int(i), fs.pos_m[i, :2], fs, "found", events))
+        return f"ok: found, {int(air.sum())} airborne called home"
+
     @property
     def pos(self) -> float | None:
         """Probability of success of the search flown so far (None without a probability
@@ -1502,7 +1668,20 @@ class Orchestrator:
         search flown so far (None without a probability map)."""
         if self.prior is None or self.search_effort is None:
             return None
-        return posterior(self.prior.poa, self.search_effort, self.prior.area_m2)
+        g = self.prior
+        effort = self.search_effort
+        # a detection awaiting the operator's verdict is no unsuccessful search: the looks at
+        # its cell are folded back in only once it is dismissed
+        open_ = [c for c in self.confirmations.values() if c.number not in self.detection_status]
+        if open_:
+            effort = effort.copy()
+            ny, nx = g.shape
+            for c in open_:
+                col = int((c.xy_m[0] - g.x0_m) // g.cell_m)
+                row = int((c.xy_m[1] - g.y0_m) // g.cell_m)
+                if 0 <= row < ny and 0 <= col < nx:
+                    effort[row, col] = 0.0
+        return posterior(g.poa, effort, g.area_m2)
 
     def _columns(self, fs: FleetState) -> dict[str, NDArray[Any]]:
         return {
