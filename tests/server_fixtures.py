@@ -17,7 +17,8 @@ from skysweep.server.tiles import TileSource
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 
-#: A small search with a camera that raises false alarms often, so detections come quickly.
+#: A small search with a camera that raises false alarms often, so detections come quickly, and
+#: a probability map.
 LIVE = """
 name: live search
 area: {type: Polygon, coordinates: [[[8.000, 46.500], [8.012, 46.500], [8.012, 46.509],
@@ -32,6 +33,12 @@ fleet:
   - {model: quad, count: 6, launch_site: base, speed_mps: 10, endurance_s: 900, swath_m: 50}
 weather: {wind_mps: 3, wind_from_deg: 200}
 simulation: {false_alarms_per_hour: 60}
+# a probability map for the search layers; the lawnmower and no confirmation flights, so the
+# flight is the same as without one
+search:
+  allocation: uniform
+  confirm_detections: false
+  prior: {cell_m: 50, datum: {lon: 8.006, lat: 46.5045, sigma_m: 250}}
 """
 
 

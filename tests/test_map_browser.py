@@ -496,3 +496,23 @@ def test_alerts_are_listed_and_lead_to_their_drone(server: Live, open_page: Any)
     )
     b.check_clean()
     assert quiet["empty"], "'no alerts' must show before any alert has come and gone"
+
+
+def test_the_probability_map_is_a_heat_layer_beside_the_search_pos(
+    server: Live, open_page: Any
+) -> None:
+    b = open_page("viewer")
+    layer = "() => { const m = window.skysweep.map; return m.getLayer('search-heat') ? "
+    layer += "m.getLayoutProperty('search-heat', 'visibility') || 'visible' : null; }"
+    b.wait(f"() => !document.getElementById('search-panel').hidden && ({layer})() === 'visible'")
+    # the search's POS so far, and its course over time, once the cameras have swept a little
+    b.wait("() => /^\\d+\\.\\d %$/.test(document.getElementById('search-pos').textContent)")
+    b.wait("() => document.getElementById('search-line').getAttribute('points').includes(' ')")
+    src = "() => window.skysweep.map.getSource('search-heat').url"
+    assert "/api/search/poc.png" in b.page.evaluate(src)
+    b.page.select_option("#search-layer", "off")
+    b.wait(f"() => ({layer})() === 'none'")
+    b.page.select_option("#search-layer", "pod")
+    b.wait(f"() => ({layer})() === 'visible'")
+    b.wait(f"() => ({src})().includes('/api/search/pod.png')")
+    b.check_clean()

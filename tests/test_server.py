@@ -6,10 +6,12 @@ binary frames are decoded; commands and zones reach the flight and are audited i
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sqlite3
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,7 @@ _SAMPLE = {
     "drone_id": "quad-000",
     "number": "1",
     "verdict": "confirm",
+    "layer": "poc",
     "name": "no-such-zone",
     "z": "0",
     "x": "0",
@@ -329,7 +332,9 @@ def test_detections_are_listed_and_judged_by_an_operator(plan: Plan, tmp_path: P
         assert all(d["lon"] is not None and d["drone"] for d in found)
         one, two = found[0]["id"], found[1]["id"]
         h = bearer("operator")
-        assert s.client.post(f"/api/detections/{one}/confirm", headers=h).json()["result"] == "ok"
+        # the mission has a probability map (one missing person): a confirmation ends the search
+        said = s.client.post(f"/api/detections/{one}/confirm", headers=h).json()["result"]
+        assert said.startswith("ok: found") and "called home" in said
         assert s.client.post(f"/api/detections/{two}/dismiss", headers=h).json()["result"] == "ok"
         assert s.client.post("/api/detections/9999/dismiss", headers=h).status_code == 404
         status = {
@@ -359,6 +364,48 @@ def test_fleet_drone_coverage_and_events_routes(plan: Plan, tmp_path: Path) -> N
         assert s.client.get("/api/events?limit=0", headers=h).status_code == 422
         schema = s.client.get("/api/openapi.json", headers=h).json()
         assert "/api/commands" in schema["paths"]
+
+
+def test_the_search_route_gives_pos_over_time_and_the_maps_heat_images(
+    plan: Plan, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    with served(plan, tmp_path / "run.db", speed=20.0) as s:
+        h = bearer("viewer")
+
+        def pos() -> float:
+            snap = s.live.latest()
+            return (snap.summary.get("pos") or 0.0) if snap is not None else 0.0
+
+        s.wait("search effort", lambda: pos() > 0.01)
+        s.wait("two POS points", lambda: len(s.live.pos_history) >= 2)
+        r = s.client.get("/api/search", headers=h).json()
+        assert 0 < r["pos"] < r["poa_total"] <= 1 and r["found"] is None
+        hist = r["pos_history"]
+        assert len(hist) >= 2 and all(b[0] > a[0] and b[1] >= a[1] for a, b in pairwise(hist))
+        assert len(r["corners"]) == 4 and set(r["images"]) == {"poc", "poa", "pod"}
+        g = s.live.orch.prior
+        for layer, url in r["images"].items():
+            png = s.client.get(url, headers=h)
+            assert png.status_code == 200, layer
+            img = np.asarray(Image.open(io.BytesIO(png.content)))
+            assert img.shape[:2] == g.shape, layer
+            # transparent where nothing can be searched (the cliff), opaque elsewhere
+            alpha = img[::-1, :, 3]  # the image is north up; the grid's row 0 is south
+            assert np.array_equal(alpha > 0, g.area_m2 > 0), layer
+        assert s.client.get("/api/search/nope.png", headers=h).status_code == 404
+
+
+def test_the_search_route_is_404_without_a_probability_map(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(LIVE.split("# a probability map")[0])
+    p = plan_mission(mission.load(path))
+    with served(p, tmp_path / "run.db", speed=10.0) as s:
+        s.wait("first tick", lambda: s.live.latest() is not None)
+        r = s.client.get("/api/search", headers=bearer("viewer"))
+        assert r.status_code == 404 and "search.prior" in r.json()["detail"]
+        assert s.live.latest().summary["pos"] is None
 
 
 def test_commands_to_a_finished_mission_are_refused_with_409(plan: Plan, tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ from skysweep.runtime.modes import FlightMode
 from skysweep.runtime.orchestrator import Orchestrator
 from skysweep.runtime.simulate import sim_world
 from skysweep.search.effort import circular_normal_pos, optimal_effort, pos
-from skysweep.search.prior import ProbabilityGrid, build_prior, sweep_width_m
+from skysweep.search.prior import ProbabilityGrid, build_prior, sweep_width_m, width_per_swath
 from skysweep.sim.sensor import Targets
 from skysweep.store import RunLog
 
@@ -339,7 +339,12 @@ def run_scenario(
     if scenario.sigma_m is not None:
         best_air = [circular_normal_pos(float(e), scenario.sigma_m) for e in air]
         best_sweep = [circular_normal_pos(float(e), scenario.sigma_m) for e in sw]
-        # P* is for a prior wholly inside the area; the map holds poa_total of it
+        # the same with the swath taken for the sweep width (E = speed × swath × time, a
+        # stricter reference: the camera's W is 0.706 swath)
+        k_h = int(np.searchsorted(times, horizon, "right")) - 1
+        best_swath = circular_normal_pos(float(air[k_h]) / width_per_swath(), scenario.sigma_m)
+        got_h = out["optimal"]["pos_over_time"][k_h]
+        out["pos_ratio_at_horizon_swath_as_width"] = round(got_h / best_swath, 4)
     else:
         best_air = [
             pos(grid.poa, optimal_effort(grid.poa, grid.area_m2, e), grid.area_m2) for e in air
@@ -347,6 +352,7 @@ def run_scenario(
         best_sweep = [
             pos(grid.poa, optimal_effort(grid.poa, grid.area_m2, e), grid.area_m2) for e in sw
         ]
+    out["effort_airborne_m2"] = [round(float(e)) for e in air]
     out["pos_best_airborne_effort"] = [round(v, 4) for v in best_air]
     out["pos_best_sweep_effort"] = [round(v, 4) for v in best_sweep]
     k = int(np.searchsorted(times, horizon, "right")) - 1

@@ -46,6 +46,7 @@ from skysweep.export import plan_to_geojson
 from skysweep.mission import zone_from_geojson
 from skysweep.runtime.modes import FlightMode
 from skysweep.safety.failsafe import Action, Cause
+from skysweep.search.effort import pod
 from skysweep.server.auth import Principal, verify_token
 from skysweep.server.frames import Alert
 from skysweep.server.live import LiveMission
@@ -64,6 +65,8 @@ _ALERT_NAMES = np.array([a.name for a in Alert])
 _ALERT_BITS = np.array([int(a) for a in Alert])
 COMMAND = ("operator",)
 ZONES = ("safety",)
+#: The probability map's layers the map page can show (see Server.search_png).
+SEARCH_LAYERS = ("poc", "poa", "pod")
 
 
 class Role:
@@ -150,6 +153,7 @@ class Server:
         self.db = sqlite3.connect(live.log_path, timeout=10.0, check_same_thread=False)
         self._plan_cache: tuple[int, bytes] | None = None
         self._png_cache: tuple[int, float, bytes] | None = None
+        self._search_cache: dict[str, tuple[int, float, bytes]] = {}
 
     # -- the log -------------------------------------------------------------------------------
 
@@ -264,6 +268,52 @@ class Server:
         imsave(buf, rgba.astype(np.uint8), format="png")
         self._png_cache = (number, time.monotonic(), buf.getvalue())
         return self._png_cache[2]
+
+    def search_png(self, layer: str) -> bytes:
+        """One layer of the probability map as a heat image, north up: ``poc`` (where the
+        person may be now, per km²), ``poa`` (before the search) or ``pod`` (what the search
+        has put into each cell); cells with no searchable area are transparent. Remade at most
+        once a wall second."""
+        from matplotlib import colormaps
+        from matplotlib.image import imsave
+
+        orch = self.live.orch
+        assert orch is not None and orch.prior is not None and orch.search_effort is not None
+        snap = self.live.latest()
+        number = snap.number if snap is not None else 0
+        cached = self._search_cache.get(layer)
+        if cached is not None and (cached[0] == number or time.monotonic() - cached[1] < 1.0):
+            return cached[2]
+        g = orch.prior
+        inside = g.area_m2 > 0
+        area = np.where(inside, g.area_m2, 1.0)
+        if layer == "pod":
+            values, cmap = pod(orch.search_effort.copy(), g.area_m2), "viridis"
+            scaled = values
+        else:
+            prob = g.poa if layer == "poa" else orch.poc
+            assert prob is not None
+            values, cmap = prob / area, "magma"
+            top = float(values[inside].max()) if inside.any() else 0.0
+            scaled = values / top if top > 0 else values
+        rgba = (colormaps[cmap](np.clip(scaled, 0.0, 1.0)) * 255).astype(np.uint8)
+        rgba[..., 3] = np.where(inside, 255, 0)
+        buf = io.BytesIO()
+        imsave(buf, rgba[::-1], format="png")  # row 0 is the south edge
+        self._search_cache[layer] = (number, time.monotonic(), buf.getvalue())
+        return buf.getvalue()
+
+    def search_corners(self) -> list[list[float]]:
+        """The probability map's corners (lon/lat): top left, top right, bottom right,
+        bottom left, as MapLibre's image sources take them."""
+        orch = self.live.orch
+        assert orch is not None and orch.prior is not None
+        g = orch.prior
+        ny, nx = g.shape
+        x0, y0 = g.x0_m, g.y0_m
+        x1, y1 = x0 + nx * g.cell_m, y0 + ny * g.cell_m
+        lon, lat = self.live.mission.frame.to_lonlat([x0, x1, x1, x0], [y1, y1, y0, y0])
+        return [[round(float(a), 7), round(float(b), 7)] for a, b in zip(lon, lat, strict=True)]
 
     def coverage_corners(self) -> list[list[float]]:
         orch = self.live.orch
@@ -522,6 +572,41 @@ def create_app(live: LiveMission, secret: bytes, tiles: TileSource | None = None
     @app.get("/api/coverage.png", tags=["api"])
     async def coverage_png(who: Viewer) -> Response:
         png = await asyncio.to_thread(server.coverage_png)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    def search_orch() -> Any:
+        orch = live.orch
+        if orch is None:
+            raise HTTPException(503, "the flight has not started")
+        if orch.prior is None:
+            raise HTTPException(404, "the mission has no probability map (search.prior)")
+        return orch
+
+    @app.get("/api/search", tags=["api"])
+    async def search(who: Viewer) -> dict[str, Any]:
+        """The search: its POS so far and over time, the map's layers as heat images."""
+        orch = search_orch()
+        snap = live.latest()
+        number = snap.number if snap is not None else 0
+        pos = orch.pos
+        return {
+            "pos": round(pos, 5) if pos is not None else None,
+            "poa_total": round(orch.prior.total, 5),
+            "cell_m": orch.prior.cell_m,
+            "found": orch.found,
+            "pos_history": [list(p) for p in list(live.pos_history)],
+            "version": number,
+            "corners": server.search_corners(),
+            "images": {k: f"/api/search/{k}.png?v={number}" for k in SEARCH_LAYERS},
+        }
+
+    @app.get("/api/search/{layer}.png", tags=["api"])
+    async def search_png(layer: str, who: Viewer) -> Response:
+        search_orch()
+        if layer not in SEARCH_LAYERS:
+            known = ", ".join(SEARCH_LAYERS)
+            raise HTTPException(404, f"no search layer {layer!r} (one of {known})")
+        png = await asyncio.to_thread(server.search_png, layer)
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.get("/api/tiles", tags=["api"])

@@ -42,6 +42,8 @@ from skysweep.store import RunLog
 
 #: A drone not heard for this long, seconds of mission time, is flagged LINK before it is lost.
 LINK_ALERT_S = 2.0
+#: The search's POS is kept for the operator's chart every this much mission time, seconds.
+POS_EVERY_S = 10.0
 #: The completion estimate extrapolates the coverage of this much mission time, seconds.
 ETA_WINDOW_S = 60.0
 
@@ -119,6 +121,9 @@ class LiveMission:
         self._heading = np.zeros(len(self.ids))
         self._number = 0
         self._coverage: deque[tuple[float, float]] = deque()
+        #: The search's POS over mission time, ``(t_s, pos)`` every POS_EVERY_S (with a
+        #: probability map; the flight thread appends, the server reads a copy).
+        self.pos_history: list[tuple[float, float]] = []
         self._zone_names: tuple[str, ...] = ()
         self._clock: WakeableClock | None = None
         self.zones_version = 0
@@ -250,6 +255,11 @@ class LiveMission:
             self._zone_names = names
             self.zones_version += 1
         life = orch.lifecycle
+        pos = orch.pos
+        if pos is not None and (
+            not self.pos_history or orch.t_s - self.pos_history[-1][0] >= POS_EVERY_S
+        ):
+            self.pos_history.append((round(orch.t_s, 1), round(pos, 5)))
         return {
             "type": "summary",
             "frame": self._number + 1,
@@ -264,6 +274,8 @@ class LiveMission:
             "zones_version": self.zones_version,
             "detections": orch.detections,
             "detections_version": orch.detections + len(orch.detection_status),
+            "pos": round(pos, 5) if pos is not None else None,
+            "found": orch.found,
             "alerts": alert_list(self.ids, view),
             "alert_counts": {a.name: int(np.count_nonzero(view.alerts & a)) for a in Alert},
         }

@@ -84,6 +84,9 @@
     zonesVersion: null,
     detectionsCount: null,
     coverageVersion: null,
+    search: null,         // GET /api/search (false: the mission has no probability map)
+    searchVersion: null,
+    searchLayer: null,
     connected: false,
     session: null,
     mission: null,
@@ -356,6 +359,8 @@
     renderDetectionsLayer();
     updateGrid();
     refreshCoverage();
+    refreshSearch();
+    $('search-layer').addEventListener('change', () => { state.searchVersion = null; refreshSearch(); });
     resizeOverlay();
     redraw(true);
   }
@@ -473,6 +478,47 @@
       console.warn('coverage:', err);
     } finally {
       coverageBusy = false;
+    }
+  }
+
+  // The probability map as a heat layer (POC now, POA before, POD so far) and the search's POS
+  // over time; missions without a search.prior answer 404 and the panel stays hidden.
+  let searchBusy = false;
+  async function refreshSearch() {
+    if (searchBusy || !mapReady || state.search === false) return;
+    searchBusy = true;
+    try {
+      const s = await api('GET', '/api/search');
+      state.search = s;
+      $('search-panel').hidden = false;
+      $('search-pos').textContent = s.pos == null ? '—' : (100 * s.pos).toFixed(1) + ' %';
+      const hist = s.pos_history || [];
+      const tMax = hist.length ? Math.max(hist[hist.length - 1][0], 1) : 1;
+      $('search-line').setAttribute('points',
+        hist.map(([t, p]) => (200 * t / tMax).toFixed(1) + ',' + (36 - 34 * p).toFixed(1)).join(' '));
+      const layer = $('search-layer').value;
+      const src = map.getSource('search-heat');
+      if (layer === 'off') {
+        if (map.getLayer('search-heat')) map.setLayoutProperty('search-heat', 'visibility', 'none');
+        return;
+      }
+      const url = new URL(s.images[layer], location.origin).href;
+      if (!src) {
+        map.addSource('search-heat', { type: 'image', url, coordinates: s.corners });
+        map.addLayer({ id: 'search-heat', type: 'raster', source: 'search-heat',
+          paint: { 'raster-opacity': 0.55, 'raster-fade-duration': 0, 'raster-resampling': 'nearest' } },
+          map.getLayer('coverage') ? 'coverage' : 'keep-in-line');
+      } else if (s.version !== state.searchVersion || layer !== state.searchLayer) {
+        src.updateImage({ url, coordinates: s.corners });
+      }
+      map.setLayoutProperty('search-heat', 'visibility', 'visible');
+      state.searchVersion = s.version;
+      state.searchLayer = layer;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) state.search = false;
+      else console.warn('search:', err);
+    } finally {
+      searchBusy = false;
     }
   }
 
@@ -1529,6 +1575,7 @@
     }
     connect();
     setInterval(refreshCoverage, 3000);
+    setInterval(refreshSearch, 5000);
   }
 
   window.skysweep = {
