@@ -312,7 +312,7 @@ def command(
         str,
         typer.Argument(
             help="pause, resume, home, land, add_keep_out, remove_keep_out, abort, "
-            "confirm_detection or dismiss_detection.",
+            "confirm_detection, dismiss_detection or reallocate.",
             metavar="COMMAND",
         ),
     ],

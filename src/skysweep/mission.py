@@ -369,6 +369,9 @@ class SearchSpec(_Spec):
     """With a ``prior``: ``optimal`` spends the effort where it raises the probability of
     success most, in passes over ever larger regions; ``uniform`` covers the area once,
     evenly, as without a prior."""
+    reallocate_every_s: float | None = Field(default=None, gt=0)
+    """With a ``prior``: re-allocate the effort still to spend from the map's posterior this
+    often in flight (seconds of mission time); ``None``: only on the operator's request."""
     confirm_detections: bool | None = None
     """Send the nearest drone over every new detection in a tight pattern; a confirmed one
     ends the search. ``None``: on with a ``prior`` (the search for one missing person)."""

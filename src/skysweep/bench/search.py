@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import shapely
 
@@ -54,6 +53,7 @@ from skysweep.runtime.simulate import sim_world
 from skysweep.search.effort import circular_normal_pos, optimal_effort, pos
 from skysweep.search.prior import ProbabilityGrid, build_prior, sweep_width_m, width_per_swath
 from skysweep.sim.sensor import Targets
+from skysweep.sim.threads import kernel_threads
 from skysweep.store import RunLog
 
 #: POS over time is reported at this step, seconds.
@@ -259,19 +259,12 @@ def fly(plan: Plan, persons_xy: FloatArray, seed: int) -> Flight:
         air.append(totals[0])
         sweep.append(totals[1])
 
-    # a dozen drones: the simulator's kernels on one thread (parallel threads only cost
-    # synchronisation at this size, and stall whenever another process holds a core)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with RunLog(Path(":memory:"), create=True) as log:
-            orch = Orchestrator(plan, SimLink(world), log, tick_s=0.5)
-            problems = orch.authorise(0.0)
-            if problems:
-                raise InfeasibleError(f"{m.name}: pre-flight checks failed: {problems[0]}")
-            orch.run(SimClock(), progress=count)
-    finally:
-        numba.set_num_threads(threads)
+    with kernel_threads(len(m.fleet)), RunLog(Path(":memory:"), create=True) as log:
+        orch = Orchestrator(plan, SimLink(world), log, tick_s=0.5)
+        problems = orch.authorise(0.0)
+        if problems:
+            raise InfeasibleError(f"{m.name}: pre-flight checks failed: {problems[0]}")
+        orch.run(SimClock(), progress=count)
     found = np.full(len(persons_xy), np.inf)
     for when, _, target, _ in world.truth.detections:
         if target >= 0:

@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
 
 from skysweep.errors import InfeasibleError
 from skysweep.geo import FloatArray, sample_points
@@ -40,6 +43,7 @@ from skysweep.plan.lanes import sweep_route
 from skysweep.plan.metrics import coverage_fraction, launch_slots, lower_bound_s
 from skysweep.plan.model import Plan, PlanMetrics, Sortie
 from skysweep.plan.paths import PathFinder
+from skysweep.plan.patterns import split_track
 from skysweep.plan.sorties import fly_routes
 from skysweep.search.prior import ProbabilityGrid, width_per_swath
 
@@ -61,9 +65,15 @@ class Passes:
     pos: tuple[float, ...]
 
 
-def plan_passes(grid: ProbabilityGrid, coverage_per_pass: float, target_pos: float) -> Passes:
+def plan_passes(
+    grid: ProbabilityGrid,
+    coverage_per_pass: float,
+    target_pos: float,
+    *,
+    goal_pos: float | None = None,
+) -> Passes:
     """The nested passes (see the module docstring) until the expected POS reaches
-    ``target_pos`` × the map's total, or :data:`MAX_PASSES`.
+    ``target_pos`` × the map's total (or ``goal_pos``, if given), or :data:`MAX_PASSES`.
 
     ``coverage_per_pass``: ``W / s``, the coverage one pass adds to a cell it crosses.
     """
@@ -76,7 +86,7 @@ def plan_passes(grid: ProbabilityGrid, coverage_per_pass: float, target_pos: flo
     count = np.zeros(grid.shape, np.intp)
     regions: list[shapely.Geometry] = []
     pos: list[float] = []
-    goal = target_pos * grid.total
+    goal = target_pos * grid.total if goal_pos is None else goal_pos
     searchable_m2 = float(grid.area_m2.sum())
     j = 0
     while len(regions) < MAX_PASSES:
@@ -157,3 +167,82 @@ def _cells_region(grid: ProbabilityGrid, cells: np.ndarray) -> shapely.Geometry:
     region = shapely.coverage_union_all(boxes)
     # staircase corners only make lanes and stretches ragged; a quarter cell changes nothing
     return shapely.simplify(region, c / 4.0) if math.isfinite(c) else region
+
+
+def reallocate(
+    plan: Plan,
+    posterior: ProbabilityGrid,
+    goal_pos: float,
+    launched: Mapping[int, int],
+    free_s: Mapping[int, float],
+) -> Plan:
+    """A new plan for the rest of the search, from the map's posterior: Stone's allocation of
+    the effort still to spend, flown in passes as :func:`plan_optimal_search` does.
+
+    Every sortie up to a drone's ``launched`` number (flown, or in the air now) is kept as it
+    is. Each drone of ``free_s`` (the available ones: when each is on its pad with a fresh pack)
+    gets a share of every pass after that, in fresh sorties; the others get nothing more.
+    ``posterior``: the map after the search so far (each cell's probability of containment);
+    passes are added until its expected POS reaches ``goal_pos``. Each pass is one lawnmower
+    over its region at the narrowest swath, cut into consecutive portions as long as each
+    drone is fast, given to the drones by a linear assignment on when each could reach each
+    portion's start.
+    """
+    m = plan.mission
+    fleet = m.fleet
+    finder = PathFinder(m.flyable)
+    pads = m.pad_xy_m
+    kept = [s for s in plan.sorties if s.number <= launched.get(s.drone, 0)]
+    drones = np.array(sorted(free_s), np.intp)
+    if not len(drones):
+        raise InfeasibleError("no drone is left to search")
+    passes = plan_passes(posterior, width_per_swath(), 1.0, goal_pos=goal_pos)
+    swath = float(fleet.swath_m[drones].min())
+    home = pads[drones].mean(axis=0)
+    start = np.array([free_s[int(i)] for i in drones])
+    routes: dict[int, list[FloatArray]] = {int(i): [] for i in drones}
+    cells: list[list[shapely.Geometry]] = [[] for _ in range(len(fleet))]
+    for region in passes.regions:
+        part = shapely.intersection(region, m.searchable)
+        if part.is_empty or part.area < 1.0:
+            continue
+        track = sweep_route(part, swath, finder, home)
+        if len(track) < 2:
+            continue
+        for i, portion in _portions(track, drones, start, pads, finder, fleet.speed_mps):
+            routes[i].append(portion)
+            cells[i].append(shapely.LineString(portion).buffer(float(fleet.swath_m[i]) / 2))
+    sorties = list(kept)
+    for i, rs in routes.items():
+        sorties += fly_routes(m, i, rs, finder, free_s[i], launched.get(i, 0) + 1, pads[i])
+    finish = max((s.land_s for s in sorties), default=0.0)
+    metrics = dataclasses.replace(plan.metrics, sorties=len(sorties), makespan_s=finish)
+    regions = tuple(
+        shapely.union_all([plan.cells[i], *cells[i]]) if cells[i] else plan.cells[i]
+        for i in range(len(fleet))
+    )
+    return Plan(m, tuple(sorted(sorties, key=lambda s: (s.drone, s.number))), regions, metrics)
+
+
+def _portions(
+    track: FloatArray,
+    drones: NDArray[np.intp],
+    start_s: FloatArray,
+    pads: FloatArray,
+    finder: PathFinder,
+    speed_mps: FloatArray,
+) -> list[tuple[int, FloatArray]]:
+    """``track`` cut into one portion per drone, as long as the drone is fast, each given to
+    the drone that could reach its start soonest overall (scipy's linear_sum_assignment on
+    free time plus the flyable flight from the drone's pad)."""
+    v = speed_mps[drones]
+    portions = split_track(track, v)
+    starts = np.array([p[0] for p in portions])
+    reach = np.vstack([finder.distances_from(pads[i], starts) for i in drones])  # drone × portion
+    cost = start_s[:, None] + np.where(np.isfinite(reach), reach, 1e9) / v[:, None]
+    rows, cols = linear_sum_assignment(cost)
+    # a portion is as long as the speed of the drone it was cut for: re-cut for the drones given
+    order = np.empty(len(drones), np.intp)
+    order[cols] = rows
+    portions = split_track(track, v[order])
+    return [(int(drones[order[k]]), portions[k]) for k in range(len(portions))]

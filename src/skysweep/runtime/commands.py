@@ -27,6 +27,7 @@ CommandKind = Literal[
     "abort",
     "confirm_detection",
     "dismiss_detection",
+    "reallocate",
 ]
 
 

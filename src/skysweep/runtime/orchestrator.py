@@ -31,6 +31,7 @@ from skysweep.geo import FloatArray
 from skysweep.link.base import Link
 from skysweep.mission import zone_from_geojson
 from skysweep.plan.model import Leg, Plan
+from skysweep.plan.optimal_search import reallocate
 from skysweep.plan.paths import PathFinder
 from skysweep.plan.patterns import track_runs
 from skysweep.plan.replan import Progress, replan
@@ -70,7 +71,7 @@ from skysweep.safety.kernel import (
 )
 from skysweep.search.effort import pos as success_probability
 from skysweep.search.effort import posterior, swept_effort
-from skysweep.search.prior import build_prior, sweep_width_m
+from skysweep.search.prior import ProbabilityGrid, build_prior, sweep_width_m
 from skysweep.store import Event, RunLog
 from skysweep.telemetry import AutopilotMode, Command, FleetState
 
@@ -271,6 +272,10 @@ class Orchestrator:
         self._uploads = np.zeros(n, np.intp)  # routes uploaded to each drone so far
         #: The detection the operator confirmed first: the person found (None: not yet).
         self.found: int | None = None
+        # re-allocating the search's effort from the map's posterior: asked for (why), and
+        # when it was last done
+        self._reallocate_why: str | None = None
+        self._last_reallocate_s = 0.0
         #: The telemetry of the last tick (what the operator's screen shows).
         self.last_state: FleetState | None = None
         self.t_s = 0.0
@@ -876,6 +881,14 @@ class Orchestrator:
             if kind == "confirm_detection" and self.found is None:
                 return self._found(number, fs, now_s, events, orders)
             return "ok"
+        if kind == "reallocate":
+            if self.prior is None:
+                raise InfeasibleError("the mission has no probability map (search.prior)")
+            if self.found is not None:
+                raise InfeasibleError(f"the search is over: detection {self.found} confirmed")
+            # worked out after this tick's orders have gone, as a re-plan is (see tick)
+            self._reallocate_why = "operator"
+            return "ok: after this tick's orders"
         if kind == "remove_keep_out":
             name = args["name"]
             if name not in self._zones:
@@ -966,6 +979,12 @@ class Orchestrator:
                 zones=zones,
                 escaping=escaping,
             )
+        every = self.plan.mission.spec.search.reallocate_every_s
+        if every is not None and now_s - self._last_reallocate_s >= every - 1e-9:
+            self._reallocate_why = self._reallocate_why or f"every {every:g} s"
+        if self._reallocate_why is not None:
+            why, self._reallocate_why = self._reallocate_why, None
+            self._reallocate(fs, now_s, events, why)
         lost_now = newly_lost & ~self.handed_on
         withdraw = np.zeros(self.n, bool)
         withdraw[list(self._withdraw)] = True
@@ -1004,6 +1023,62 @@ class Orchestrator:
             degrade=degraded,
         )
         self._rejoin.clear()
+
+    def _reallocate(self, fs: FleetState, now_s: float, events: list[Event], why: str) -> None:
+        """Re-allocate the effort still to spend from the map's posterior (the search flown so
+        far): every drone's sorties from its next one on are replaced by its share of new
+        passes over the posterior (:func:`skysweep.plan.optimal_search.reallocate`), until the
+        search's expected POS reaches ``target_pos`` of the map's total."""
+        self._last_reallocate_s = now_s
+        g, poc, pos_now = self.prior, self.poc, self.pos
+        spec = self.plan.mission.spec.search.prior
+        if g is None or poc is None or pos_now is None or spec is None:
+            return
+        if self.found is not None or self.lifecycle.state is not MissionState.RUNNING:
+            return
+        goal = spec.target_pos * g.total
+        data: dict[str, Any] = {"reason": why, "pos": round(pos_now, 5)}
+        if pos_now >= goal:
+            events.append(Event(now_s, "reallocate", None, {**data, "result": "target reached"}))
+            return
+        # the rest must find the person, if not found yet, with probability 1 − (1 − goal) /
+        # (1 − pos_now): in terms of the posterior, whose cells hold the rest of the odds
+        goal_rest = 1.0 - (1.0 - goal) / (1.0 - pos_now)
+        free: dict[int, float] = {}
+        for i in range(self.n):
+            if not self._available(i) or self.handed_on[i]:
+                continue
+            if fs.airborne[i]:
+                rest = self._rest_of_mission(i, fs)
+                if self.book.flying[i] < 0 or rest is None:
+                    continue  # on its way home, or on a route of the kernel's: not now
+                length = float(np.hypot(*np.diff(rest[:, :2], axis=0).T).sum())
+                v = float(self.plan.mission.fleet.speed_mps[i])
+                down = float(fs.pos_m[i, 2]) / float(self.plan.mission.fleet.climb_mps[i])
+                swap = float(self.plan.mission.fleet.swap_s[i])
+                free[i] = now_s + length / v + down + swap
+            else:
+                free[i] = max(now_s, float(self.ready_s[i]))
+        launched = {i: int(n) for i, n in enumerate(self.book.last_number)}
+        posterior_grid = ProbabilityGrid(g.x0_m, g.y0_m, g.cell_m, poc, g.area_m2)
+        started = time.perf_counter()
+        try:
+            new = reallocate(self.plan, posterior_grid, goal_rest, launched, free)
+        except InfeasibleError as exc:
+            events.append(Event(now_s, "reallocate", None, {**data, "result": str(exc)}))
+            return
+        self.replan_wall_s.append(time.perf_counter() - started)
+        self.plan = new
+        self.plan_version += 1
+        self.book, _ = self.book.adopt(new)
+        data.update(
+            result="ok",
+            version=self.plan_version,
+            drones=len(free),
+            sorties=len(new.sorties),
+            makespan_s=round(new.metrics.makespan_s, 1),
+        )
+        events.append(Event(now_s, "reallocate", None, data))
 
     def _reserves(self, lost: NDArray[np.intp], fs: FleetState) -> NDArray[np.intp]:
         """Drones to bring in for ``lost`` ones that had work left: healthy drones on the

@@ -22,6 +22,7 @@ from skysweep.runtime.preflight import summarise
 from skysweep.sim.faults import Fault
 from skysweep.sim.sensor import SensorParams, Targets, place_targets
 from skysweep.sim.separation import SeparationParams
+from skysweep.sim.threads import kernel_threads
 from skysweep.sim.wind import WindParams
 from skysweep.sim.world import World, WorldParams
 from skysweep.store import RunLog
@@ -156,7 +157,8 @@ def simulate(
     if problems:
         raise InfeasibleError(f"pre-flight checks failed: {summarise(problems)}")
     script = [(c.at_s, c.command, c.args()) for c in commands]
-    summary = orch.run(SimClock(), progress=progress, script=script)
+    with kernel_threads(len(plan.mission.fleet)):
+        summary = orch.run(SimClock(), progress=progress, script=script)
     truth = score(world)
     log.set_meta("sim_truth", truth.as_dict())
     return summary, truth
@@ -172,7 +174,8 @@ def resume_simulation(
     world = extra.get("world")
     if not isinstance(world, World):
         raise StoreError(f"{log.path}: not a simulated run (its checkpoint has no simulator)")
-    summary = orch.carry_on(SimClock(orch.next_tick_s), progress=progress)
+    with kernel_threads(orch.n):
+        summary = orch.carry_on(SimClock(orch.next_tick_s), progress=progress)
     truth = score(world)
     log.set_meta("sim_truth", truth.as_dict())
     return summary, truth
