@@ -182,3 +182,25 @@ def test_a_dismissed_false_alarm_is_folded_back_into_the_map(tmp_path: Path) -> 
     assert cell_ratio == pytest.approx(ratio_elsewhere, rel=1e-9)
     # a dismissal ends nothing: the search goes on
     assert not found and not checked["recalled"]
+
+
+def test_a_drone_confirms_again_once_its_pattern_is_flown(tmp_path: Path) -> None:
+    m = _mission([], false_alarms_per_hour=90.0)
+
+    def on_tick(o: Orchestrator) -> None:
+        if o.t_s >= 900:
+            o.stop()
+
+    _, log = _fly(m, tmp_path, on_tick, seed=11)
+    with log:
+        starts = [(e.t_s, e.drone) for e in log.events("confirm_start")]
+        flown = {e.data["detection"]: e.t_s for e in log.events("confirmation_flown")}
+        by = {e.data["detection"]: e.drone for e in log.events("confirm_start")}
+    drones = [d for _, d in starts]
+    assert len(starts) > 4 and max(drones.count(d) for d in set(drones)) >= 2
+    # never two patterns at once for one drone: each starts after its previous one is flown
+    for d in set(drones):
+        mine = sorted((t, n) for n, t in flown.items() if by[n] == d)
+        begun = sorted(t for t, who in starts if who == d)
+        for (end, _), nxt in zip(mine, begun[1:], strict=False):
+            assert nxt >= end

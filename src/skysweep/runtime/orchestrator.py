@@ -1650,8 +1650,9 @@ class Orchestrator:
         eligible &= np.isin(self.mode, (FlightMode.SWEEP, FlightMode.TRANSIT))
         eligible &= (self.failsafe.action == Action.NONE) & (self._return_items == 0)
         eligible &= fs.mission_seq >= self._detour_end  # not on a detour already
-        busy = [o.drone for o in orders] + [c.drone for c in self.confirmations.values()]
-        busy += list(self._confirm_pending)
+        # one pattern at a time: a drone flying one, or asked to this tick, takes no other
+        flying = [c.drone for c in self.confirmations.values() if c.flown_s is None]
+        busy = [o.drone for o in orders] + flying + list(self._confirm_pending)
         eligible[[b for b in busy if b >= 0]] = False
         for c in waiting:
             if now_s - c.reported_s > ASSIGN_TIMEOUT_S:
