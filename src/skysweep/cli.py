@@ -25,7 +25,7 @@ from skysweep import mission as mission_mod
 from skysweep.errors import InfeasibleError, LinkError, MissionError, SkysweepError, StoreError
 from skysweep.plan import Plan, plan_mission
 from skysweep.runtime.commands import OperatorCommand
-from skysweep.runtime.modes import FlightMode
+from skysweep.runtime.modes import AIRBORNE_MODES, FlightMode
 from skysweep.runtime.orchestrator import Orchestrator, RunSummary
 from skysweep.runtime.simulate import SimTruth, resume_simulation, simulate
 from skysweep.sim.faults import Fault
@@ -216,7 +216,7 @@ def _with_progress(
 
         def update(o: Orchestrator) -> None:
             if int(o.t_s * 2) % 20 == 0:
-                up = int(np.isin(o.mode, _AIRBORNE).sum())
+                up = int(np.isin(o.mode, AIRBORNE_MODES).sum())
                 bar.update(
                     task,
                     completed=min(o.t_s, expected_s),
@@ -227,19 +227,6 @@ def _with_progress(
         result = fly(update)
         bar.update(task, completed=expected_s)
     return result
-
-
-_AIRBORNE = np.array(
-    [
-        FlightMode.TAKEOFF,
-        FlightMode.TRANSIT,
-        FlightMode.SWEEP,
-        FlightMode.RETURN,
-        FlightMode.LANDING,
-        FlightMode.HOLD,
-    ],
-    np.int8,
-)
 
 
 @app.command()

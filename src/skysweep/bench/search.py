@@ -47,7 +47,7 @@ from skysweep.mission import Mission
 from skysweep.plan import plan_mission
 from skysweep.plan.model import Plan
 from skysweep.runtime.clock import SimClock
-from skysweep.runtime.modes import FlightMode
+from skysweep.runtime.modes import AIRBORNE_MODES, FlightMode
 from skysweep.runtime.orchestrator import Orchestrator
 from skysweep.runtime.simulate import sim_world
 from skysweep.search.effort import circular_normal_pos, optimal_effort, pos
@@ -58,17 +58,6 @@ from skysweep.store import RunLog
 
 #: POS over time is reported at this step, seconds.
 STEP_S = 60.0
-#: Modes in which a drone is in the air.
-AIRBORNE = np.array(
-    [
-        FlightMode.TAKEOFF,
-        FlightMode.TRANSIT,
-        FlightMode.SWEEP,
-        FlightMode.RETURN,
-        FlightMode.LANDING,
-        FlightMode.HOLD,
-    ]
-)
 #: The two plans flown in every scenario.
 ALLOCATIONS = ("optimal", "uniform")
 #: Targets the issue sets: POS ≥ this × P* (circular normal), mean time ≤ this × lawnmower's.
@@ -252,7 +241,7 @@ def fly(plan: Plan, persons_xy: FloatArray, seed: int) -> Flight:
     totals = [0.0, 0.0]
 
     def count(orch: Orchestrator) -> None:
-        up = np.isin(orch.mode, AIRBORNE)
+        up = np.isin(orch.mode, AIRBORNE_MODES)
         totals[0] += float(rate[up].sum()) * orch.tick_s
         totals[1] += float(rate[orch.mode == FlightMode.SWEEP].sum()) * orch.tick_s
         t.append(orch.t_s)

@@ -40,10 +40,11 @@ from skysweep.geo import FloatArray, sample_points
 from skysweep.mission import Mission
 from skysweep.plan.allocate import allocate
 from skysweep.plan.lanes import sweep_route
-from skysweep.plan.metrics import coverage_fraction, launch_slots, lower_bound_s
-from skysweep.plan.model import Plan, PlanMetrics, Sortie
+from skysweep.plan.metrics import launch_slots
+from skysweep.plan.model import Plan, Sortie
 from skysweep.plan.paths import PathFinder
 from skysweep.plan.patterns import split_track
+from skysweep.plan.planner import assemble
 from skysweep.plan.sorties import fly_routes
 from skysweep.search.prior import ProbabilityGrid, width_per_swath
 
@@ -133,28 +134,12 @@ def plan_optimal_search(mission: Mission, grid: ProbabilityGrid) -> Plan:
                 routes[i].append(route)
                 cells[i].append(stretch.cell)
     sorties: list[Sortie] = []
-    finish = launch.copy()
     for i in range(len(fleet)):
-        flown = fly_routes(mission, i, routes[i], finder, float(launch[i]), 1, pads[i])
-        sorties += flown
-        if flown:
-            finish[i] = flown[-1].land_s
+        sorties += fly_routes(mission, i, routes[i], finder, float(launch[i]), 1, pads[i])
     if not sorties:
         raise InfeasibleError("the probability map leaves nothing to search")
     samples, _ = sample_points(mission.searchable)
-    coverage, _ = coverage_fraction(
-        samples, [(s.path[:, :2], fleet.swath_m[s.drone] / 2) for s in sorties]
-    )
-    metrics = PlanMetrics(
-        drones=len(fleet),
-        sorties=len(sorties),
-        searchable_area_m2=float(mission.searchable.area),
-        coverage_fraction=coverage,
-        makespan_s=float(finish.max()),
-        lower_bound_s=lower_bound_s(mission, samples, launch),
-    )
-    regions = tuple(shapely.union_all(c) if c else shapely.Polygon() for c in cells)
-    return Plan(mission, tuple(sorties), regions, metrics)
+    return assemble(mission, sorties, cells, launch, samples)
 
 
 def _cells_region(grid: ProbabilityGrid, cells: np.ndarray) -> shapely.Geometry:

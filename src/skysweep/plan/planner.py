@@ -39,12 +39,26 @@ def plan_mission(mission: Mission) -> Plan:
     launch = launch_slots(mission)
     allocation = allocate(mission, launch, finder)
     sorties = _route_all(mission, allocation, launch, finder)
-    finish = launch.copy()
-    for s in sorties:
-        finish[s.drone] = max(finish[s.drone], s.land_s)
     cells: list[list[shapely.Geometry]] = [[] for _ in range(len(fleet))]
     for stretch in allocation.stretches:
         cells[stretch.drone].append(stretch.cell)
+    return assemble(mission, sorties, cells, launch, samples)
+
+
+def assemble(
+    mission: Mission,
+    sorties: list[Sortie],
+    cells: list[list[shapely.Geometry]],
+    launch: FloatArray,
+    samples: FloatArray,
+) -> Plan:
+    """The plan of ``sorties`` with its figures of merit over the searchable area (``samples``
+    stand for it); ``cells``: the pieces of area each drone was given; ``launch``: first
+    take-off times."""
+    fleet = mission.fleet
+    finish = launch.copy()
+    for s in sorties:
+        finish[s.drone] = max(finish[s.drone], s.land_s)
     coverage, _ = coverage_fraction(
         samples, [(s.path[:, :2], fleet.swath_m[s.drone] / 2) for s in sorties]
     )

@@ -62,6 +62,8 @@ _LEG_MODE = np.array(
     np.int8,
 )
 assert list(range(5)) == [Leg.CLIMB, Leg.TRANSIT, Leg.SWEEP, Leg.RETURN, Leg.DESCEND]
+#: The modes of a drone in the air (for ``np.isin``): every leg of a sortie, and holding.
+AIRBORNE_MODES = np.append(_LEG_MODE, np.int8(FlightMode.HOLD))
 
 _F = FlightMode
 
