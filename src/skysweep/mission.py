@@ -334,6 +334,48 @@ class PriorGridSpec(_Spec):
         return self
 
 
+class PriorRasterSpec(_Spec):
+    """A probability raster made elsewhere: a single-band, north-up GeoTIFF whose pixel values
+    (≥ 0; nodata: 0) are each pixel's share of this component, relative to the others.
+
+    Only ``file`` (relative to the mission file) and ``weight`` are written; the rest is read
+    from the file when the mission is loaded, so that the mission, saved in a run log, keeps
+    its raster with it."""
+
+    file: str = Field(min_length=1)
+    weight: float = Field(default=1.0, gt=0)
+    crs: str = ""
+    x0: float = 0.0
+    y0: float = 0.0
+    dx: float = 0.0
+    dy: float = 0.0
+    values: list[list[float]] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping) or "values" in data or "file" not in data:
+            return data
+        from skysweep.search.geotiff import read_geotiff
+
+        base = Path((info.context or {}).get("base_dir", "."))
+        r = read_geotiff(base / str(data["file"]))
+        vals = np.nan_to_num(r.values, nan=0.0)
+        return {**data, "crs": r.crs, "x0": r.x0, "y0": r.y0, "dx": r.dx, "dy": r.dy,
+                "values": vals.tolist()}  # fmt: skip
+
+    @model_validator(mode="after")
+    def _numbers(self) -> PriorRasterSpec:
+        vals = np.asarray(self.values, float)
+        if vals.ndim != 2 or not vals.size:
+            raise ValueError(f"{self.file}: no pixels")
+        if not np.all(np.isfinite(vals)) or np.any(vals < 0):
+            raise ValueError(f"{self.file}: pixel values must be finite and >= 0")
+        if vals.sum() <= 0:
+            raise ValueError(f"{self.file}: every pixel is 0")
+        return self
+
+
 class PriorSpec(_Spec):
     """Where the person may be, before the search: a mixture of a last known point's distance
     rings, weighted regions and a grid, each component by its weight. Cells ``cell_m`` metres
@@ -347,13 +389,15 @@ class PriorSpec(_Spec):
     datum: DatumPriorSpec | None = None
     regions: list[PriorRegionSpec] = Field(default_factory=list)
     grid: PriorGridSpec | None = None
+    raster: PriorRasterSpec | None = None
 
     @model_validator(mode="after")
     def _something(self) -> PriorSpec:
         points = self.last_known_point is None and self.datum is None
-        if points and not self.regions and self.grid is None:
-            raise ValueError("give a last_known_point, a datum, regions or a grid")
-        only_regions = points and self.grid is None
+        made = self.grid is None and self.raster is None
+        if points and not self.regions and made:
+            raise ValueError("give a last_known_point, a datum, regions, a grid or a raster")
+        only_regions = points and made
         if only_regions and sum(r.weight for r in self.regions) <= 0:
             raise ValueError("the regions' weights are all 0")
         return self

@@ -10,7 +10,9 @@ normalised to sum to 1):
 - **a datum** with its probable error: a circular normal distribution round a point;
 - **regions** drawn by the planners, each with its weight (the consensus method): the weight is
   spread evenly over the region;
-- **a grid** made elsewhere: polygons with a number each, spread evenly over each polygon.
+- **a grid** made elsewhere: polygons with a number each, spread evenly over each polygon;
+- **a raster** made elsewhere (a GeoTIFF, read when the mission is loaded): a number per
+  pixel, spread evenly over each pixel.
 
 A component's mass that falls outside the searchable area (outside the area, or in a keep-out
 zone) is the *rest of the world*: no cell holds it. So the cells' probabilities (POA, local
@@ -28,11 +30,18 @@ from typing import Any
 
 import numpy as np
 import shapely
+from pyproj import Transformer
 from scipy.special import ndtr
 
 from skysweep.errors import MissionError
 from skysweep.geo import FloatArray
-from skysweep.mission import DatumPriorSpec, LastKnownPointSpec, Mission, PriorSpec
+from skysweep.mission import (
+    DatumPriorSpec,
+    LastKnownPointSpec,
+    Mission,
+    PriorRasterSpec,
+    PriorSpec,
+)
 from skysweep.plan.model import Leg, Plan
 from skysweep.search.effort import cell_sums, swept_effort
 from skysweep.sim.sensor import lateral_range
@@ -180,6 +189,9 @@ def _components(
             geom = mission.frame.geom_to_local(shapely.geometry.shape(f["geometry"]))
             weights.append(g.weight * float(v))
             masses.append(_evenly(geom, mission.searchable, x0, y0, c, nx, ny))
+    if spec.raster is not None:
+        weights.append(spec.raster.weight)
+        masses.append(_raster(spec.raster, mission, x0, y0, c, nx, ny) * (area / (c * c)))
     total = sum(weights)
     if total <= 0:
         raise MissionError(mission.source, "search.prior", "every component's weight is 0")
@@ -230,6 +242,39 @@ def _datum(
     across_x = np.diff(ndtr((x0 + np.arange(nx + 1) * c - float(px)) / s))
     across_y = np.diff(ndtr((y0 + np.arange(ny + 1) * c - float(py)) / s))
     return np.outer(across_y, across_x)
+
+
+def _raster(
+    raster: PriorRasterSpec, mission: Mission, x0: float, y0: float, c: float, nx: int, ny: int
+) -> FloatArray:
+    """Mass per cell (whole cell) of a raster's pixels, each pixel's value over the sum spread
+    evenly over it: every pixel is cut into k × k points (k so that they lie at most half a
+    cell apart), carried from the raster's CRS to lon/lat (pyproj) and the local frame."""
+    vals = np.asarray(raster.values, float)
+    rows, cols = vals.shape
+    to_lonlat = Transformer.from_crs(raster.crs, "EPSG:4326", always_xy=True)
+
+    def local(col: FloatArray, row: FloatArray) -> tuple[FloatArray, FloatArray]:
+        lon, lat = to_lonlat.transform(raster.x0 + col * raster.dx, raster.y0 - row * raster.dy)
+        x, y = mission.frame.to_local(lon, lat)
+        return np.asarray(x, float), np.asarray(y, float)
+
+    # a pixel's size on the ground, from its neighbours in the middle of the raster
+    mx, my = local(
+        np.array([cols / 2, cols / 2 + 1, cols / 2]), np.array([rows / 2] * 2 + [rows / 2 + 1])
+    )
+    pixel_m = max(
+        math.hypot(mx[1] - mx[0], my[1] - my[0]), math.hypot(mx[2] - mx[0], my[2] - my[0])
+    )
+    k = max(1, math.ceil(pixel_m / (c / 2.0)))
+    k = max(1, min(k, int(math.sqrt(4_000_000 / vals.size))))
+    r, q = np.nonzero(vals > 0)
+    share = vals[r, q] / vals.sum() / (k * k)
+    sub = (np.arange(k) + 0.5) / k
+    col = (q[:, None, None] + sub[None, None, :]).repeat(k, axis=1).ravel()
+    row = (r[:, None, None] + sub[None, :, None]).repeat(k, axis=2).ravel()
+    x, y = local(col, row)
+    return cell_sums(x0, y0, c, (ny, nx), x, y, np.repeat(share, k * k))
 
 
 def _evenly(
