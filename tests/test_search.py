@@ -159,7 +159,7 @@ def test_a_grid_of_weighted_cells_is_a_component_too(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("prior", "field", "words"),
     [
-        ({"cell_m": 50}, "search.prior", "last_known_point, a datum, regions or a grid"),
+        ({"cell_m": 50}, "search.prior", "last_known_point, a datum, regions, a grid or a raster"),
         (
             {"last_known_point": {"lon": LON, "lat": LAT, "rings_km": [1, 0.5, 2, 3]}},
             "search.prior.last_known_point.rings_km",

@@ -135,6 +135,19 @@ def test_passes_are_nested_and_follow_the_density() -> None:
     assert passes.pos[-1] >= 0.97 * pos(grid.poa, best, grid.area_m2)
 
 
+def test_each_cell_is_counted_for_the_passes_that_really_cross_it() -> None:
+    # a sharp peak: the first passes are a cell or two, too small to fly alone (merged)
+    grid = build_prior(_datum_mission(sigma_m=40.0, target_pos=0.95))
+    assert grid is not None
+    passes = plan_passes(grid, width_per_swath(), 0.95)
+    gx, gy = grid.centres_m()
+    inside = np.zeros(grid.shape, np.intp)
+    for region in passes.regions:
+        inside += shapely.contains_xy(region.buffer(1.0), gx, gy)
+    live = grid.area_m2 > 0
+    np.testing.assert_array_equal(passes.count[live], inside[live])
+
+
 def test_a_flat_map_is_searched_in_whole_passes_until_the_target() -> None:
     grid = build_prior(_datum_mission(sigma_m=1e6))  # flat over the square
     assert grid is not None

@@ -96,8 +96,8 @@ def plan_passes(
         if float(grid.area_m2[cells].sum()) < MIN_PASS_SHARE * searchable_m2 and not cells.all():
             bigger = live & (ln_d > top - (j + 1) * coverage_per_pass)
             if bigger.sum() > cells.sum():
-                # a sliver: its cells get their pass as part of the next, larger one
-                count[cells] += 1
+                # a sliver: not flown on its own; the next, larger pass covers its cells (which
+                # so get one pass fewer than the allocation would give them)
                 continue
         count[cells] += 1
         regions.append(_cells_region(grid, cells))
