@@ -4,7 +4,6 @@ probability map."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 import shapely
 
 from skysweep import mission
-from skysweep.bench.plan_scenarios import Site, drones_entry, mission_data
+from skysweep.bench.plan_scenarios import Site, drones_entry, lonlat_point, mission_data
 from skysweep.plan import plan_mission
 from skysweep.runtime.confirm import Confirmation, nearest_drone, open_near, pattern_xy
 from skysweep.runtime.orchestrator import Orchestrator
@@ -25,9 +24,8 @@ ORIGIN = (8.0, 46.5)
 
 
 def _lonlat(x: float, y: float) -> tuple[float, float]:
-    lon = ORIGIN[0] + math.degrees(x / (6_371_000.0 * math.cos(math.radians(ORIGIN[1]))))
-    lat = ORIGIN[1] + math.degrees(y / 6_371_000.0)
-    return lon, lat
+    p = lonlat_point(x, y, ORIGIN)
+    return p["lon"], p["lat"]
 
 
 def _mission(targets: list[dict[str, Any]], false_alarms_per_hour: float) -> mission.Mission:

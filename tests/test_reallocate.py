@@ -4,7 +4,6 @@ to its target when drones are lost."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import shapely
 from pydantic import TypeAdapter
 
 from skysweep import mission
-from skysweep.bench.plan_scenarios import Site, drones_entry, mission_data
+from skysweep.bench.plan_scenarios import Site, drones_entry, lonlat_point, mission_data
 from skysweep.plan import Plan, plan_mission
 from skysweep.plan.optimal_search import reallocate
 from skysweep.runtime.commands import OperatorCommand
@@ -37,14 +36,11 @@ def _mission(**search: Any) -> mission.Mission:
         keep_out=[("pond", shapely.box(700, 300, 850, 450))],
         wind_mps=2.0,
     )
-    x, y = 650.0, 550.0
-    lon = ORIGIN[0] + math.degrees(x / (6_371_000.0 * math.cos(math.radians(ORIGIN[1]))))
-    lat = ORIGIN[1] + math.degrees(y / 6_371_000.0)
     data["search"].update(search)
     data["search"]["prior"] = {
         "cell_m": 50,
         "target_pos": 0.7,
-        "datum": {"lon": lon, "lat": lat, "sigma_m": 300},
+        "datum": {**lonlat_point(650.0, 550.0, ORIGIN), "sigma_m": 300},
     }
     data["simulation"] = {"false_alarms_per_hour": 0.0, "targets": []}
     return mission.parse(data, source="<test>")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from skysweep import mission
 from skysweep.bench import search as bench
-from skysweep.bench.plan_scenarios import Site, drones_entry, mission_data
+from skysweep.bench.plan_scenarios import Site, drones_entry, lonlat_point, mission_data
 from skysweep.cli import app
 from skysweep.plan import Plan, plan_mission
 from skysweep.plan.optimal_search import plan_passes
@@ -45,15 +45,12 @@ def _datum_mission(
         keep_out=[(f"hole {k}", h) for k, h in enumerate(holes)],
         wind_mps=3.0,
     )
-    x, y = datum_m
-    lon = ORIGIN[0] + math.degrees(x / (6_371_000.0 * math.cos(math.radians(ORIGIN[1]))))
-    lat = ORIGIN[1] + math.degrees(y / 6_371_000.0)
     data["search"]["allocation"] = allocation
     data["search"]["confirm_detections"] = False  # the Monte Carlo flights need it off
     data["search"]["prior"] = {
         "cell_m": 50,
         "target_pos": target_pos,
-        "datum": {"lon": lon, "lat": lat, "sigma_m": sigma_m},
+        "datum": {**lonlat_point(*datum_m, ORIGIN), "sigma_m": sigma_m},
     }
     return mission.parse(data, source="<test>")
 

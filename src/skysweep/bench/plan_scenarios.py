@@ -74,6 +74,12 @@ def to_lonlat(xy: FloatArray, origin: tuple[float, float]) -> FloatArray:
     return np.column_stack([lon, lat]).round(7)
 
 
+def lonlat_point(x_m: float, y_m: float, origin: tuple[float, float]) -> dict[str, float]:
+    """A point in local metres as a mission file's ``{lon, lat}``."""
+    ((lon, lat),) = to_lonlat(np.array([[x_m, y_m]]), origin).tolist()
+    return {"lon": lon, "lat": lat}
+
+
 def geojson(geom: Geometry, origin: tuple[float, float]) -> dict[str, Any]:
     """A local-metre (Multi)Polygon as a GeoJSON geometry in lon/lat."""
 

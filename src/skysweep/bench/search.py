@@ -39,7 +39,14 @@ import numpy as np
 import shapely
 
 from skysweep import mission as mission_mod
-from skysweep.bench.plan_scenarios import MissionData, Site, drones_entry, geojson, mission_data
+from skysweep.bench.plan_scenarios import (
+    MissionData,
+    Site,
+    drones_entry,
+    geojson,
+    lonlat_point,
+    mission_data,
+)
 from skysweep.errors import InfeasibleError
 from skysweep.geo import FloatArray
 from skysweep.link.sim import SimLink
@@ -88,12 +95,8 @@ class SearchScenario:
 # -- scenarios (local metres round the origin; the launch site at the last known point) -------
 
 _ORIGIN = (8.0, 46.5)
-
-
-def _point(x: float, y: float) -> dict[str, float]:
-    lon = _ORIGIN[0] + math.degrees(x / (6_371_000.0 * math.cos(math.radians(_ORIGIN[1]))))
-    lat = _ORIGIN[1] + math.degrees(y / 6_371_000.0)
-    return {"lon": round(lon, 7), "lat": round(lat, 7)}
+#: The last known point / datum of every scenario, where its command post is.
+_AT_ORIGIN = lonlat_point(0.0, 0.0, _ORIGIN)
 
 
 def _circular_normal() -> MissionData:
@@ -106,7 +109,10 @@ def _circular_normal() -> MissionData:
         [drones_entry("quad", 10, "datum", 12.0, 50.0, 1500.0)],
         wind_mps=3.0,
     )
-    data["search"]["prior"] = {"cell_m": 50, "datum": {**_point(0.0, 0.0), "sigma_m": s}}
+    data["search"]["prior"] = {
+        "cell_m": 50,
+        "datum": {**_AT_ORIGIN, "sigma_m": s},
+    }
     return data
 
 
@@ -129,7 +135,11 @@ def _lost_hiker() -> MissionData:
     data["search"]["prior"] = {
         "cell_m": 50,
         # illustrative quartile distances for an adult hiker over a small area, km
-        "last_known_point": {**_point(0.0, 0.0), "rings_km": [0.3, 0.65, 1.1, 1.9], "weight": 3},
+        "last_known_point": {
+            **_AT_ORIGIN,
+            "rings_km": [0.3, 0.65, 1.1, 1.9],
+            "weight": 3,
+        },
         "regions": [{"name": "trail", "geometry": geojson(trail, _ORIGIN), "weight": 1}],
     }
     return data
@@ -150,7 +160,11 @@ def _lost_child() -> MissionData:
     stream = shapely.LineString([(-1500, 300), (-300, 200), (600, 900), (1600, 1100)]).buffer(80)
     data["search"]["prior"] = {
         "cell_m": 50,
-        "last_known_point": {**_point(0.0, 0.0), "rings_km": [0.2, 0.4, 0.7, 1.3], "weight": 2},
+        "last_known_point": {
+            **_AT_ORIGIN,
+            "rings_km": [0.2, 0.4, 0.7, 1.3],
+            "weight": 2,
+        },
         "regions": [{"name": "stream", "geometry": geojson(stream, _ORIGIN), "weight": 1}],
     }
     return data
@@ -318,27 +332,25 @@ def run_scenario(
     # the theory at the effort the steered plan has flown by each time (mean over flights)
     air = np.mean([np.interp(times, fl.t_s, fl.effort_air_m2) for fl in results["optimal"]], 0)
     sw = np.mean([np.interp(times, fl.t_s, fl.effort_sweep_m2) for fl in results["optimal"]], 0)
-    if scenario.sigma_m is not None:
-        best_air = [circular_normal_pos(float(e), scenario.sigma_m) for e in air]
-        best_sweep = [circular_normal_pos(float(e), scenario.sigma_m) for e in sw]
+    sigma = scenario.sigma_m
+
+    def best(effort_m2: float) -> float:
+        if sigma is not None:
+            return circular_normal_pos(effort_m2, sigma)
+        return pos(grid.poa, optimal_effort(grid.poa, grid.area_m2, effort_m2), grid.area_m2)
+
+    best_air = [best(float(e)) for e in air]
+    best_sweep = [best(float(e)) for e in sw]
+    k = int(np.searchsorted(times, horizon, "right")) - 1
+    got = out["optimal"]["pos_over_time"][k]
+    if sigma is not None:
         # the same with the swath taken for the sweep width (E = speed × swath × time, a
         # stricter reference: the camera's W is 0.706 swath)
-        k_h = int(np.searchsorted(times, horizon, "right")) - 1
-        best_swath = circular_normal_pos(float(air[k_h]) / width_per_swath(), scenario.sigma_m)
-        got_h = out["optimal"]["pos_over_time"][k_h]
-        out["pos_ratio_at_horizon_swath_as_width"] = round(got_h / best_swath, 4)
-    else:
-        best_air = [
-            pos(grid.poa, optimal_effort(grid.poa, grid.area_m2, e), grid.area_m2) for e in air
-        ]
-        best_sweep = [
-            pos(grid.poa, optimal_effort(grid.poa, grid.area_m2, e), grid.area_m2) for e in sw
-        ]
+        best_swath = best(float(air[k]) / width_per_swath())
+        out["pos_ratio_at_horizon_swath_as_width"] = round(got / best_swath, 4)
     out["effort_airborne_m2"] = [round(float(e)) for e in air]
     out["pos_best_airborne_effort"] = [round(v, 4) for v in best_air]
     out["pos_best_sweep_effort"] = [round(v, 4) for v in best_sweep]
-    k = int(np.searchsorted(times, horizon, "right")) - 1
-    got = out["optimal"]["pos_over_time"][k]
     out["pos_ratio_at_horizon"] = round(got / best_air[k], 4) if best_air[k] > 0 else None
     out["pos_ratio_sweep_only_at_horizon"] = (
         round(got / best_sweep[k], 4) if best_sweep[k] else None

@@ -26,7 +26,6 @@ Everything in the mission's local frame (metres) and seconds from mission start.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -151,7 +150,7 @@ def _cells_region(grid: ProbabilityGrid, cells: np.ndarray) -> shapely.Geometry:
     # the squares share edges exactly: a coverage union is exact and much faster than union_all
     region = shapely.coverage_union_all(boxes)
     # staircase corners only make lanes and stretches ragged; a quarter cell changes nothing
-    return shapely.simplify(region, c / 4.0) if math.isfinite(c) else region
+    return shapely.simplify(region, c / 4.0)
 
 
 def reallocate(
