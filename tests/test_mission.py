@@ -74,6 +74,8 @@ def test_example_loads_exactly_as_written() -> None:
     np.testing.assert_array_equal(m.fleet.speed_mps, 12.0)
     np.testing.assert_array_equal(m.fleet.endurance_s, 2400.0)
     np.testing.assert_array_equal(m.fleet.swath_m, 60.0)
+    # lanes are planned with the default sidelap of a metre between footprints
+    np.testing.assert_array_equal(m.fleet.track_spacing_m, 59.0)
     np.testing.assert_array_equal(m.fleet.swap_s, 120.0)
     np.testing.assert_array_equal(m.fleet.sweep_rate_m2ps, 720.0)
     np.testing.assert_array_equal(m.fleet.site, 0)
@@ -481,6 +483,13 @@ BAD: dict[str, tuple[Callable[[dict[str, Any]], None], str, str]] = {
     "endurance 0": (_set("fleet.0.endurance_s", 0), "fleet[0].endurance_s", "must be > 0"),
     "swath 0": (_set("fleet.0.swath_m", 0), "fleet[0].swath_m", "must be > 0"),
     "swap -1": (_set("fleet.0.swap_s", -1), "fleet[0].swap_s", "must be >= 0"),
+    "sidelap -1": (_set("search.sidelap_m", -1), "search.sidelap_m", "must be >= 0"),
+    "sidelap over half a swath": (
+        _set("search.sidelap_m", 31),
+        "search.sidelap_m",
+        "31 m is more than half the swath of fleet[0] ('quad-s', 60 m): lanes would overlap "
+        "more than they are apart",
+    ),
     "climb 31": (_set("fleet.0.climb_mps", 31), "fleet[0].climb_mps", "must be <= 30"),
     "accel 0": (_set("fleet.0.accel_mps2", 0), "fleet[0].accel_mps2", "must be > 0"),
     "pads 0": (_set("launch_sites.0.pads", 0), "launch_sites[0].pads", "must be > 0"),

@@ -126,7 +126,12 @@ def test_sorties_running_late_are_judged_by_what_flew_not_by_the_clock() -> None
     (the clock would have cut it where the route passes nearest the pad). New work for a drone
     is numbered after every sortie it flew, even one whose own sorties were all handed on."""
     text = FIVE_HUNDRED.replace("count: 250", "count: 4").replace("1800", "2400")
-    plan = plan_mission(mission.parse(yaml.safe_load(text), "eight"))
+    data = yaml.safe_load(text)
+    # lanes one swath apart: in this plan the victim's second route passes nearest its pad at
+    # the end, so that the clock's cut (below) visibly loses the sortie; with other lanes it
+    # may pass nearest at the start, and the clock would hand on all of it by luck
+    data.setdefault("search", {})["sidelap_m"] = 0.0
+    plan = plan_mission(mission.parse(data, "eight"))
     victim = next(s.drone for s in plan.sorties if s.number == 2)
     second = next(s for s in plan.sorties if s.drone == victim and s.number == 2)
     now = second.launch_s + 0.25 * second.duration_s  # due a while ago; still on its pad

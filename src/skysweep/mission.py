@@ -416,6 +416,11 @@ class SearchSpec(_Spec):
     reallocate_every_s: float | None = Field(default=None, gt=0)
     """With a ``prior``: re-allocate the effort still to spend from the map's posterior this
     often in flight (seconds of mission time); ``None``: only on the operator's request."""
+    sidelap_m: float = Field(default=1.0, ge=0, le=100)
+    """Overlap, metres, between the footprints of neighbouring lanes: lanes are planned at the
+    swath less this. A drone never flies exactly on its lane (it swings out of each turn and
+    is pushed by gusts); with lanes exactly one swath apart every metre off leaves a stripe
+    unseen. At most half the smallest swath of the fleet."""
     confirm_detections: bool | None = None
     """Send the nearest drone over every new detection in a tight pattern; a confirmed one
     ends the search. ``None``: on with a ``prior`` (the search for one missing person)."""
@@ -531,6 +536,9 @@ class Fleet:
     swap_s: FloatArray
     climb_mps: FloatArray
     accel_mps2: FloatArray
+    track_spacing_m: FloatArray
+    """Spacing, metres, of the lanes the planner gives each drone: its swath less the
+    mission's ``search.sidelap_m`` (the swath stays what its camera sees)."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -771,6 +779,13 @@ def build(spec: MissionSpec, source: str = "<mission>") -> Mission:
                 f"fleet[{i}].launch_site",
                 f"unknown launch site {entry.launch_site!r} (known: {', '.join(site_names)})",
             )
+        if spec.search.sidelap_m > entry.swath_m / 2:
+            raise fail(
+                "search.sidelap_m",
+                f"{spec.search.sidelap_m:g} m is more than half the swath of fleet[{i}] "
+                f"({entry.model!r}, {entry.swath_m:g} m): lanes would overlap more than they "
+                "are apart",
+            )
         for _ in range(entry.count):
             per_model[entry.model] = per_model.get(entry.model, 0) + 1
             rows.append(
@@ -791,6 +806,7 @@ def build(spec: MissionSpec, source: str = "<mission>") -> Mission:
         swap_s=_frozen(np.array([r[3].swap_s for r in rows])),
         climb_mps=_frozen(np.array([r[3].climb_mps for r in rows])),
         accel_mps2=_frozen(np.array([r[3].accel_mps2 for r in rows])),
+        track_spacing_m=_frozen(np.array([r[3].swath_m for r in rows]) - spec.search.sidelap_m),
     )
     spacing = max(2.0 * spec.safety.min_separation_m, 10.0)
     for i, site in enumerate(sites):

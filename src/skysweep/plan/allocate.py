@@ -107,7 +107,7 @@ class _Costs:
         return cls(
             launch_s=np.asarray(launch_s, float),
             speed_mps=v,
-            swath_m=fleet.swath_m,
+            swath_m=fleet.track_spacing_m,
             budget_cs=(1.0 - mission.safety.battery_reserve - PLAN_MARGIN) * fleet.endurance_s,
             vertical_s=2.0 * vertical_s,
             vertical_cs=vertical_s

@@ -127,7 +127,7 @@ def plan_optimal_search(mission: Mission, grid: ProbabilityGrid) -> Plan:
         for stretch in allocation.stretches:
             i = stretch.drone
             route = sweep_route(
-                stretch.cell, float(fleet.swath_m[i]), finder, pads[i], allocation.theta_rad
+                stretch.cell, float(fleet.track_spacing_m[i]), finder, pads[i], allocation.theta_rad
             )
             if len(route):
                 routes[i].append(route)
@@ -181,7 +181,7 @@ def reallocate(
     if not len(drones):
         raise InfeasibleError("no drone is left to search")
     passes = plan_passes(posterior, width_per_swath(), 1.0, goal_pos=goal_pos)
-    swath = float(fleet.swath_m[drones].min())
+    swath = float(fleet.track_spacing_m[drones].min())
     home = pads[drones].mean(axis=0)
     start = np.array([free_s[int(i)] for i in drones])
     routes: dict[int, list[FloatArray]] = {int(i): [] for i in drones}

@@ -11,8 +11,8 @@ reported point instead of covering the whole area:
 - **parallel track** (PS): a boustrophedon over a rectangle centred on the datum, the legs
   parallel to its major axis, S apart, the first half a spacing inside the rectangle's edge.
 
-S is the track spacing: ``track_spacing_m``, else the fleet's smallest swath, so adjacent tracks
-leave no gap. The single-unit track is then
+S is the track spacing: ``track_spacing_m``, else the fleet's smallest swath less
+``search.sidelap_m``, so adjacent tracks leave no gap. The single-unit track is then
 
 1. clipped to the flyable region (keep-in shrunk, keep-out zones grown, by the geofence
    margin), the pieces joined by :class:`~skysweep.plan.paths.PathFinder` detours, as the
@@ -460,7 +460,7 @@ def pattern_of(mission: Mission) -> tuple[Pattern, FloatArray]:
         raise ValueError("the mission has no search.pattern")
     x, y = mission.frame.to_local(spec.datum.lon, spec.datum.lat)
     datum = np.array([float(x), float(y)])
-    spacing = spec.track_spacing_m or float(mission.fleet.swath_m.min())
+    spacing = spec.track_spacing_m or float(mission.fleet.track_spacing_m.min())
     home = mission.pad_xy_m.mean(axis=0)
     return build_pattern(spec, datum, spacing, home), datum
 

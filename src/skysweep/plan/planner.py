@@ -85,7 +85,7 @@ def _route_all(
     for stretch in allocation.stretches:
         i = stretch.drone
         route = sweep_route(
-            stretch.cell, float(fleet.swath_m[i]), finder, pads[i], allocation.theta_rad
+            stretch.cell, float(fleet.track_spacing_m[i]), finder, pads[i], allocation.theta_rad
         )
         if len(route):
             flights.setdefault((i, stretch.sortie), []).append(route)

@@ -107,7 +107,7 @@ def replan(
     blocked = shapely.union_all(zones) if zones else None
     now = progress.now_s
 
-    # routes to hand on, each with the swath its lanes were spaced for
+    # routes to hand on, each with the track spacing its lanes were planned at
     orphans: list[tuple[FloatArray, float]] = []
     works: dict[int, _Work] = {}
     added = {int(i) for i in added_drones}
@@ -120,7 +120,7 @@ def replan(
         up = progress.in_air.get(i)
         ahead = _ahead(by_drone.get(i, []), track, now, up, progress.launched.get(i))
         if i in lost_set:
-            w = float(fleet.swath_m[i])
+            w = float(fleet.track_spacing_m[i])
             orphans.extend((piece, w) for _, rest in ahead for piece in _clip(rest, blocked))
             continue
         kept: list[Sortie] = []
@@ -135,7 +135,9 @@ def replan(
                 kept.append(sortie)
                 continue
             # its route crosses the new zone: what it has not swept goes back in the pool
-            orphans.extend((piece, float(fleet.swath_m[i])) for piece in _clip(rest, blocked))
+            orphans.extend(
+                (piece, float(fleet.track_spacing_m[i])) for piece in _clip(rest, blocked)
+            )
             if under_way and track is not None and len(track):
                 # in the air: it comes home first
                 there = np.asarray(track, float)[-1, :2]
@@ -149,7 +151,7 @@ def replan(
         raise InfeasibleError("replan: no drone is left to fly the rest of the search")
 
     if added:
-        orphans += _share_with(added, works, progress, fleet.swath_m, fleet.swap_s)
+        orphans += _share_with(added, works, progress, fleet.track_spacing_m, fleet.swap_s)
     step_m = CHUNK_S * float(np.median(fleet.speed_mps))
     pieces = [(c, w) for r, w in orphans for c in _chunks(r, step_m)]
     chunks = [c for c, _ in pieces]
@@ -164,12 +166,13 @@ def _share_with(
     added: set[int],
     works: dict[int, _Work],
     progress: Progress,
-    swath_m: FloatArray,
+    spacing_m: FloatArray,
     swap_s: FloatArray,
 ) -> list[tuple[FloatArray, float]]:
     """Sorties not yet launched, taken from the drones that finish last, until each added
-    drone's fair share of the work still to fly is in the pool, from sorties whose lanes its
-    swath covers (see :func:`_assign`); ``works`` is updated."""
+    drone's fair share of the work still to fly is in the pool, from sorties whose lanes it
+    can fly at its own track spacing (``spacing_m``, see :func:`_assign`); ``works`` is
+    updated."""
     now = progress.now_s
     later = [
         (s, i)
@@ -188,10 +191,10 @@ def _share_with(
         for s, i in ordered:
             if moved >= share:
                 break
-            if i in added or id(s) in taken or len(s.sweep_xy) < 2 or swath_m[i] > swath_m[a]:
+            if i in added or id(s) in taken or len(s.sweep_xy) < 2 or spacing_m[i] > spacing_m[a]:
                 continue
             taken.add(id(s))
-            pool.append((s.sweep_xy, float(swath_m[i])))
+            pool.append((s.sweep_xy, float(spacing_m[i])))
             moved += s.duration_s
             w = works[i]
             kept = [k for k in w.kept if k is not s]
@@ -324,7 +327,7 @@ def _assign(
     trip_cs = farthest[spot_of.ravel()] * ((1.0 + head) / v)[:, None]
     trip_cs += (vertical + REACH_SWEEP_S)[:, None]
     reachable = trip_cs <= budget_cs[:, None]
-    wide = fleet.swath_m[drones][:, None] >= swaths[None, :] - 1e-6
+    wide = fleet.track_spacing_m[drones][:, None] >= swaths[None, :] - 1e-6
     reachable &= wide | ~(reachable & wide).any(axis=0)
     nobody = np.flatnonzero(~reachable.any(axis=0))
     if len(nobody):
@@ -369,7 +372,7 @@ def _relane(
     swept again with lanes at the drone's spacing."""
     out: dict[int, list[FloatArray]] = {}
     for i, ks in given.items():
-        w = float(m.fleet.swath_m[i])
+        w = float(m.fleet.track_spacing_m[i])
         routes = []
         for k in ks:
             if swaths[k] <= w + 1e-6:

@@ -32,8 +32,13 @@ ACCEPT_M = 2.0
 PASS_CROSS_M = 30.0
 #: Vertical acceptance, metres.
 ACCEPT_ALT_M = 0.5
-#: Seconds of look-ahead along the current leg for the carrot the autopilot steers to.
+#: Seconds of look-ahead along the current leg for the carrot the autopilot steers to, at the
+#: drone's present ground speed (as L1 / NPFG path following scales its distance): a drone
+#: slowed by a turn converges on its new leg within metres instead of swinging wide.
 LOOKAHEAD_S = 1.5
+#: Ground speed, m/s, below which the look-ahead stops shrinking (a hovering drone still
+#: steers to a point ahead of it).
+LOOKAHEAD_MIN_MPS = 3.0
 
 #: Per-cell open-circuit voltage of a lithium pack: full, the plateau's slope, and the knee
 #: near empty where voltage falls away (the shape of a LiPo/Li-ion discharge curve).
@@ -172,7 +177,8 @@ def guidance(
         else:
             ux, uy = 0.0, 0.0
         along = (ex - sx) * ux + (ey - sy) * uy
-        ahead = min(max(along, 0.0) + vmax[i] * LOOKAHEAD_S, seg_len)
+        vnow = max(math.sqrt(vel[i, 0] ** 2 + vel[i, 1] ** 2), LOOKAHEAD_MIN_MPS)
+        ahead = min(max(along, 0.0) + vnow * LOOKAHEAD_S, seg_len)
         cx = sx + ux * ahead - ex
         cy = sy + uy * ahead - ey
         dist_goal = _norm(gx - ex, gy - ey)
