@@ -31,32 +31,142 @@ def densify_with_vertices(xy: FloatArray, step_m: float) -> tuple[FloatArray, ND
     return np.vstack([pts, xy[-1:, :2]]), np.append(first, n.sum())
 
 
+#: Cells of a sample lattice's bounding grid above which :func:`covered_mask` queries an R-tree
+#: instead (the rows need one counter per cell of the box, not per sample).
+MAX_LATTICE_CELLS = 30_000_000
+
+
 def covered_mask(
     samples: FloatArray, tracks: Iterable[tuple[FloatArray, float]]
 ) -> NDArray[np.bool_]:
     """Which sample points lie within ``radius`` of some track (exactly: the distance to the
     track's segments, not to points along them).
 
-    ``tracks`` are ``(polyline (n, 2+), radius_m)`` pairs. The tracks' segments go into an
-    R-tree (shapely's STRtree) and the samples are queried against it with ``dwithin``.
+    ``tracks`` are ``(polyline (n, 2+), radius_m)`` pairs. Samples on a regular lattice (as
+    :func:`skysweep.geo.sample_points` lays them) are swept row by row: each segment's capsule
+    (the ground within ``radius`` of it) cuts each lattice row in one interval, found in closed
+    form, and the intervals are summed into the rows at once. Other samples are queried against
+    an R-tree of the segments (shapely's STRtree, ``dwithin``).
     """
-    by_radius: dict[float, list[FloatArray]] = {}
+    segs, radii = _segments(tracks)
+    if not len(samples) or not len(segs):
+        return np.zeros(len(samples), bool)
+    lattice = _lattice(np.asarray(samples, float))
+    if lattice is None:
+        return _covered_by_tree(samples, segs, radii)
+    origin, step, ix, iy, shape = lattice
+    return _covered_rows(segs, radii, origin, step, shape)[iy, ix]
+
+
+def _segments(tracks: Iterable[tuple[FloatArray, float]]) -> tuple[FloatArray, FloatArray]:
+    """Every track's segments (k, 2, 2) (a lone point is a segment of length 0), and each
+    one's radius (k,)."""
+    segs: list[FloatArray] = []
+    radii: list[FloatArray] = []
     for xy, radius in tracks:
-        if len(xy):
-            by_radius.setdefault(float(radius), []).append(np.asarray(xy, float)[:, :2])
+        xy = np.asarray(xy, float)
+        if not len(xy):
+            continue
+        xy = xy[:, :2]
+        seg = np.stack([xy[:-1], xy[1:]], axis=1) if len(xy) > 1 else np.stack([xy, xy], 1)
+        segs.append(seg)
+        radii.append(np.full(len(seg), float(radius)))
+    if not segs:
+        return np.empty((0, 2, 2)), np.empty(0)
+    return np.concatenate(segs), np.concatenate(radii)
+
+
+def _lattice(
+    samples: FloatArray,
+) -> tuple[FloatArray, float, NDArray[np.intp], NDArray[np.intp], tuple[int, int]] | None:
+    """The regular square lattice ``samples`` lie on: origin (2,), step, each sample's column
+    and row, the grid's (rows, columns); ``None`` if they lie on none (or it is too big)."""
+    xs, ys = np.unique(samples[:, 0]), np.unique(samples[:, 1])
+    if len(xs) < 2 or len(ys) < 2:
+        return None
+    step = float(min(np.diff(xs).min(), np.diff(ys).min()))
+    origin = np.array([xs[0], ys[0]])
+    fx = (samples[:, 0] - origin[0]) / step
+    fy = (samples[:, 1] - origin[1]) / step
+    ix, iy = np.rint(fx).astype(np.intp), np.rint(fy).astype(np.intp)
+    if np.abs(fx - ix).max() > 1e-6 or np.abs(fy - iy).max() > 1e-6:
+        return None
+    shape = (int(iy.max()) + 1, int(ix.max()) + 1)
+    if shape[0] * (shape[1] + 1) > MAX_LATTICE_CELLS:
+        return None
+    return origin, step, ix, iy, shape
+
+
+def _covered_rows(
+    segs: FloatArray, radii: FloatArray, origin: FloatArray, step: float, shape: tuple[int, int]
+) -> NDArray[np.bool_]:
+    """(rows, columns): whether each lattice point is within its radius of some segment."""
+    rows, cols = shape
+    p, q = segs[:, 0] - origin, segs[:, 1] - origin  # lattice frame: point (i, j) at step·(i, j)
+    r = radii
+    # the rows each capsule reaches
+    j0 = np.maximum(np.ceil((np.minimum(p[:, 1], q[:, 1]) - r) / step), 0).astype(np.intp)
+    j1 = np.minimum(np.floor((np.maximum(p[:, 1], q[:, 1]) + r) / step), rows - 1)
+    count = np.maximum(j1.astype(np.intp) - j0 + 1, 0)
+    k = np.repeat(np.arange(len(segs)), count)
+    j = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count) + j0[k]
+    y = j * step
+    px, py, qx, qy, rk = p[k, 0], p[k, 1], q[k, 0], q[k, 1], r[k]
+    lo = np.full(len(k), np.inf)
+    hi = np.full(len(k), -np.inf)
+    # the discs round both ends
+    for cx, cy in ((px, py), (qx, qy)):
+        h2 = rk * rk - (y - cy) ** 2
+        ok = h2 >= 0.0
+        h = np.sqrt(np.where(ok, h2, 0.0))
+        lo = np.where(ok, np.minimum(lo, cx - h), lo)
+        hi = np.where(ok, np.maximum(hi, cx + h), hi)
+    # the band between them: 0 <= along(x) <= length and |across(x)| <= r, both linear in x
+    dx, dy = qx - px, qy - py
+    length = np.hypot(dx, dy)
+    long = length > 0.0
+    ux = np.where(long, dx / np.where(long, length, 1.0), 0.0)
+    uy = np.where(long, dy / np.where(long, length, 1.0), 0.0)
+    a_lo, a_hi = np.full(len(k), -np.inf), np.full(len(k), np.inf)
+    # along(x) = (x - px)·ux + (y - py)·uy in [0, length]
+    # across(x) = (y - py)·ux - (x - px)·uy in [-r, r]
+    for slope, at0, bound_lo, bound_hi in (
+        (ux, (y - py) * uy - px * ux, 0.0, length),
+        (-uy, (y - py) * ux + px * uy, -rk, rk),
+    ):
+        flat = np.abs(slope) < 1e-12
+        safe = np.where(flat, 1.0, slope)
+        e1, e2 = (bound_lo - at0) / safe, (bound_hi - at0) / safe
+        # a flat condition holds on the whole row or on none of it
+        holds = (at0 >= bound_lo) & (at0 <= bound_hi)
+        a_lo = np.where(flat, np.where(holds, a_lo, np.inf), np.maximum(a_lo, np.minimum(e1, e2)))
+        a_hi = np.where(flat, np.where(holds, a_hi, -np.inf), np.minimum(a_hi, np.maximum(e1, e2)))
+    band = long & (a_lo <= a_hi)
+    lo = np.where(band, np.minimum(lo, a_lo), lo)
+    hi = np.where(band, np.maximum(hi, a_hi), hi)
+    # to lattice columns, summed into each row as +1 at the first and -1 past the last
+    c0 = np.maximum(np.ceil(lo / step - 1e-9), 0)
+    c1 = np.minimum(np.floor(hi / step + 1e-9), cols - 1)
+    hit = np.isfinite(lo) & (c0 <= c1)
+    j, c0, c1 = j[hit], c0[hit].astype(np.intp), c1[hit].astype(np.intp)
+    width = cols + 1
+    size = rows * width
+    marks = np.bincount(j * width + c0, minlength=size) - np.bincount(
+        j * width + c1 + 1, minlength=size
+    )
+    return np.cumsum(marks.reshape(rows, width), axis=1)[:, :cols] > 0
+
+
+def _covered_by_tree(samples: FloatArray, segs: FloatArray, radii: FloatArray) -> NDArray[np.bool_]:
     mask = np.zeros(len(samples), bool)
-    for radius, lines in by_radius.items():
+    for radius in np.unique(radii):
         todo = np.flatnonzero(~mask)
         if not len(todo):
             break
-        segs = np.concatenate(
-            [
-                np.stack([xy[:-1], xy[1:]], axis=1) if len(xy) > 1 else np.stack([xy, xy], 1)
-                for xy in lines
-            ]
-        )
-        tree = shapely.STRtree(shapely.linestrings(segs))
-        hit = tree.query(shapely.points(samples[todo]), predicate="dwithin", distance=radius)[0]
+        tree = shapely.STRtree(shapely.linestrings(segs[radii == radius]))
+        hit = tree.query(
+            shapely.points(samples[todo]), predicate="dwithin", distance=float(radius)
+        )[0]
         mask[todo[np.unique(hit)]] = True
     return mask
 
