@@ -334,6 +334,15 @@ def test_main_bench_exit_code_table_and_json(
     assert figures["failures"][0]["failed"] == ["separation_violations"]
 
 
+def test_the_report_names_the_runs_stopped_at_the_time_limit() -> None:
+    outcomes = [
+        _outcome(s, capable=True, complete=s != 6, coverage=1.0, coverage_true=1.0)
+        for s in (5, 6, 7)
+    ]
+    text = rel.format_report(rel._summarise([5, 6, 7], 1, 1.0, outcomes))
+    assert "runs stopped at the time limit: 1 (seeds 6);" in text
+
+
 def test_export_case_replays_with_skysweep_sim(tmp_path: Path) -> None:
     seed = next(s for s in range(50) if len(rel.random_mission(s)["fleet"]) <= 4)
     mpath, fpath = rel.export_case(seed, tmp_path)

@@ -1047,10 +1047,11 @@ def format_report(report: ReliabilityReport, max_failures: int = 20) -> str:
                 f"missions that lost a drone: {len(others)}; their coverage median "
                 f"{np.median(others):.4f} (not judged)"
             )
-        incomplete = sum(not x.complete for x in flown)
+        incomplete = [x.seed for x in flown if not x.complete]
         aloft = sum(x.airborne_at_end for x in flown)
+        which = f" (seeds {', '.join(map(str, incomplete[:20]))})" if incomplete else ""
         lines.append(
-            f"runs stopped at the time limit: {incomplete}; "
+            f"runs stopped at the time limit: {len(incomplete)}{which}; "
             f"drones still airborne at the end: {aloft}"
         )
         wall = np.array([x.wall_s for x in flown])
