@@ -32,8 +32,9 @@ def densify_with_vertices(xy: FloatArray, step_m: float) -> tuple[FloatArray, ND
 
 
 #: Cells of a sample lattice's bounding grid above which :func:`covered_mask` queries an R-tree
-#: instead (the rows need one counter per cell of the box, not per sample).
-MAX_LATTICE_CELLS = 30_000_000
+#: instead: the rows need a few 8-byte counters per cell of the box, not per sample (samples
+#: spread thinly over a large box, as far-apart islands are, would cost more memory than time).
+MAX_LATTICE_CELLS = 8_000_000
 
 
 def covered_mask(
