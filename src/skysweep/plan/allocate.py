@@ -88,7 +88,8 @@ class _Costs:
 
     launch_s: FloatArray
     speed_mps: FloatArray
-    swath_m: FloatArray
+    spacing_m: FloatArray
+    """Track spacing, metres: the swath less the sidelap (the width each lane adds)."""
     budget_cs: FloatArray
     """Usable battery per sortie, cruise-seconds."""
     vertical_s: FloatArray
@@ -107,7 +108,7 @@ class _Costs:
         return cls(
             launch_s=np.asarray(launch_s, float),
             speed_mps=v,
-            swath_m=fleet.track_spacing_m,
+            spacing_m=fleet.track_spacing_m,
             budget_cs=(1.0 - mission.safety.battery_reserve - PLAN_MARGIN) * fleet.endurance_s,
             vertical_s=2.0 * vertical_s,
             vertical_cs=vertical_s
@@ -172,7 +173,7 @@ def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allo
     # 30 m drones fly four lanes over a 70 m column)
     site_swath = np.array(
         [
-            float(costs.swath_m[costs.site == s].min()) if np.any(costs.site == s) else 1.0
+            float(costs.spacing_m[costs.site == s].min()) if np.any(costs.site == s) else 1.0
             for s in range(n_sites)
         ]
     )
@@ -349,9 +350,9 @@ def _site_plan(
         return 0.0, [], []
     if not drones:
         raise InfeasibleError(f"{mission.sites[site].name}: part of the area needs its drones")
-    chains = _chains(mission, samples, cols, mine, site, float(costs.swath_m[drones].min()))
+    chains = _chains(mission, samples, cols, mine, site, float(costs.spacing_m[drones].min()))
     area = float(mine.sum() * samples.cell_m2)
-    rate = float(np.sum(costs.speed_mps[drones] * costs.swath_m[drones]))
+    rate = float(np.sum(costs.speed_mps[drones] * costs.spacing_m[drones]))
     far = max(max(c.dist) for c in chains)
     v = float(costs.speed_mps[drones].min())
     lo = 0.0
@@ -465,7 +466,7 @@ class _Packed:
 
         width = chains[0].turn_m if chains else 0.0
         d = np.asarray(drones, np.int64)
-        swath = np.array([_effective_swath(float(costs.swath_m[i]), width) for i in d])
+        swath = np.array([_effective_swath(float(costs.spacing_m[i]), width) for i in d])
         drone_f = np.column_stack(
             [
                 costs.speed_mps[d],
