@@ -203,8 +203,9 @@ def test_a_drone_whose_pack_cannot_fly_its_sortie_hands_its_work_on(
     from skysweep.sim.faults import BatterySag
 
     plan = plan_mission(mission.load(small))
-    last = max(plan.sorties, key=lambda s: s.launch_s)
-    assert last.launch_s > 1.0  # the fault comes before this drone's first launch
+    # the drone that launches last: the fault comes before its first launch
+    last = max(plan.sorties, key=lambda s: min(o.launch_s for o in plan.of_drone(s.drone)))
+    assert min(o.launch_s for o in plan.of_drone(last.drone)) > 1.0
     weak = plan.mission.fleet.ids[last.drone]
     sag = BatterySag(kind="battery_sag", at_s=0.5, drone=weak, capacity_factor=0.3)
     with RunLog(tmp_path / "run.db", create=True) as log:

@@ -52,8 +52,13 @@ BINS_PER_COLUMN = 400
 ANGLE_STEP_DEG = 30.0
 #: Column widths tried, in pairs of lanes.
 LANE_PAIRS = (1, 2)
-#: Rounds of balancing the sites' shares against each other.
-SITE_ROUNDS = 10
+#: Rounds of sharing the area among the sites again, with each site's bound corrected by what
+#: its real plan took.
+SITE_ROUNDS = 4
+#: Rounds of sharing the area among the sites on their bounds, at most.
+BALANCE_ROUNDS = 60
+#: Distances at which a site's bound checks its area-versus-distance condition.
+_BOUND_RADII = 64
 #: Bisection on the deadline stops at this precision, seconds.
 DEADLINE_TOL_S = 0.5
 
@@ -181,10 +186,12 @@ def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allo
     def plan_sites(cols: list[_Columns], owner: NDArray[np.intp]) -> list[_SitePlan]:
         return [_site_plan(mission, samples, cols[s], owner, s, costs) for s in range(n_sites)]
 
-    # Pick the lane direction and column width with the sites unbalanced, then balance them.
-    weights = np.zeros(n_sites)
+    # Share the area among the sites on a cheap bound of each site's finish time, pick the lane
+    # direction and column width on that share, then correct the bound by what the sites' real
+    # plans take and share again.
     reach = _reach_m(costs, n_sites)
-    owner = _owner(samples, weights, reach)
+    ratio = np.ones(n_sites)
+    owner = _balance(samples, costs, reach, ratio)
     best: tuple[float, list[_Columns], NDArray[np.intp], list[_SitePlan]] | None = None
     for theta in _candidate_angles(mission.searchable):
         for pairs in LANE_PAIRS:
@@ -198,14 +205,18 @@ def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allo
     assert best is not None
     cols = best[1]
     plans = best[3]
-    speed = float(np.mean(costs.speed_mps))
     for _ in range(SITE_ROUNDS if n_sites > 1 else 0):
         deadlines = np.array([p[0] for p in plans])
-        if np.ptp(deadlines) < 2 * DEADLINE_TOL_S:
+        bounds = _site_bounds(samples, costs, owner)
+        if np.ptp(deadlines[bounds > 0]) < 2 * DEADLINE_TOL_S:
             break
-        # a site that finishes late gives points away: its distances look longer
-        weights = weights + 0.5 * (deadlines - deadlines.mean()) * speed
-        owner = _owner(samples, weights, reach)
+        # a site's plan takes longer than its bound by a factor of its own (its shape, its
+        # transit); share again with the bounds scaled by it
+        ratio = np.where(bounds > 0, deadlines / np.maximum(bounds, 1e-9), ratio)
+        new_owner = _balance(samples, costs, reach, ratio)
+        if np.array_equal(new_owner, owner):
+            break
+        owner = new_owner
         plans = plan_sites(cols, owner)
         if max(p[0] for p in plans) < best[0]:
             best = (max(p[0] for p in plans), cols, owner, plans)
@@ -328,6 +339,84 @@ def _reach_m(costs: _Costs, n_sites: int) -> FloatArray:
     )
     np.maximum.at(out, costs.site, 0.9 * rng)
     return out
+
+
+def _site_bound_s(
+    dist_m: FloatArray, cell_m2: float, drones: NDArray[np.intp], costs: _Costs
+) -> float:
+    """A lower bound on when a site's ``drones`` finish sweeping the samples ``dist_m`` metres
+    (flyable) from it: the smallest T with, for every r, the area beyond r at most
+    Σ rate_i · max(0, T − launch_i − climb_i − 2r / v_i), as the mission's lower bound
+    (:func:`skysweep.plan.metrics.lower_bound_s`), with the climb and the track spacing."""
+    if not len(dist_m):
+        return 0.0
+    if not len(drones):
+        return np.inf
+    radii = np.quantile(dist_m, np.linspace(0.0, 1.0, _BOUND_RADII))
+    beyond = cell_m2 * (len(dist_m) - np.arange(_BOUND_RADII) * (len(dist_m) / _BOUND_RADII))
+    v = costs.speed_mps[drones]
+    rate = v * costs.spacing_m[drones]
+    start = costs.launch_s[drones] + costs.vertical_s[drones]
+    reach = start[None, :] + 2.0 * radii[:, None] / v[None, :]
+    lo = float(reach.min())
+    hi = float(reach.max() + beyond[0] / rate.sum())
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if np.all(np.maximum(0.0, mid - reach) @ rate >= beyond):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _site_bounds(samples: _Samples, costs: _Costs, owner: NDArray[np.intp]) -> FloatArray:
+    """:func:`_site_bound_s` of every site for the samples it owns (0 for a site owning none)."""
+    n_sites = len(samples.dist)
+    return np.array(
+        [
+            _site_bound_s(
+                samples.dist[s, owner == s], samples.cell_m2, np.flatnonzero(costs.site == s), costs
+            )
+            for s in range(n_sites)
+        ]
+    )
+
+
+def _balance(
+    samples: _Samples, costs: _Costs, reach_m: FloatArray, ratio: FloatArray
+) -> NDArray[np.intp]:
+    """The sites' shares of the samples (each sample's site) that make the sites' bounds, each
+    times its ``ratio``, as equal as the distances let them be.
+
+    The shares are a weighted nearest-site partition (:func:`_owner`): a site that would finish
+    late gets a larger weight, so its far samples go to its neighbours. The step is cut in half
+    whenever the latest site gets later.
+    """
+    n_sites = len(samples.dist)
+    weights = np.zeros(n_sites)
+    owner = _owner(samples, weights, reach_m)
+    if n_sites == 1:
+        return owner
+    active = (np.bincount(costs.site, minlength=n_sites) > 0) & (reach_m > 0)
+    speed = float(np.mean(costs.speed_mps))
+    step = 0.5
+    t = ratio * _site_bounds(samples, costs, owner)
+    best_t, best_w, best_owner = t, weights, owner
+    for _ in range(BALANCE_ROUNDS):
+        if t[active].max() < best_t[active].max() - DEADLINE_TOL_S:
+            best_t, best_w, best_owner = t, weights, owner
+        elif t is not best_t:
+            step *= 0.5
+            if step < 1e-3:
+                break
+            t, weights = best_t, best_w
+        if np.ptp(t[active]) < 2 * DEADLINE_TOL_S:
+            break
+        # a round trip: a boundary moved by δ metres changes a site's time by about 2δ / v
+        weights = weights + step * np.where(active, t - t[active].mean(), 0.0) * speed
+        owner = _owner(samples, weights, reach_m)
+        t = ratio * _site_bounds(samples, costs, owner)
+    return best_owner
 
 
 def _site_drones(costs: _Costs, site: int) -> list[int]:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 
 from skysweep.geo import FloatArray, rotation
 from skysweep.plan.paths import PathFinder
 
 #: Lane pieces shorter than this (metres) are dropped: the neighbouring lanes see them.
 MIN_PIECE_M = 1.0
+#: Lanes of one band closer than this end to start (metres; two END_INSET_M and a bit) are
+#: one lane.
+MERGE_GAP_M = 0.6
 #: Lane ends are pulled in by this much (metres) so connectors start strictly inside the fence.
 END_INSET_M = 0.25
 
@@ -30,18 +34,19 @@ def sweep_route(
 ) -> FloatArray:
     """A route (m, 2) that sweeps ``cell`` with track spacing ≤ ``swath_m``; empty if no cell.
 
-    With ``theta_rad`` the lanes run that way (radians from east) and come in an even number,
-    so the route ends on the side it starts. Otherwise the two axes of the cell's minimum rotated
-    rectangle and the direction from home are tried, with odd and even lane counts. Of those and
-    of the four ways to start, the route kept is the shortest counting the flight from and back
-    to ``home_xy``.
+    With ``theta_rad`` the lanes run that way (radians from east); otherwise the two axes of the
+    cell's minimum rotated rectangle and the direction from home are tried. Lane counts are
+    tried odd and even. Of those and of the four ways to start, the route kept is the shortest
+    counting the flight from and back to ``home_xy``.
     """
     if cell.is_empty or cell.area < 1.0:
         return np.empty((0, 2))
     best: FloatArray | None = None
     best_cost = np.inf
     angles = _candidate_angles(cell, home_xy) if theta_rad is None else [theta_rad]
-    evens = (False, True) if theta_rad is None else (True,)
+    # an odd count ends the route at the far side of the cell, an even one at the near side:
+    # each is tried, for a cell a lane or so wide an even count can cost a whole lane more
+    evens = (False, True)
     for theta in angles:
         for even in evens:
             pieces = _lane_pieces(cell, swath_m, theta, finder.flyable, even)
@@ -58,6 +63,53 @@ def sweep_route(
     if best is None:
         return np.empty((0, 2))
     return _connect(best, finder)
+
+
+def lane_pieces(
+    cell: shapely.Geometry, spacing_m: float, theta_rad: float, flyable: shapely.Geometry
+) -> list[tuple[int, FloatArray]]:
+    """Lanes over ``cell`` along ``theta_rad`` (radians from east), at most ``spacing_m``
+    apart, clipped to ``flyable``: (band, (2, 2) ends left→right along the lanes), world
+    frame, sorted by band and then along it."""
+    return _lane_pieces(cell, spacing_m, theta_rad, flyable, even=False)
+
+
+def lane_orderings(
+    pieces: list[tuple[int, FloatArray]],
+) -> list[tuple[FloatArray, NDArray[np.intp]]]:
+    """The four lawnmowers over ``pieces`` (:func:`lane_pieces`): bands up (first lane
+    forward, then backward), then bands down; each the lane ends in flying order, (2L, 2),
+    not yet joined around obstacles (:func:`connect_lanes`), with each lane's band (lanes
+    cut apart by a hole share one). None if there are no pieces."""
+    if not pieces:
+        return []
+    bands = sorted({b for b, _ in pieces})
+    out = []
+    for band_order in (bands, bands[::-1]):
+        for first_forward in (True, False):
+            route, lane_bands = _ordering(pieces, band_order, first_forward)
+            out.append(_merge_touching(route, lane_bands))
+    return out
+
+
+def _merge_touching(
+    route: FloatArray, bands: NDArray[np.intp]
+) -> tuple[FloatArray, NDArray[np.intp]]:
+    """``route`` with every lane that starts where the one before ends (a cell's seam
+    across the band) merged into it: one lane, not two."""
+    lanes = route.reshape(-1, 2, 2)
+    joined = (np.hypot(*(lanes[1:, 0] - lanes[:-1, 1]).T) < MERGE_GAP_M) & (bands[1:] == bands[:-1])
+    if not joined.any():
+        return route, bands
+    first = np.flatnonzero(np.r_[True, ~joined])
+    last = np.r_[first[1:] - 1, len(lanes) - 1]
+    return np.stack([lanes[first, 0], lanes[last, 1]], axis=1).reshape(-1, 2), bands[first]
+
+
+def connect_lanes(route: FloatArray, finder: PathFinder) -> FloatArray:
+    """``route`` (lane ends in flying order) with every connector that leaves the flyable
+    region replaced by the shortest flyable path."""
+    return _connect(route, finder)
 
 
 def _candidate_angles(cell: shapely.Geometry, home_xy: FloatArray) -> list[float]:
@@ -107,7 +159,12 @@ def _lane_pieces(
     starts = np.column_stack([b[:, 0], ymid]) @ to_lane  # back to world: rotate by +theta
     ends = np.column_stack([b[:, 2], ymid]) @ to_lane
     lines = shapely.linestrings(np.stack([starts, ends], axis=1))
-    clipped = shapely.intersection(lines, flyable)
+    # most lanes are clear of every fence: only the others are clipped (a prepared test is far
+    # cheaper than an intersection with the whole flyable region)
+    shapely.prepare(flyable)
+    clipped = lines.copy()
+    crossing = ~shapely.contains_properly(flyable, lines)
+    clipped[crossing] = shapely.intersection(lines[crossing], flyable)
     pieces, src = shapely.get_parts(clipped, return_index=True)
     out: list[tuple[int, float, FloatArray]] = []
     direction = np.array([np.cos(theta), np.sin(theta)])
@@ -127,17 +184,28 @@ def _lane_pieces(
 def _orderings(pieces: list[tuple[int, FloatArray]]) -> list[FloatArray]:
     """The four boustrophedon orders: bands up or down, first lane left→right or right→left."""
     bands = sorted({b for b, _ in pieces})
-    by_band = {b: [xy for bb, xy in pieces if bb == b] for b in bands}
-    routes = []
-    for band_order in (bands, bands[::-1]):
-        for first_forward in (True, False):
-            pts = []
-            for rank, b in enumerate(band_order):
-                forward = (rank % 2 == 0) == first_forward
-                row = by_band[b] if forward else [xy[::-1] for xy in by_band[b][::-1]]
-                pts.extend(row)
-            routes.append(np.vstack(pts))
-    return routes
+    return [
+        _ordering(pieces, band_order, first_forward)[0]
+        for band_order in (bands, bands[::-1])
+        for first_forward in (True, False)
+    ]
+
+
+def _ordering(
+    pieces: list[tuple[int, FloatArray]], band_order: list[int], first_forward: bool
+) -> tuple[FloatArray, NDArray[np.intp]]:
+    """Lane ends (2L, 2) of one boustrophedon order, and each lane's band."""
+    by_band: dict[int, list[FloatArray]] = {b: [] for b in band_order}
+    for b, xy in pieces:
+        by_band[b].append(xy)
+    pts = []
+    bands = []
+    for rank, b in enumerate(band_order):
+        forward = (rank % 2 == 0) == first_forward
+        row = by_band[b] if forward else [xy[::-1] for xy in by_band[b][::-1]]
+        pts.extend(row)
+        bands += [b] * len(row)
+    return np.vstack(pts), np.array(bands, np.intp)
 
 
 def _connect(route: FloatArray, finder: PathFinder) -> FloatArray:

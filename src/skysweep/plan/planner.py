@@ -13,6 +13,7 @@ from skysweep.plan.lanes import sweep_route
 from skysweep.plan.metrics import coverage_fraction, launch_slots, lower_bound_s
 from skysweep.plan.model import Plan, PlanMetrics, Sortie
 from skysweep.plan.paths import PathFinder
+from skysweep.plan.snake import split_site
 from skysweep.plan.sorties import fly_routes
 
 
@@ -38,11 +39,64 @@ def plan_mission(mission: Mission) -> Plan:
     _check_reachable(mission, finder, samples)
     launch = launch_slots(mission)
     allocation = allocate(mission, launch, finder)
-    sorties = _route_all(mission, allocation, launch, finder)
     cells: list[list[shapely.Geometry]] = [[] for _ in range(len(fleet))]
     for stretch in allocation.stretches:
         cells[stretch.drone].append(stretch.cell)
+    # the same sites' ground split along one lawnmower each (skysweep.plan.snake), and the
+    # allocation's lane columns: the plan that finishes first is kept. The columns' estimate of
+    # their own finish has run early, never late, on the suite: when even it is behind the
+    # split, the columns are not routed.
+    snake = _split_sites(mission, cells, launch, finder)
+    if snake is not None and _makespan(snake[0], launch) <= allocation.deadline_s:
+        sorties, cells = snake
+    else:
+        sorties = _route_all(mission, allocation, launch, finder)
+        if snake is not None and _makespan(snake[0], launch) < _makespan(sorties, launch):
+            sorties, cells = snake
     return assemble(mission, sorties, cells, launch, samples)
+
+
+def _makespan(sorties: list[Sortie], launch: FloatArray) -> float:
+    return max([float(launch.max()), *(s.land_s for s in sorties)])
+
+
+def _split_sites(
+    mission: Mission,
+    cells: list[list[shapely.Geometry]],
+    launch: FloatArray,
+    finder: PathFinder,
+) -> tuple[list[Sortie], list[list[shapely.Geometry]]] | None:
+    """Sorties and cells of every site's ground (its drones' ``cells``) swept by one lawnmower
+    split among its drones (:mod:`skysweep.plan.snake`); None if a site's split fails."""
+    fleet = mission.fleet
+    pads = mission.pad_xy_m
+    sorties: list[Sortie] = []
+    out_cells: list[list[shapely.Geometry]] = [[] for _ in range(len(fleet))]
+    for s, ground in enumerate(_site_grounds(mission, cells)):
+        drones = np.flatnonzero(fleet.site == s)
+        if ground.is_empty or not len(drones):
+            continue
+        site_xy = mission.site_xy_m[s]
+        split = split_site(mission, ground, drones, launch, finder, site_xy)
+        if split is None:
+            return None
+        for i, routes in split.drone_routes(finder).items():
+            clock, number = float(launch[i]), 1
+            for route in routes:
+                try:
+                    flown = fly_routes(mission, i, [route], finder, clock, number, pads[i])
+                except InfeasibleError:
+                    # the split's estimate of a sortie was short of what it needs: the
+                    # column plan stands
+                    return None
+                sorties += flown
+                clock = flown[-1].land_s + float(fleet.swap_s[i])
+                number = flown[-1].number + 1
+            swept = shapely.buffer(
+                shapely.linestrings(np.vstack(routes)), float(fleet.track_spacing_m[i]) / 2
+            )
+            out_cells[i].append(shapely.intersection(swept, ground))
+    return sorties, out_cells
 
 
 def assemble(
@@ -72,6 +126,36 @@ def assemble(
     )
     regions = tuple(shapely.union_all(c) if c else shapely.Polygon() for c in cells)
     return Plan(mission, tuple(sorties), regions, metrics)
+
+
+def _site_grounds(mission: Mission, cells: list[list[shapely.Geometry]]) -> list[shapely.Geometry]:
+    """Each site's ground: the searchable area its drones' ``cells`` cover, or the whole area
+    for a single site. The sites' seams are staircases of the allocation's samples: smoothed,
+    and grown a little so that ground at a seam goes to both sites; what no site's cells cover
+    goes to the nearest site."""
+    fleet = mission.fleet
+    n_sites = len(mission.sites)
+    if n_sites == 1:
+        return [mission.searchable]
+    grounds = []
+    for s in range(n_sites):
+        drones = np.flatnonzero(fleet.site == s)
+        own = shapely.union_all([c for i in drones for c in cells[i]])
+        if own.is_empty:
+            grounds.append(own)
+            continue
+        pad = float(fleet.track_spacing_m[drones].min()) / 2
+        smooth = shapely.make_valid(own.buffer(pad, join_style="mitre").simplify(pad / 2))
+        grounds.append(shapely.intersection(smooth, mission.searchable))
+    rest = shapely.difference(mission.searchable, shapely.union_all(grounds))
+    manned = [s for s in range(n_sites) if np.any(fleet.site == s)]
+    sites = shapely.points(mission.site_xy_m[manned])
+    for part in shapely.get_parts(rest):
+        if part.area < 1.0:
+            continue
+        nearest = manned[int(np.argmin(shapely.distance(sites, part)))]
+        grounds[nearest] = shapely.union(grounds[nearest], part)
+    return grounds
 
 
 def _route_all(
