@@ -41,7 +41,7 @@ def _check_parts(split: Split, n_drones: int) -> None:
     assert firsts[0] == 0 and lasts[-1] == len(split.lanes) - 1
     assert all(b + 1 == a for b, a in zip(lasts[:-1], firsts[1:], strict=True))
     drones = [d for d, _, _, _ in split.parts]
-    # drones in launch order, each over one run of blocks
+    # each drone's blocks follow one another: grouping by first appearance changes nothing
     assert drones == sorted(drones, key=lambda d: drones.index(d))
     assert len(set(drones)) <= n_drones
 

@@ -42,6 +42,8 @@ from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError
 from skysweep.geo import FloatArray, rotation, sample_points
 from skysweep.mission import Mission
+from skysweep.plan.lanes import lane_directions
+from skysweep.plan.metrics import finish_bound_s
 from skysweep.plan.paths import PathFinder
 
 #: Points the area is sampled with to measure bins and distances.
@@ -88,8 +90,9 @@ class Allocation:
 
 
 @dataclass(frozen=True)
-class _Costs:
-    """Per-drone constants of the cost model (arrays over the whole fleet)."""
+class DroneCosts:
+    """Per-drone constants of the planners' cost model (arrays over the whole fleet): the
+    same in the lane columns here and in the split lawnmower (:mod:`skysweep.plan.snake`)."""
 
     launch_s: FloatArray
     speed_mps: FloatArray
@@ -105,7 +108,7 @@ class _Costs:
     site: NDArray[np.intp]
 
     @classmethod
-    def of(cls, mission: Mission, launch_s: FloatArray) -> _Costs:
+    def of(cls, mission: Mission, launch_s: FloatArray) -> DroneCosts:
         fleet = mission.fleet
         v = fleet.speed_mps
         wind = float(np.hypot(*mission.wind_vector_mps))
@@ -170,7 +173,7 @@ _SitePlan = tuple[float, list[_Chain], _Taken]
 
 def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allocation:
     """Stretches for every drone that finish the area soonest (see the module docstring)."""
-    costs = _Costs.of(mission, launch_s)
+    costs = DroneCosts.of(mission, launch_s)
     samples = _sample(mission, finder)
     n_sites = len(mission.sites)
     # each site's columns fit its narrowest swath: a drone then flies an even number of lanes
@@ -193,7 +196,7 @@ def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allo
     ratio = np.ones(n_sites)
     owner = _balance(samples, costs, reach, ratio)
     best: tuple[float, list[_Columns], NDArray[np.intp], list[_SitePlan]] | None = None
-    for theta in _candidate_angles(mission.searchable):
+    for theta in lane_directions(mission.searchable, ANGLE_STEP_DEG):
         for pairs in LANE_PAIRS:
             cols = [
                 _columns(mission, samples, theta, 2 * pairs * w * (1.0 - 1e-6)) for w in site_swath
@@ -237,16 +240,6 @@ def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allo
                 cell = shapely.difference(cell, _owned_region(samples, np.concatenate(theirs)))
             stretches.append(Stretch(drone, sortie, cell, t))
     return Allocation(cols[0].theta, cols[0].width, best_t, tuple(stretches))
-
-
-def _candidate_angles(region: shapely.Geometry) -> list[float]:
-    """Every ANGLE_STEP_DEG over a half turn, and the axes of the area's bounding rectangle."""
-    angles = [float(a) for a in np.deg2rad(np.arange(0.0, 180.0, ANGLE_STEP_DEG))]
-    rect = np.asarray(shapely.minimum_rotated_rectangle(region).exterior.coords)
-    if len(rect) >= 4:
-        for e in (rect[1] - rect[0], rect[2] - rect[1]):
-            angles.append(float(np.arctan2(e[1], e[0])) % np.pi)
-    return angles
 
 
 def _columns(mission: Mission, samples: _Samples, theta: float, width: float) -> _Columns:
@@ -330,7 +323,7 @@ def _owner(
     return np.argmin(cost, axis=0)
 
 
-def _reach_m(costs: _Costs, n_sites: int) -> FloatArray:
+def _reach_m(costs: DroneCosts, n_sites: int) -> FloatArray:
     """How far from each site its longest-ranged drone can fly, sweep a little and come back,
     metres (the round trip's range less a tenth, for the sweeping)."""
     out = np.zeros(n_sites)
@@ -342,7 +335,7 @@ def _reach_m(costs: _Costs, n_sites: int) -> FloatArray:
 
 
 def _site_bound_s(
-    dist_m: FloatArray, cell_m2: float, drones: NDArray[np.intp], costs: _Costs
+    dist_m: FloatArray, cell_m2: float, drones: NDArray[np.intp], costs: DroneCosts
 ) -> float:
     """A lower bound on when a site's ``drones`` finish sweeping the samples ``dist_m`` metres
     (flyable) from it: the smallest T with, for every r, the area beyond r at most
@@ -353,23 +346,16 @@ def _site_bound_s(
     if not len(drones):
         return np.inf
     radii = np.quantile(dist_m, np.linspace(0.0, 1.0, _BOUND_RADII))
-    beyond = cell_m2 * (len(dist_m) - np.arange(_BOUND_RADII) * (len(dist_m) / _BOUND_RADII))
+    beyond = cell_m2 * (
+        len(dist_m) - np.arange(_BOUND_RADII, dtype=float) * (len(dist_m) / _BOUND_RADII)
+    )
     v = costs.speed_mps[drones]
-    rate = v * costs.spacing_m[drones]
     start = costs.launch_s[drones] + costs.vertical_s[drones]
     reach = start[None, :] + 2.0 * radii[:, None] / v[None, :]
-    lo = float(reach.min())
-    hi = float(reach.max() + beyond[0] / rate.sum())
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        if np.all(np.maximum(0.0, mid - reach) @ rate >= beyond):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return finish_bound_s(reach, v * costs.spacing_m[drones], beyond, iterations=40)
 
 
-def _site_bounds(samples: _Samples, costs: _Costs, owner: NDArray[np.intp]) -> FloatArray:
+def _site_bounds(samples: _Samples, costs: DroneCosts, owner: NDArray[np.intp]) -> FloatArray:
     """:func:`_site_bound_s` of every site for the samples it owns (0 for a site owning none)."""
     n_sites = len(samples.dist)
     return np.array(
@@ -383,7 +369,7 @@ def _site_bounds(samples: _Samples, costs: _Costs, owner: NDArray[np.intp]) -> F
 
 
 def _balance(
-    samples: _Samples, costs: _Costs, reach_m: FloatArray, ratio: FloatArray
+    samples: _Samples, costs: DroneCosts, reach_m: FloatArray, ratio: FloatArray
 ) -> NDArray[np.intp]:
     """The sites' shares of the samples (each sample's site) that make the sites' bounds, each
     times its ``ratio``, as equal as the distances let them be.
@@ -419,7 +405,7 @@ def _balance(
     return best_owner
 
 
-def _site_drones(costs: _Costs, site: int) -> list[int]:
+def _site_drones(costs: DroneCosts, site: int) -> list[int]:
     members = np.flatnonzero(costs.site == site)
     return [int(i) for i in members[np.argsort(costs.launch_s[members], kind="stable")]]
 
@@ -430,7 +416,7 @@ def _site_plan(
     cols: _Columns,
     owner: NDArray[np.intp],
     site: int,
-    costs: _Costs,
+    costs: DroneCosts,
 ) -> _SitePlan:
     """A site's least deadline, its chains, and its stretches at that deadline."""
     drones = _site_drones(costs, site)
@@ -514,7 +500,7 @@ def _chains(
     return out
 
 
-def _beyond_battery(far_m: float, drones: list[int], costs: _Costs) -> str:
+def _beyond_battery(far_m: float, drones: list[int], costs: DroneCosts) -> str:
     i = max(drones, key=lambda k: costs.budget_cs[k] * costs.speed_mps[k])
     need = (
         costs.vertical_cs[i] + far_m * (costs.cruise_pf[i] + costs.head_pf[i]) / costs.speed_mps[i]
@@ -546,7 +532,7 @@ class _Packed:
     power factor, head-wind power factor, swap time, launch time."""
 
     @classmethod
-    def of(cls, chains: list[_Chain], drones: list[int], costs: _Costs) -> _Packed:
+    def of(cls, chains: list[_Chain], drones: list[int], costs: DroneCosts) -> _Packed:
         lengths = np.array([len(c.bins) for c in chains], np.int64)
         offset = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 

@@ -80,7 +80,7 @@ def lane_orderings(
     """The four lawnmowers over ``pieces`` (:func:`lane_pieces`): bands up (first lane
     forward, then backward), then bands down; each the lane ends in flying order, (2L, 2),
     not yet joined around obstacles (:func:`connect_lanes`), with each lane's band (lanes
-    cut apart by a hole share one). None if there are no pieces."""
+    cut apart by a hole share one); an empty list if there are no pieces."""
     if not pieces:
         return []
     bands = sorted({b for b, _ in pieces})
@@ -110,6 +110,17 @@ def connect_lanes(route: FloatArray, finder: PathFinder) -> FloatArray:
     """``route`` (lane ends in flying order) with every connector that leaves the flyable
     region replaced by the shortest flyable path."""
     return _connect(route, finder)
+
+
+def lane_directions(region: shapely.Geometry, step_deg: float) -> list[float]:
+    """Lane directions worth trying over ``region``, radians from east in [0, π): every
+    ``step_deg`` over a half turn, and the axes of the region's minimum rotated rectangle."""
+    angles = [float(a) for a in np.deg2rad(np.arange(0.0, 180.0, step_deg))]
+    rect = np.asarray(shapely.minimum_rotated_rectangle(region).exterior.coords)
+    if len(rect) >= 4:
+        for e in (rect[1] - rect[0], rect[2] - rect[1]):
+            angles.append(float(np.arctan2(e[1], e[0])) % np.pi)
+    return angles
 
 
 def _candidate_angles(cell: shapely.Geometry, home_xy: FloatArray) -> list[float]:

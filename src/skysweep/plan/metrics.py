@@ -53,14 +53,24 @@ def lower_bound_s(
     beyond = np.concatenate([[total], beyond])
     rate, v = fleet.sweep_rate_m2ps, fleet.speed_mps
     reach = launch[None, :] + 2.0 * np.maximum(radii[:, None], d[None, :]) / v[None, :]
+    return finish_bound_s(reach, rate, beyond)
+
+
+def finish_bound_s(
+    reach_s: FloatArray, rate_m2ps: FloatArray, beyond_m2: FloatArray, iterations: int = 60
+) -> float:
+    """The smallest T with Σ_i rate_i · max(0, T − reach_ik) ≥ beyond_k for every k, by
+    bisection: ``reach_s`` (K, D) is when drone i can begin sweeping beyond the k-th distance
+    (seconds), ``rate_m2ps`` (D,) its sweep rate, ``beyond_m2`` (K,) the area beyond that
+    distance."""
 
     def enough(t: float) -> bool:
-        return bool(np.all(np.maximum(0.0, t - reach) @ rate >= beyond))
+        return bool(np.all(np.maximum(0.0, t - reach_s) @ rate_m2ps >= beyond_m2))
 
-    lo, hi = 0.0, float(reach.max() + total / rate.sum() + 1.0)
+    lo, hi = 0.0, float(reach_s.max() + beyond_m2.max() / rate_m2ps.sum() + 1.0)
     while not enough(hi):
         hi *= 2
-    for _ in range(60):
+    for _ in range(iterations):
         mid = 0.5 * (lo + hi)
         lo, hi = (lo, mid) if enough(mid) else (mid, hi)
     return hi

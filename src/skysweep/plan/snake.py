@@ -33,11 +33,17 @@ import shapely
 from numba import njit
 from numpy.typing import NDArray
 
-from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.geo import FloatArray
 from skysweep.kinematics import corner_loss_s
 from skysweep.mission import Mission
-from skysweep.plan.lanes import MIN_PIECE_M, connect_lanes, lane_orderings, lane_pieces
+from skysweep.plan.allocate import DroneCosts
+from skysweep.plan.lanes import (
+    MIN_PIECE_M,
+    connect_lanes,
+    lane_directions,
+    lane_orderings,
+    lane_pieces,
+)
 from skysweep.plan.paths import PathFinder
 from skysweep.plan.sorties import leg_energy
 
@@ -99,13 +105,14 @@ def split_site(
     if ground.is_empty or not len(drones):
         return None
     spacing = float(fleet.track_spacing_m[drones].min())
-    order = drones[np.argsort(launch_s[drones], kind="stable")]
+    site = _Drones.of(mission, drones, launch_s)
+    wind = mission.wind_vector_mps
     share_m2 = float(ground.area) / len(drones)
     coords = shapely.get_coordinates(ground)
     # every candidate is first judged on straight connectors and straight distances (cheap);
     # the few best are then joined around obstacles and judged again
     rough: list[tuple[float, int, FloatArray, NDArray[np.intp]]] = []
-    for theta in _angles(ground):
+    for theta in lane_directions(ground, ANGLE_STEP_DEG):
         u = coords @ np.array([np.cos(theta), np.sin(theta)])
         # a drone's block is about square when a slab's lanes are as long as its share is wide
         square = float(np.ptp(u)) / max(np.sqrt(share_m2), 1.0)
@@ -117,12 +124,12 @@ def split_site(
                 # reverse them
                 if np.hypot(*(raw[0] - site_xy)) > np.hypot(*(raw[-1] - site_xy)) + 1.0:
                     continue
-                found = _split_route(mission, raw, bands, order, launch_s, None, site_xy)
+                found = _split_route(raw, bands, site, wind, None, site_xy)
                 if found is not None:
                     rough.append((found.deadline_s, len(rough), raw, bands))
     best: Split | None = None
     for _, _, raw, bands in sorted(rough, key=lambda r: r[:2])[:EXACT_CANDIDATES]:
-        found = _split_route(mission, raw, bands, order, launch_s, finder, site_xy)
+        found = _split_route(raw, bands, site, wind, finder, site_xy)
         if found is not None and (best is None or found.deadline_s < best.deadline_s):
             best = found
     return best
@@ -178,15 +185,6 @@ def _slab_orderings(
     return out
 
 
-def _angles(ground: shapely.Geometry) -> list[float]:
-    angles = [float(a) for a in np.deg2rad(np.arange(0.0, 180.0, ANGLE_STEP_DEG))]
-    rect = np.asarray(shapely.minimum_rotated_rectangle(ground).exterior.coords)
-    if len(rect) >= 4:
-        for e in (rect[1] - rect[0], rect[2] - rect[1]):
-            angles.append(float(np.arctan2(e[1], e[0])) % np.pi)
-    return angles
-
-
 def _lane_index(route: FloatArray, raw: FloatArray) -> NDArray[np.intp]:
     """Where each point of ``raw`` (lane ends) stands in ``route`` (the same, joined)."""
     out = np.empty(len(raw), np.intp)
@@ -198,20 +196,57 @@ def _lane_index(route: FloatArray, raw: FloatArray) -> NDArray[np.intp]:
     return out
 
 
+@dataclass(frozen=True)
+class _Drones:
+    """A site's drones in launch order, with the constants the compiled split needs."""
+
+    order: NDArray[np.intp]
+    """Fleet indices, in launch order."""
+    kinds: FloatArray
+    """(K, 2) the distinct (speed m/s, acceleration m/s²) among them."""
+    kind: NDArray[np.int64]
+    """Each drone's row of ``kinds``."""
+    drone_f: FloatArray
+    """Rows of :func:`_split_kernel`'s ``drone_f``."""
+
+    @classmethod
+    def of(cls, mission: Mission, drones: NDArray[np.intp], launch_s: FloatArray) -> _Drones:
+        fleet = mission.fleet
+        order = drones[np.argsort(launch_s[drones], kind="stable")]
+        costs = DroneCosts.of(mission, launch_s)
+        kinds, kind = np.unique(
+            np.column_stack([fleet.speed_mps[order], fleet.accel_mps2[order]]),
+            axis=0,
+            return_inverse=True,
+        )
+        v = costs.speed_mps[order]
+        # getting up to speed after the climb and stopping over the pad, as the sortie cutter
+        speed_up = v / fleet.accel_mps2[order]
+        drone_f = np.column_stack(
+            [
+                costs.launch_s[order],
+                costs.vertical_s[order] + speed_up,
+                costs.vertical_cs[order] + speed_up,
+                costs.swap_s[order],
+                costs.budget_cs[order],
+                1.0 / v,
+                costs.cruise_pf[order] / v,
+                costs.head_pf[order] / v,
+            ]
+        ).astype(np.float64)
+        return cls(order, kinds, np.asarray(kind, np.int64).ravel(), drone_f)
+
+
 def _split_route(
-    mission: Mission,
     raw: FloatArray,
     bands: NDArray[np.intp],
-    order: NDArray[np.intp],
-    launch_s: FloatArray,
+    drones: _Drones,
+    wind_mps: FloatArray,
     finder: PathFinder | None,
     site_xy: FloatArray,
 ) -> Split | None:
     """The split of the lawnmower ``raw`` (lane ends, in order); with no ``finder``, judged on
     straight connectors and straight distances from the site."""
-    fleet = mission.fleet
-    wind = mission.wind_vector_mps
-    wind_speed = float(np.hypot(*wind))
     if finder is None:
         route, at = raw, np.arange(len(raw))
         dist = np.hypot(*(raw - site_xy).T)
@@ -222,31 +257,14 @@ def _split_route(
     if not np.all(np.isfinite(dist)):
         return None
     # one row of cumulative time and battery per kind of drone (speed, acceleration)
-    kinds = np.column_stack([fleet.speed_mps[order], fleet.accel_mps2[order]])
-    uniq, kind = np.unique(kinds, axis=0, return_inverse=True)
-    cum_t = np.zeros((len(uniq), len(raw)))
-    cum_e = np.zeros((len(uniq), len(raw)))
+    cum_t = np.zeros((len(drones.kinds), len(raw)))
+    cum_e = np.zeros((len(drones.kinds), len(raw)))
     seg = np.hypot(*np.diff(route, axis=0).T)
-    for k, (v, accel) in enumerate(uniq):
+    for k, (v, accel) in enumerate(drones.kinds):
         corners = np.append(corner_loss_s(route, v, accel), 0.0)
         cum_t[k] = np.r_[0.0, np.cumsum(seg / v + corners)][at]
-        cum_e[k] = np.r_[0.0, np.cumsum(leg_energy(route, v, wind) + corners)][at]
-    v = fleet.speed_mps[order]
-    vertical_s = mission.altitude_m / fleet.climb_mps[order]
-    drone_f = np.column_stack(
-        [
-            launch_s[order],
-            2.0 * vertical_s + v / fleet.accel_mps2[order],
-            vertical_s * (power_factor(0.0, 1.0, fleet.climb_mps[order]) + power_factor(0.0, 1.0))
-            + v / fleet.accel_mps2[order],
-            fleet.swap_s[order],
-            (1.0 - mission.safety.battery_reserve - PLAN_MARGIN) * fleet.endurance_s[order],
-            1.0 / v,
-            power_factor(np.hypot(v, wind_speed), v) / v,
-            power_factor(v + wind_speed, v) / v,
-        ]
-    ).astype(np.float64)
-    kind = np.asarray(kind, np.int64).ravel()
+        cum_e[k] = np.r_[0.0, np.cumsum(leg_energy(route, v, wind_mps) + corners)][at]
+    drone_f, kind = drones.drone_f, drones.kind
     # each lane's band's first and last lane: a block is mirrored band by band
     new_band = np.r_[True, bands[1:] != bands[:-1]]
     first = np.maximum.accumulate(np.where(new_band, np.arange(len(bands)), 0))
@@ -254,7 +272,12 @@ def _split_route(
     last = np.minimum.accumulate(np.where(end_band, np.arange(len(bands)), len(bands))[::-1])[::-1]
     band_ends = np.column_stack([first, last, bands // BANDS_PER_SLAB]).astype(np.int64)
     lo = 0.0
-    hi = float(drone_f[:, 0].max() + drone_f[:, 1].max() + cum_t.max() + 2 * dist.max() / v.min())
+    hi = float(
+        drone_f[:, 0].max()
+        + drone_f[:, 1].max()
+        + cum_t.max()
+        + 2 * dist.max() * drone_f[:, 5].max()
+    )
     rows = None
     for _ in range(20):
         rows = _split_kernel(cum_t, cum_e, dist, band_ends, drone_f, kind, hi)
@@ -270,7 +293,7 @@ def _split_route(
             lo = mid
         else:
             hi, rows = mid, attempt
-    parts = tuple((int(order[p]), int(a), int(b), bool(m)) for p, a, b, m in rows)
+    parts = tuple((int(drones.order[p]), int(a), int(b), bool(m)) for p, a, b, m in rows)
     return Split(hi, raw.reshape(-1, 2, 2), bands, parts)
 
 
