@@ -201,7 +201,7 @@ def test_columns_narrower_than_the_sample_spacing_all_get_area(theta_deg: float)
     """Samples ~86 m apart, columns 70 m wide: every column between the first and the last
     gets a share of the samples it overlaps (once columns between samples got none, and 19 %
     of a 449 km² area went unplanned), and every sample's shares add up to one."""
-    from skysweep.plan.allocate import _columns, _Samples
+    from skysweep.plan.allocate import AreaSamples, _columns
 
     class _M:
         searchable = shapely.box(0.0, 0.0, 20_000.0, 20_000.0)
@@ -211,7 +211,7 @@ def test_columns_narrower_than_the_sample_spacing_all_get_area(theta_deg: float)
 
     xy, cell = sample_points(_M.searchable, 60_000)
     assert math.sqrt(cell) > 80.0
-    samples = _Samples(xy, cell, np.zeros((1, len(xy))))
+    samples = AreaSamples(xy, cell, np.zeros((1, len(xy))))
     cols = _columns(_M(), samples, math.radians(theta_deg), 70.0)  # type: ignore[arg-type]
     used = np.unique(cols.column)
     assert np.array_equal(used, np.arange(used.max() + 1))

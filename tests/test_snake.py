@@ -13,9 +13,10 @@ from skysweep.bench.plan_scenarios import scenario
 from skysweep.geo import sample_points
 from skysweep.mission import Mission
 from skysweep.plan import planner
+from skysweep.plan.allocate import sample_area, share_sites
 from skysweep.plan.metrics import coverage_fraction, launch_slots
 from skysweep.plan.paths import PathFinder
-from skysweep.plan.snake import Split, split_site
+from skysweep.plan.snake import Split, mirror_extra_m, split_site
 from skysweep.plan.sorties import fly_routes
 
 
@@ -28,9 +29,10 @@ def _split(m: Mission, ground: shapely.Geometry | None = None) -> tuple[Split, P
     finder = PathFinder(m.flyable)
     drones = np.arange(len(m.fleet))
     g = m.searchable if ground is None else ground
-    split = split_site(m, g, drones, launch_slots(m), finder, m.site_xy_m[0])
-    assert split is not None
-    return split, finder
+    splits = split_site(m, g, drones, launch_slots(m), finder, m.site_xy_m[0])
+    # one class of drones: one lawnmower
+    assert splits is not None and len(splits) == 1
+    return splits[0], finder
 
 
 def _check_parts(split: Split, n_drones: int) -> None:
@@ -121,12 +123,151 @@ def test_random_fields_are_split_whole(meadow: Mission, case: tuple) -> None:
         [np.cos(angle), np.sin(angle)]
     )
     drones = np.arange(min(n, len(fleet)))
-    split = split_site(m, field, drones, launch_slots(meadow), finder, site)
-    if split is None:
+    splits = split_site(m, field, drones, launch_slots(meadow), finder, site)
+    if splits is None:
         return  # beyond the drones' batteries: the column plan says why
+    (split,) = splits
     _check_parts(split, len(drones))
     samples, _ = sample_points(field, 4000)
     swath = float(fleet.swath_m.min()) / 2
     routes = [r for rs in split.drone_routes(finder).values() for r in rs]
     cover, _ = coverage_fraction(samples, [(r, swath) for r in routes])
     assert cover >= 0.995
+
+
+def _mixed_field(area: shapely.Geometry) -> Mission:
+    """One site below ``area`` (local metres) with narrow- and wide-swath drones."""
+    from skysweep import mission as mission_mod
+    from skysweep.bench.plan_scenarios import Site, drones_entry, mission_data
+
+    x0, y0, x1, _ = area.bounds
+    data = mission_data(
+        "mixed fleet",
+        (8.30, 47.05),
+        area,
+        [Site("gate", ((x0 + x1) / 2, y0 - 150.0), pads=2)],
+        [
+            drones_entry("quad", 4, "gate", 10, 40, 1500),
+            drones_entry("wide", 3, "gate", 15, 100, 2400),
+        ],
+        wind_mps=3,
+    )
+    return mission_mod.parse(data, source="<mixed fleet>")
+
+
+def test_spacing_classes_group_near_swaths_narrowest_first() -> None:
+    from skysweep.plan.snake import spacing_classes
+
+    classes = spacing_classes(np.array([99.0, 39.0, 42.0, 60.0, 99.0]))
+    assert [c.tolist() for c in classes] == [[1, 2], [3], [0, 4]]
+
+
+def test_a_mixed_site_gives_each_swath_its_own_lanes() -> None:
+    """Wide-swath drones are not made to fly narrow lanes: each class sweeps its own ground at
+    its own spacing, the grounds tile the field, and the plan lands when the split said."""
+    m = _mixed_field(shapely.box(0, 0, 3000, 2500))
+    fleet = m.fleet
+    finder = PathFinder(m.flyable)
+    launch = launch_slots(m)
+    drones = np.arange(len(fleet))
+    splits = split_site(m, m.searchable, drones, launch, finder, m.site_xy_m[0])
+    assert splits is not None and len(splits) == 2
+    narrow, wide = splits
+    assert set(narrow.drones.tolist()) == set(np.flatnonzero(fleet.swath_m == 40).tolist())
+    assert set(wide.drones.tolist()) == set(np.flatnonzero(fleet.swath_m == 100).tolist())
+    for split in splits:
+        _check_parts(split, len(split.drones))
+        lanes = split.lanes
+        # neighbouring lanes of one band direction lie one track spacing apart
+        along = lanes[0, 1] - lanes[0, 0]
+        across = lanes[1, 0] - lanes[0, 0]
+        gap = abs(along[0] * across[1] - along[1] * across[0]) / np.hypot(*along)
+        assert gap <= float(fleet.track_spacing_m[split.drones].min()) + 1e-6
+        assert gap >= 0.8 * float(fleet.track_spacing_m[split.drones].min())
+    # the two grounds share the field without a gap, overlapping only at their seam
+    union = shapely.union(narrow.ground, wide.ground)
+    assert union.area == pytest.approx(m.searchable.area, rel=1e-3)
+    assert shapely.intersection(narrow.ground, wide.ground).area < 0.05 * m.searchable.area
+    # the nearer ring goes to the shorter-ranged quads
+    site = shapely.Point(m.site_xy_m[0])
+    assert narrow.ground.centroid.distance(site) < wide.ground.centroid.distance(site)
+    plan = planner.plan_mission(m)
+    assert plan.metrics.coverage_fraction >= 0.995
+    assert plan.metrics.makespan_s == pytest.approx(max(s.deadline_s for s in splits), rel=0.03)
+
+
+def test_mirrored_blocks_count_the_long_way_between_islands() -> None:
+    """On islands a band's lanes lie on several islands: a block flown mirrored joins its
+    bands at their other ends, across the water. The split counts that join, so every site
+    lands when its split said (islands-24's airstrip once landed at 866 s on a split of 673 s:
+    a mirrored block crossed the sound twice more than estimated)."""
+    m = scenario("islands-24").mission()
+    finder = PathFinder(m.flyable)
+    launch = launch_slots(m)
+    shares = share_sites(m, launch, sample_area(m, finder))
+    for s, ground in enumerate(planner._site_grounds(m, shares)):
+        drones = np.flatnonzero(m.fleet.site == s)
+        splits = split_site(m, ground, drones, launch, finder, m.site_xy_m[s])
+        assert splits is not None
+        (split,) = splits
+        land = 0.0
+        for i, routes in split.drone_routes(finder).items():
+            t = float(launch[i])
+            for route in routes:
+                flown = fly_routes(m, i, [route], finder, t, 1, m.pad_xy_m[i])
+                t = flown[-1].land_s + float(m.fleet.swap_s[i])
+                land = max(land, flown[-1].land_s)
+        assert land == pytest.approx(split.deadline_s, rel=0.02)
+
+
+def test_a_mirrored_block_counts_its_joins_across_the_water() -> None:
+    """Bands whose lanes lie on two islands: flown mirrored, a block joins its bands at their
+    other ends, across the water. The split counts exactly the metres that adds (islands-24's
+    airstrip once landed at 866 s on a split of 673 s, the joins not counted)."""
+    from skysweep.plan.lanes import piece_orderings
+
+    # three bands 50 m apart over a west island; the first also crosses an east island 2 km
+    # away (mirrored, the block leaves it at the east end and starts the next band west)
+    band = np.array([0, 0, 1, 2])
+    ends = np.array(
+        [[[x0, 0.0], [x0 + 400.0, 0.0]] for x0 in (0.0, 2400.0)]
+        + [[[0.0, 50.0 * b], [400.0, 50.0 * b]] for b in (1, 2)]
+    )
+    raw, bands = piece_orderings(band, ends)[1]  # bands up, the first flown east to west
+    extra = mirror_extra_m(raw, bands)
+    lanes = raw.reshape(-1, 2, 2)
+    cuts = np.flatnonzero(np.diff(bands)) + 1
+    mirrored = np.concatenate([g[::-1, ::-1] for g in np.split(lanes, cuts)]).reshape(-1, 2)
+
+    def length(route: np.ndarray) -> float:
+        return float(np.hypot(*np.diff(route, axis=0).T).sum())
+
+    a, b = 0, len(lanes) - 1
+    assert extra[b] - extra[a] == pytest.approx(length(mirrored) - length(raw))
+    assert extra[b] - extra[a] > 2000.0  # once more across the 2 km sound
+
+
+def test_a_site_is_not_starved_by_an_overshooting_share() -> None:
+    """star-40: the hub's slow quads and the airstrip's VTOLs. Giving the hub nothing was a
+    plateau the sharing never left (every smaller step still gave it nothing), and the hub's
+    24 drones sat idle. Both sites now get ground, and their bounds come out level."""
+    m = scenario("star-40").mission()
+    launch = launch_slots(m)
+    shares = share_sites(m, launch, sample_area(m, PathFinder(m.flyable)))
+    counts = np.bincount(shares.site, minlength=2)
+    assert counts.min() > 0.02 * counts.sum()
+    assert shares.bound_s.max() < 1.02 * shares.bound_s.min()
+
+
+def test_cell_squares_are_the_samples_squares() -> None:
+    from skysweep.geo import cell_squares
+
+    field = shapely.Polygon([(0, 0), (900, 0), (900, 300), (400, 700), (0, 500)]).difference(
+        shapely.box(200, 100, 300, 250)
+    )
+    xy, cell = sample_points(field, 5000)
+    h = np.sqrt(cell) / 2
+    squares = shapely.union_all(shapely.box(*(xy - h).T, *(xy + h).T))
+    union = cell_squares(xy, cell)
+    assert shapely.symmetric_difference(union, squares).area < 1e-6 * squares.area
+    assert union.area == pytest.approx(len(xy) * cell)

@@ -84,6 +84,37 @@ def polyline_length(xy: FloatArray) -> float:
     return float(np.linalg.norm(np.diff(xy, axis=0), axis=1).sum())
 
 
+def cell_squares(xy: FloatArray, cell_m2: float) -> shapely.Geometry:
+    """The union of the squares of ``cell_m2`` around the points ``xy`` (local metres) of a
+    :func:`sample_points` grid: the area those samples stand for."""
+    xy = np.asarray(xy, float).reshape(-1, 2)
+    if not len(xy):
+        return shapely.Polygon()
+    side = np.sqrt(cell_m2)
+    x, y = xy[np.lexsort((xy[:, 0], xy[:, 1]))].T
+    # one box per run of neighbours along a row: far fewer pieces to union than squares
+    start = np.r_[True, (np.diff(y) != 0) | (np.diff(x) > 1.5 * side)]
+    first = np.flatnonzero(start)
+    last = np.r_[first[1:], len(x)] - 1
+    h = 0.5 * side
+    boxes = shapely.box(x[first] - h, y[first] - h, x[last] + h, y[first] + h)
+    return shapely.coverage_union_all(boxes)
+
+
+def smooth_share(
+    share: shapely.Geometry, pad_m: float, within: shapely.Geometry
+) -> shapely.Geometry:
+    """``share`` of ``within`` (a staircase of sample squares, say) with its steps smoothed
+    and grown by ``pad_m`` metres, so that ground at a seam goes to both sides, never neither;
+    cut to ``within``."""
+    if share.is_empty:
+        return share
+    # (simplified first: buffering a staircase of thousands of steps is slow)
+    rough = share.simplify(pad_m / 2)
+    smooth = shapely.make_valid(rough.buffer(pad_m, join_style="mitre").simplify(pad_m / 2))
+    return shapely.intersection(smooth, within)
+
+
 def sample_points(region: shapely.Geometry, max_points: int = 400_000) -> tuple[FloatArray, float]:
     """A regular grid of points inside ``region`` (local metres), and the area each stands for.
 

@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 
 from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError
-from skysweep.geo import FloatArray, rotation, sample_points
+from skysweep.geo import FloatArray, cell_squares, rotation, sample_points
 from skysweep.mission import Mission
 from skysweep.plan.lanes import lane_directions
 from skysweep.plan.metrics import finish_bound_s
@@ -107,6 +107,14 @@ class DroneCosts:
     swap_s: FloatArray
     site: NDArray[np.intp]
 
+    @property
+    def range_m(self) -> FloatArray:
+        """How far from its pad each drone can fly and come back on one battery, against a
+        full head-wind home, metres (no sweeping)."""
+        return (
+            (self.budget_cs - self.vertical_cs) * self.speed_mps / (self.cruise_pf + self.head_pf)
+        )
+
     @classmethod
     def of(cls, mission: Mission, launch_s: FloatArray) -> DroneCosts:
         fleet = mission.fleet
@@ -130,7 +138,7 @@ class DroneCosts:
 
 
 @dataclass(frozen=True)
-class _Samples:
+class AreaSamples:
     """The area as points, each standing for ``cell_m2``, with every site's distance to them."""
 
     xy: FloatArray
@@ -171,10 +179,46 @@ _Taken = list[tuple[int, int, int, int, int, float]]
 _SitePlan = tuple[float, list[_Chain], _Taken]
 
 
-def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allocation:
-    """Stretches for every drone that finish the area soonest (see the module docstring)."""
+@dataclass(frozen=True)
+class SiteShares:
+    """The searchable area shared among the launch sites, as samples."""
+
+    samples: AreaSamples
+    site: NDArray[np.intp]
+    """(N,) each sample's site."""
+    bound_s: FloatArray
+    """(S,) each site's lower bound on its finish for its share (:func:`site_bound_s`),
+    seconds from mission start; 0 for a site with no share."""
+
+
+def share_sites(
+    mission: Mission,
+    launch_s: FloatArray,
+    samples: AreaSamples,
+    ratio: FloatArray | None = None,
+) -> SiteShares:
+    """The area shared among the sites so that their bounds on their finish, each times its
+    ``ratio`` (the factor by which its real plan takes longer, if known), are as equal as the
+    distances let them be: a weighted nearest-site partition, every sample within reach of a
+    site's drones there and back."""
     costs = DroneCosts.of(mission, launch_s)
-    samples = _sample(mission, finder)
+    n_sites = len(mission.sites)
+    scale = np.ones(n_sites) if ratio is None else np.asarray(ratio, float)
+    owner = _balance(samples, costs, _reach_m(costs, n_sites), scale)
+    return SiteShares(samples, owner, _site_bounds(samples, costs, owner))
+
+
+def allocate(
+    mission: Mission,
+    launch_s: FloatArray,
+    finder: PathFinder,
+    samples: AreaSamples | None = None,
+) -> Allocation:
+    """Stretches for every drone that finish the area soonest (see the module docstring);
+    ``samples``: the area's (:func:`sample_area`), if already taken."""
+    costs = DroneCosts.of(mission, launch_s)
+    if samples is None:
+        samples = sample_area(mission, finder)
     n_sites = len(mission.sites)
     # each site's columns fit its narrowest swath: a drone then flies an even number of lanes
     # that fills its column with little overlap (columns of the fleet's median swath made
@@ -242,7 +286,7 @@ def allocate(mission: Mission, launch_s: FloatArray, finder: PathFinder) -> Allo
     return Allocation(cols[0].theta, cols[0].width, best_t, tuple(stretches))
 
 
-def _columns(mission: Mission, samples: _Samples, theta: float, width: float) -> _Columns:
+def _columns(mission: Mission, samples: AreaSamples, theta: float, width: float) -> _Columns:
     to_lane = rotation(-theta)
     uw = samples.xy @ to_lane.T
     rotated = shapely.transform(mission.searchable, lambda xy: xy @ to_lane.T)
@@ -275,7 +319,9 @@ def _columns(mission: Mission, samples: _Samples, theta: float, width: float) ->
     )
 
 
-def _sample(mission: Mission, finder: PathFinder) -> _Samples:
+def sample_area(mission: Mission, finder: PathFinder) -> AreaSamples:
+    """The searchable area as :data:`SAMPLES` points, with every site's flyable distance to
+    them."""
     xy, cell = sample_points(mission.searchable, SAMPLES)
     dist = np.empty((len(mission.sites), len(xy)))
     for s, site in enumerate(mission.site_xy_m):
@@ -283,14 +329,12 @@ def _sample(mission: Mission, finder: PathFinder) -> _Samples:
         flyable = finder.distances_from(site, xy)
         # points in a keep-out's margin cannot be flown to, but their lanes pass beside them
         dist[s] = np.where(np.isfinite(flyable), flyable, straight)
-    return _Samples(xy, cell, dist)
+    return AreaSamples(xy, cell, dist)
 
 
-def _owned_region(samples: _Samples, which: NDArray[np.intp]) -> shapely.Geometry:
+def _owned_region(samples: AreaSamples, which: NDArray[np.intp]) -> shapely.Geometry:
     """The sample-spacing squares around the samples ``which``."""
-    h = 0.5 * np.sqrt(samples.cell_m2)
-    x, y = samples.xy[which].T
-    return shapely.coverage_union_all(shapely.box(x - h, y - h, x + h, y + h))
+    return cell_squares(samples.xy[which], samples.cell_m2)
 
 
 def _others_in_bins(cols: _Columns, owner: NDArray[np.intp], site: int) -> dict[int, NDArray]:
@@ -309,7 +353,7 @@ def _others_in_bins(cols: _Columns, owner: NDArray[np.intp], site: int) -> dict[
 
 
 def _owner(
-    samples: _Samples, weights: FloatArray, reach_m: FloatArray | None = None
+    samples: AreaSamples, weights: FloatArray, reach_m: FloatArray | None = None
 ) -> NDArray[np.intp]:
     """The site each sample goes to: the nearest, distances shifted by the sites' weights,
     among the sites whose drones can fly there and back on one battery (any site if none)."""
@@ -327,14 +371,11 @@ def _reach_m(costs: DroneCosts, n_sites: int) -> FloatArray:
     """How far from each site its longest-ranged drone can fly, sweep a little and come back,
     metres (the round trip's range less a tenth, for the sweeping)."""
     out = np.zeros(n_sites)
-    rng = (
-        (costs.budget_cs - costs.vertical_cs) * costs.speed_mps / (costs.cruise_pf + costs.head_pf)
-    )
-    np.maximum.at(out, costs.site, 0.9 * rng)
+    np.maximum.at(out, costs.site, 0.9 * costs.range_m)
     return out
 
 
-def _site_bound_s(
+def site_bound_s(
     dist_m: FloatArray, cell_m2: float, drones: NDArray[np.intp], costs: DroneCosts
 ) -> float:
     """A lower bound on when a site's ``drones`` finish sweeping the samples ``dist_m`` metres
@@ -355,12 +396,12 @@ def _site_bound_s(
     return finish_bound_s(reach, v * costs.spacing_m[drones], beyond, iterations=40)
 
 
-def _site_bounds(samples: _Samples, costs: DroneCosts, owner: NDArray[np.intp]) -> FloatArray:
-    """:func:`_site_bound_s` of every site for the samples it owns (0 for a site owning none)."""
+def _site_bounds(samples: AreaSamples, costs: DroneCosts, owner: NDArray[np.intp]) -> FloatArray:
+    """:func:`site_bound_s` of every site for the samples it owns (0 for a site owning none)."""
     n_sites = len(samples.dist)
     return np.array(
         [
-            _site_bound_s(
+            site_bound_s(
                 samples.dist[s, owner == s], samples.cell_m2, np.flatnonzero(costs.site == s), costs
             )
             for s in range(n_sites)
@@ -369,14 +410,14 @@ def _site_bounds(samples: _Samples, costs: DroneCosts, owner: NDArray[np.intp]) 
 
 
 def _balance(
-    samples: _Samples, costs: DroneCosts, reach_m: FloatArray, ratio: FloatArray
+    samples: AreaSamples, costs: DroneCosts, reach_m: FloatArray, ratio: FloatArray
 ) -> NDArray[np.intp]:
     """The sites' shares of the samples (each sample's site) that make the sites' bounds, each
     times its ``ratio``, as equal as the distances let them be.
 
     The shares are a weighted nearest-site partition (:func:`_owner`): a site that would finish
-    late gets a larger weight, so its far samples go to its neighbours. The step is cut in half
-    whenever the latest site gets later.
+    late gets a larger weight, so its far samples go to its neighbours. The step is cut in half,
+    back at the best shares so far, whenever the latest site gets later.
     """
     n_sites = len(samples.dist)
     weights = np.zeros(n_sites)
@@ -391,7 +432,9 @@ def _balance(
     for _ in range(BALANCE_ROUNDS):
         if t[active].max() < best_t[active].max() - DEADLINE_TOL_S:
             best_t, best_w, best_owner = t, weights, owner
-        elif t is not best_t:
+        elif t[active].max() > best_t[active].max() + DEADLINE_TOL_S:
+            # (on a plateau, as when a site's share is empty whichever way the step goes, the
+            # step goes on from where it is: halving there would only creep back)
             step *= 0.5
             if step < 1e-3:
                 break
@@ -412,7 +455,7 @@ def _site_drones(costs: DroneCosts, site: int) -> list[int]:
 
 def _site_plan(
     mission: Mission,
-    samples: _Samples,
+    samples: AreaSamples,
     cols: _Columns,
     owner: NDArray[np.intp],
     site: int,
@@ -452,7 +495,7 @@ def _site_plan(
 
 def _chains(
     mission: Mission,
-    samples: _Samples,
+    samples: AreaSamples,
     cols: _Columns,
     mine: NDArray[np.bool_],
     site: int,

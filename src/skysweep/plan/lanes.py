@@ -83,13 +83,16 @@ def lane_orderings(
     cut apart by a hole share one); an empty list if there are no pieces."""
     if not pieces:
         return []
-    bands = sorted({b for b, _ in pieces})
-    out = []
-    for band_order in (bands, bands[::-1]):
-        for first_forward in (True, False):
-            route, lane_bands = _ordering(pieces, band_order, first_forward)
-            out.append(_merge_touching(route, lane_bands))
-    return out
+    band = np.array([b for b, _ in pieces], np.intp)
+    return piece_orderings(band, np.stack([xy for _, xy in pieces]))
+
+
+def piece_orderings(
+    band: NDArray[np.intp], ends: FloatArray
+) -> list[tuple[FloatArray, NDArray[np.intp]]]:
+    """:func:`lane_orderings` of pieces given as arrays: (P,) bands, (P, 2, 2) ends left→right,
+    sorted by band and then along it."""
+    return [_merge_touching(xy, b) for xy, b in _boustrophedons(band, ends)]
 
 
 def _merge_touching(
@@ -153,13 +156,12 @@ def _lane_pieces(
     n += int(even and n % 2 == 1)
     spacing = (y1 - y0) / n
     lo = y0 + spacing * np.arange(n)
-    bands = shapely.box(x0 - 1.0, lo, x1 + 1.0, lo + spacing)
     try:
-        cut = shapely.intersection(bands, rotated)
+        cut = _cut_bands(rotated, x0 - 1.0, x1 + 1.0, lo, spacing)
     except shapely.errors.GEOSException:
         # rotating a valid cell with nearly coincident edges can leave it invalid (seen in
         # the reliability run, seed 361): rebuilt by a zero buffer it overlays
-        cut = shapely.intersection(bands, rotated.buffer(0))
+        cut = _cut_bands(rotated.buffer(0), x0 - 1.0, x1 + 1.0, lo, spacing)
     parts, band_idx = shapely.get_parts(cut, return_index=True)
     keep = shapely.area(parts) > 1e-6
     parts, band_idx = parts[keep], band_idx[keep]
@@ -177,46 +179,72 @@ def _lane_pieces(
     crossing = ~shapely.contains_properly(flyable, lines)
     clipped[crossing] = shapely.intersection(lines[crossing], flyable)
     pieces, src = shapely.get_parts(clipped, return_index=True)
-    out: list[tuple[int, float, FloatArray]] = []
+    length = shapely.length(pieces)
+    keep = (shapely.get_type_id(pieces) == 1) & (length >= MIN_PIECE_M)  # line strings
+    pieces, src, length = pieces[keep], src[keep], length[keep]
+    if not len(pieces):
+        return []
+    coords, which = shapely.get_coordinates(pieces, return_index=True)
+    first = np.searchsorted(which, np.arange(len(pieces)))
+    last = np.r_[first[1:], len(coords)] - 1
+    xy = np.stack([coords[first], coords[last]], axis=1)  # (P, 2, 2)
     direction = np.array([np.cos(theta), np.sin(theta)])
-    for piece, k in zip(pieces, src, strict=True):
-        if not isinstance(piece, shapely.LineString) or piece.length < MIN_PIECE_M:
-            continue
-        xy = np.asarray(piece.coords)[[0, -1], :2]
-        if (xy[1] - xy[0]) @ direction < 0:
-            xy = xy[::-1]
-        inset = min(END_INSET_M, piece.length / 4)
-        xy = xy + np.array([[1.0], [-1.0]]) * direction * inset
-        out.append((int(band_idx[k]), float(xy[0] @ direction), xy))
-    out.sort(key=lambda r: (r[0], r[1]))
-    return [(band, xy) for band, _, xy in out]
+    backward = (xy[:, 1] - xy[:, 0]) @ direction < 0
+    xy[backward] = xy[backward, ::-1]
+    inset = np.minimum(END_INSET_M, length / 4)
+    xy[:, 0] += inset[:, None] * direction
+    xy[:, 1] -= inset[:, None] * direction
+    band = band_idx[src]
+    order = np.lexsort((xy[:, 0] @ direction, band))
+    return [(int(b), e) for b, e in zip(band[order].tolist(), xy[order], strict=True)]
+
+
+def _cut_bands(
+    region: shapely.Geometry, x0: float, x1: float, lo: FloatArray, height: float
+) -> NDArray[np.object_]:
+    """``region`` cut into the bands ``[x0, x1] × [lo, lo + height]``: one geometry per band.
+
+    A clip by rectangle is several times faster than an intersection with a box, but GEOS's
+    clip can build a ring of three points where the band's edge grazes a vertex: that band is
+    cut by intersection.
+    """
+    out = np.empty(len(lo), dtype=object)
+    for k, y in enumerate(lo.tolist()):
+        try:
+            out[k] = shapely.clip_by_rect(region, x0, y, x1, y + height)
+        except shapely.errors.GEOSException:
+            out[k] = shapely.intersection(region, shapely.box(x0, y, x1, y + height))
+    return out
 
 
 def _orderings(pieces: list[tuple[int, FloatArray]]) -> list[FloatArray]:
     """The four boustrophedon orders: bands up or down, first lane left→right or right→left."""
-    bands = sorted({b for b, _ in pieces})
-    return [
-        _ordering(pieces, band_order, first_forward)[0]
-        for band_order in (bands, bands[::-1])
-        for first_forward in (True, False)
-    ]
+    band = np.array([b for b, _ in pieces], np.intp)
+    return [xy for xy, _ in _boustrophedons(band, np.stack([xy for _, xy in pieces]))]
 
 
-def _ordering(
-    pieces: list[tuple[int, FloatArray]], band_order: list[int], first_forward: bool
-) -> tuple[FloatArray, NDArray[np.intp]]:
-    """Lane ends (2L, 2) of one boustrophedon order, and each lane's band."""
-    by_band: dict[int, list[FloatArray]] = {b: [] for b in band_order}
-    for b, xy in pieces:
-        by_band[b].append(xy)
-    pts = []
-    bands = []
-    for rank, b in enumerate(band_order):
-        forward = (rank % 2 == 0) == first_forward
-        row = by_band[b] if forward else [xy[::-1] for xy in by_band[b][::-1]]
-        pts.extend(row)
-        bands += [b] * len(row)
-    return np.vstack(pts), np.array(bands, np.intp)
+def _boustrophedons(
+    band: NDArray[np.intp], ends: FloatArray
+) -> list[tuple[FloatArray, NDArray[np.intp]]]:
+    """The four boustrophedon orders of pieces ((P,) bands, (P, 2, 2) ends left→right, sorted
+    by band and then along it): bands up, then down, each with the first band's lanes flown
+    forward, then backward. Each order's lane ends (2P, 2) and bands (P,)."""
+    if not len(band):
+        return []
+    _, rank = np.unique(band, return_inverse=True)
+    rank = rank.ravel()
+    # each piece's place along its band
+    first = np.r_[0, np.flatnonzero(np.diff(band)) + 1]
+    pos = np.arange(len(band)) - np.repeat(first, np.diff(np.r_[first, len(band)]))
+    out = []
+    for up in (True, False):
+        band_rank = rank if up else rank.max() - rank
+        for first_forward in (True, False):
+            forward = (band_rank % 2 == 0) == first_forward
+            order = np.lexsort((np.where(forward, pos, -pos), band_rank))
+            xy = np.where(forward[:, None, None], ends, ends[:, ::-1])[order]
+            out.append((xy.reshape(-1, 2), band[order]))
+    return out
 
 
 def _connect(route: FloatArray, finder: PathFinder) -> FloatArray:

@@ -26,23 +26,26 @@ plan lands first.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 import shapely
 from numba import njit
 from numpy.typing import NDArray
 
-from skysweep.geo import FloatArray
+from skysweep.energy import power_factor
+from skysweep.geo import FloatArray, cell_squares, sample_points, smooth_share
 from skysweep.kinematics import corner_loss_s
 from skysweep.mission import Mission
-from skysweep.plan.allocate import DroneCosts
+from skysweep.plan.allocate import DroneCosts, site_bound_s
 from skysweep.plan.lanes import (
     MIN_PIECE_M,
     connect_lanes,
     lane_directions,
     lane_orderings,
     lane_pieces,
+    piece_orderings,
 )
 from skysweep.plan.paths import PathFinder
 from skysweep.plan.sorties import leg_energy
@@ -59,8 +62,19 @@ MAX_SLABS = 64
 #: Band numbers of one slab are offset by this much from the slab before's (slab = band //
 #: BANDS_PER_SLAB).
 BANDS_PER_SLAB = 1 << 20
+#: Drones whose track spacings are within this factor of the narrowest share a lawnmower.
+CLASS_SPREAD = 1.15
+#: Rounds of sharing a site's ground among its classes of drones, each correcting the
+#: classes' bounds by what their splits took.
+CLASS_ROUNDS = 4
+#: Points a site's ground is sampled with to share it among classes of drones.
+RING_SAMPLES = 4000
 #: Bisection on the deadline stops at this precision, seconds.
 DEADLINE_TOL_S = 0.5
+
+
+_Lawnmower: TypeAlias = tuple[FloatArray, NDArray[np.intp]]
+"""(2L, 2) lane ends in flying order, straight-joined; (L,) each lane's band."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +87,16 @@ class Split:
     """(L, 2, 2) local metres: each lane's two ends, in the order the lawnmower flies them."""
     bands: NDArray[np.intp]
     """(L,) each lane's band: the lanes of one band lie end to end, cut apart by holes."""
+    ground: shapely.Geometry
+    """The ground the lanes sweep, local metres."""
+    drones: NDArray[np.intp]
+    """The fleet indices of the drones it is split among."""
     parts: tuple[tuple[int, int, int, bool], ...]
     """(drone, first lane, last lane, mirrored) of every sortie: the lanes are flown in order,
     or, if ``mirrored``, each band's lanes the other way along the band (so the sortie starts at
     the far end of its first band)."""
+    lawnmowers: tuple[_Lawnmower, ...] = field(default=(), repr=False, compare=False)
+    """Every lawnmower over the ground it was chosen among (to split it again)."""
 
     def drone_routes(self, finder: PathFinder) -> dict[int, list[FloatArray]]:
         """Each drone's sorties' sweep routes, joined around obstacles."""
@@ -98,41 +118,200 @@ def split_site(
     launch_s: FloatArray,
     finder: PathFinder,
     site_xy: FloatArray,
-) -> Split | None:
-    """The best split of a lawnmower over ``ground`` among ``drones`` (fleet indices) flying
-    from ``site_xy``; None when no direction gives a route, or the drones cannot sweep it."""
-    fleet = mission.fleet
+) -> list[Split] | None:
+    """Splits of lawnmowers over ``ground`` among ``drones`` (fleet indices) flying from
+    ``site_xy``: one lawnmower per class of track spacing (:func:`spacing_classes`), each over
+    its ring of the ground (:func:`class_grounds`); None when no direction gives a route, or
+    the drones cannot sweep it."""
     if ground.is_empty or not len(drones):
         return None
-    spacing = float(fleet.track_spacing_m[drones].min())
-    site = _Drones.of(mission, drones, launch_s)
+    best: list[Split] | None = None
+    ratio = None
+    for _ in range(CLASS_ROUNDS):
+        shares = class_grounds(mission, ground, drones, launch_s, finder, site_xy, ratio)
+        out = []
+        for members, part, _bound in shares:
+            if part.is_empty:
+                continue
+            found = _split_ground(mission, part, members, launch_s, finder, site_xy)
+            if found is None:
+                return best
+            out.append(found)
+        if out and (best is None or _finish(out) < _finish(best)):
+            best = out
+        if len(shares) == 1 or not out:
+            break
+        # a class's plan takes longer than its bound by a factor of its own (batteries, the
+        # ring's shape): share again with each bound scaled by it
+        deadlines = np.array([sp.deadline_s for sp in out])
+        bounds = np.array([b for _, part, b in shares if not part.is_empty])
+        if len(deadlines) != len(shares) or np.ptp(deadlines) < 2 * DEADLINE_TOL_S:
+            break
+        # (by half the factor's logarithm: a class's finish jumps when its drones need one
+        # sortie more, and a full step overshoots)
+        ratio = (1.0 if ratio is None else ratio) * np.sqrt(deadlines / np.maximum(bounds, 1e-9))
+    return best
+
+
+def split_again(
+    mission: Mission,
+    split: Split,
+    launch_s: FloatArray,
+    finder: PathFinder,
+    site_xy: FloatArray,
+    budget_scale: float,
+) -> Split | None:
+    """``split``'s ground split again among its drones with every drone's usable battery
+    scaled by ``budget_scale`` in the estimate."""
+    return _split_ground(
+        mission,
+        split.ground,
+        split.drones,
+        launch_s,
+        finder,
+        site_xy,
+        budget_scale,
+        split.lawnmowers or None,
+    )
+
+
+def _finish(splits: list[Split]) -> float:
+    return max(sp.deadline_s for sp in splits)
+
+
+def spacing_classes(spacing_m: FloatArray) -> list[NDArray[np.intp]]:
+    """Indices of ``spacing_m`` grouped into classes whose track spacings are within
+    :data:`CLASS_SPREAD` of the class's narrowest, narrowest class first. A class shares one
+    lawnmower laid at its narrowest spacing."""
+    order = np.argsort(spacing_m, kind="stable")
+    out: list[list[int]] = []
+    low = 0.0
+    for i in order.tolist():
+        if not out or spacing_m[i] > low * CLASS_SPREAD:
+            out.append([])
+            low = float(spacing_m[i])
+        out[-1].append(i)
+    return [np.array(c, np.intp) for c in out]
+
+
+def class_grounds(
+    mission: Mission,
+    ground: shapely.Geometry,
+    drones: NDArray[np.intp],
+    launch_s: FloatArray,
+    finder: PathFinder,
+    site_xy: FloatArray,
+    ratio: FloatArray | None = None,
+) -> list[tuple[NDArray[np.intp], shapely.Geometry, float]]:
+    """``ground`` shared among the spacing classes of a site's ``drones``: (fleet indices,
+    ground, lower bound on the finish) per class, the classes ordered by range. Sweeping wide
+    lanes with narrow ones wastes the wide drones' swath, so each class gets a lawnmower of its
+    own. The classes take rings of flyable distance from the site, the longest-ranged class the
+    farthest, with the rings' radii balancing the classes' lower bounds on their finish
+    (:func:`skysweep.plan.allocate.site_bound_s`), each times its ``ratio`` if given."""
+    costs = DroneCosts.of(mission, launch_s)
+    classes = [drones[c] for c in spacing_classes(costs.spacing_m[drones])]
+    if len(classes) == 1:
+        return [(drones, ground, 0.0)]
+    classes.sort(key=lambda c: float(costs.range_m[c].max()))
+    scale = np.ones(len(classes)) if ratio is None else ratio
+    xy, cell_m2 = sample_points(ground, RING_SAMPLES)
+    if not len(xy):
+        return [(drones, ground, 0.0)]
+    flyable = finder.distances_from(site_xy, xy)
+    straight = np.hypot(*(xy - site_xy).T)
+    order = np.argsort(np.where(np.isfinite(flyable), flyable, straight), kind="stable")
+    dist = np.where(np.isfinite(flyable), flyable, straight)[order]
+    # peel the farthest ring off for the longest-ranged class, then the next, ...: each
+    # ring's inner edge k (a count of the nearest samples) balances the class's bound against
+    # that of all the classes nearer in
+    edges = [len(dist)]
+    for c in range(len(classes) - 1, 0, -1):
+        rest = np.concatenate(classes[:c])
+        top = edges[-1]
+        lo, hi = 0, top
+        while hi - lo > 1:
+            k = (lo + hi) // 2
+            near = scale[c - 1] * site_bound_s(dist[:k], cell_m2, rest, costs)
+            far = scale[c] * site_bound_s(dist[k:top], cell_m2, classes[c], costs)
+            if near < far:
+                lo = k
+            else:
+                hi = k
+        edges.append(hi)
+    edges.append(0)
+    edges.reverse()  # edges[c] .. edges[c + 1]: class c's samples
+    pad = float(costs.spacing_m[drones].min()) / 2
+    out = []
+    inner = shapely.Polygon()
+    for c, members in enumerate(classes):
+        if c == len(classes) - 1:
+            reach = ground
+        else:
+            reach = smooth_share(cell_squares(xy[order[: edges[c + 1]]], cell_m2), pad, ground)
+        bound = site_bound_s(dist[edges[c] : edges[c + 1]], cell_m2, members, costs)
+        out.append((members, shapely.difference(reach, inner), bound))
+        inner = shapely.union(inner, reach)
+    return out
+
+
+def _split_ground(
+    mission: Mission,
+    ground: shapely.Geometry,
+    drones: NDArray[np.intp],
+    launch_s: FloatArray,
+    finder: PathFinder,
+    site_xy: FloatArray,
+    budget_scale: float = 1.0,
+    lawnmowers: tuple[_Lawnmower, ...] | None = None,
+) -> Split | None:
+    """The best split of a lawnmower over ``ground`` among ``drones`` (fleet indices) flying
+    from ``site_xy``, laid at their narrowest track spacing; None when no direction gives a
+    route, or the drones cannot sweep it. ``lawnmowers``: the candidates, if already laid."""
+    if lawnmowers is None:
+        spacing = float(mission.fleet.track_spacing_m[drones].min())
+        lawnmowers = _lawnmowers(ground, spacing, len(drones), finder, site_xy)
+    site = _Drones.of(mission, drones, launch_s, budget_scale)
     wind = mission.wind_vector_mps
-    share_m2 = float(ground.area) / len(drones)
-    coords = shapely.get_coordinates(ground)
     # every candidate is first judged on straight connectors and straight distances (cheap);
     # the few best are then joined around obstacles and judged again
     rough: list[tuple[float, int, FloatArray, NDArray[np.intp]]] = []
+    for raw, bands in lawnmowers:
+        found = _split_route(raw, bands, ground, site, wind, None, site_xy, lawnmowers)
+        if found is not None:
+            rough.append((found.deadline_s, len(rough), raw, bands))
+    best: Split | None = None
+    for _, _, raw, bands in sorted(rough, key=lambda r: r[:2])[:EXACT_CANDIDATES]:
+        found = _split_route(raw, bands, ground, site, wind, finder, site_xy, lawnmowers)
+        if found is not None and (best is None or found.deadline_s < best.deadline_s):
+            best = found
+    return best
+
+
+def _lawnmowers(
+    ground: shapely.Geometry,
+    spacing_m: float,
+    n_drones: int,
+    finder: PathFinder,
+    site_xy: FloatArray,
+) -> tuple[_Lawnmower, ...]:
+    """The lawnmowers worth splitting over ``ground`` (lanes ``spacing_m`` apart) among
+    ``n_drones``: a few lane directions, slab counts and starts, each starting at its end
+    nearer the site (the others reverse them)."""
+    share_m2 = float(ground.area) / n_drones
+    coords = shapely.get_coordinates(ground)
+    out = []
     for theta in lane_directions(ground, ANGLE_STEP_DEG):
         u = coords @ np.array([np.cos(theta), np.sin(theta)])
         # a drone's block is about square when a slab's lanes are as long as its share is wide
         square = float(np.ptp(u)) / max(np.sqrt(share_m2), 1.0)
         counts = {int(np.clip(round(square * f), 1, MAX_SLABS)) for f in SLAB_FACTORS} | {1}
-        pieces = lane_pieces(ground, spacing, theta, finder.flyable)
+        pieces = lane_pieces(ground, spacing_m, theta, finder.flyable)
         for slabs in sorted(counts):
             for raw, bands in _slab_orderings(pieces, theta, slabs):
-                # only the orderings that start at the end nearer the site: the others
-                # reverse them
-                if np.hypot(*(raw[0] - site_xy)) > np.hypot(*(raw[-1] - site_xy)) + 1.0:
-                    continue
-                found = _split_route(raw, bands, site, wind, None, site_xy)
-                if found is not None:
-                    rough.append((found.deadline_s, len(rough), raw, bands))
-    best: Split | None = None
-    for _, _, raw, bands in sorted(rough, key=lambda r: r[:2])[:EXACT_CANDIDATES]:
-        found = _split_route(raw, bands, site, wind, finder, site_xy)
-        if found is not None and (best is None or found.deadline_s < best.deadline_s):
-            best = found
-    return best
+                if np.hypot(*(raw[0] - site_xy)) <= np.hypot(*(raw[-1] - site_xy)) + 1.0:
+                    out.append((raw, bands))
+    return tuple(out)
 
 
 def _slab_orderings(
@@ -155,14 +334,7 @@ def _slab_orderings(
         keep = b - a > MIN_PIECE_M
         start = ends[keep, 0] + (a[keep] - u[keep, 0])[:, None] * direction
         stop = ends[keep, 0] + (b[keep] - u[keep, 0])[:, None] * direction
-        per_slab.append(
-            lane_orderings(
-                [
-                    (int(k), np.stack([p, q]))
-                    for k, p, q in zip(band[keep], start, stop, strict=True)
-                ]
-            )
-        )
+        per_slab.append(piece_orderings(band[keep], np.stack([start, stop], axis=1)))
     out = []
     for up_first in (True, False):
         raw: list[FloatArray] = []
@@ -210,7 +382,13 @@ class _Drones:
     """Rows of :func:`_split_kernel`'s ``drone_f``."""
 
     @classmethod
-    def of(cls, mission: Mission, drones: NDArray[np.intp], launch_s: FloatArray) -> _Drones:
+    def of(
+        cls,
+        mission: Mission,
+        drones: NDArray[np.intp],
+        launch_s: FloatArray,
+        budget_scale: float = 1.0,
+    ) -> _Drones:
         fleet = mission.fleet
         order = drones[np.argsort(launch_s[drones], kind="stable")]
         costs = DroneCosts.of(mission, launch_s)
@@ -228,9 +406,8 @@ class _Drones:
                 costs.vertical_s[order] + speed_up,
                 costs.vertical_cs[order] + speed_up,
                 costs.swap_s[order],
-                costs.budget_cs[order],
+                budget_scale * costs.budget_cs[order],
                 1.0 / v,
-                costs.cruise_pf[order] / v,
                 costs.head_pf[order] / v,
             ]
         ).astype(np.float64)
@@ -240,10 +417,12 @@ class _Drones:
 def _split_route(
     raw: FloatArray,
     bands: NDArray[np.intp],
+    ground: shapely.Geometry,
     drones: _Drones,
     wind_mps: FloatArray,
     finder: PathFinder | None,
     site_xy: FloatArray,
+    lawnmowers: tuple[_Lawnmower, ...],
 ) -> Split | None:
     """The split of the lawnmower ``raw`` (lane ends, in order); with no ``finder``, judged on
     straight connectors and straight distances from the site."""
@@ -256,14 +435,19 @@ def _split_route(
         dist = finder.distances_from(site_xy, raw)
     if not np.all(np.isfinite(dist)):
         return None
-    # one row of cumulative time and battery per kind of drone (speed, acceleration)
+    # one row of cumulative time and battery per kind of drone (speed, acceleration), and of
+    # the power drawn on the way out: into the wind it is well above the cross-wind average
     cum_t = np.zeros((len(drones.kinds), len(raw)))
     cum_e = np.zeros((len(drones.kinds), len(raw)))
+    out_pf = np.zeros((len(drones.kinds), len(raw)))
     seg = np.hypot(*np.diff(route, axis=0).T)
+    away = raw - site_xy
+    away /= np.maximum(np.hypot(*away.T), 1e-9)[:, None]
     for k, (v, accel) in enumerate(drones.kinds):
         corners = np.append(corner_loss_s(route, v, accel), 0.0)
         cum_t[k] = np.r_[0.0, np.cumsum(seg / v + corners)][at]
         cum_e[k] = np.r_[0.0, np.cumsum(leg_energy(route, v, wind_mps) + corners)][at]
+        out_pf[k] = power_factor(np.hypot(*(away * v - wind_mps).T), v)
     drone_f, kind = drones.drone_f, drones.kind
     # each lane's band's first and last lane: a block is mirrored band by band
     new_band = np.r_[True, bands[1:] != bands[:-1]]
@@ -271,6 +455,7 @@ def _split_route(
     end_band = np.r_[bands[1:] != bands[:-1], True]
     last = np.minimum.accumulate(np.where(end_band, np.arange(len(bands)), len(bands))[::-1])[::-1]
     band_ends = np.column_stack([first, last, bands // BANDS_PER_SLAB]).astype(np.int64)
+    mirror_m = mirror_extra_m(raw, bands)
     lo = 0.0
     hi = float(
         drone_f[:, 0].max()
@@ -280,7 +465,7 @@ def _split_route(
     )
     rows = None
     for _ in range(20):
-        rows = _split_kernel(cum_t, cum_e, dist, band_ends, drone_f, kind, hi)
+        rows = _split_kernel(cum_t, cum_e, dist, out_pf, band_ends, mirror_m, drone_f, kind, hi)
         if rows is not None:
             break
         lo, hi = hi, 2 * hi
@@ -288,13 +473,34 @@ def _split_route(
         return None
     while hi - lo > DEADLINE_TOL_S:
         mid = 0.5 * (lo + hi)
-        attempt = _split_kernel(cum_t, cum_e, dist, band_ends, drone_f, kind, mid)
+        attempt = _split_kernel(cum_t, cum_e, dist, out_pf, band_ends, mirror_m, drone_f, kind, mid)
         if attempt is None:
             lo = mid
         else:
             hi, rows = mid, attempt
     parts = tuple((int(drones.order[p]), int(a), int(b), bool(m)) for p, a, b, m in rows)
-    return Split(hi, raw.reshape(-1, 2, 2), bands, parts)
+    return Split(hi, raw.reshape(-1, 2, 2), bands, ground, drones.order, parts, lawnmowers)
+
+
+def mirror_extra_m(raw: FloatArray, bands: NDArray[np.intp]) -> FloatArray:
+    """(L,) the metres a block of the lawnmower ``raw`` (lane ends, (2L, 2)) flown mirrored
+    adds by its joins between bands: lanes ``a .. b`` add ``out[b] - out[a]``.
+
+    Mirrored, a block joins each band to the next at their other ends. Where a band's lanes
+    lie far apart (across a hole, on two islands) that join is longer than the lawnmower's;
+    straight joins, and never counted less than the lawnmower's own.
+    """
+    ends = raw.reshape(-1, 2, 2)
+    new_band = np.r_[True, bands[1:] != bands[:-1]]
+    end_band = np.r_[bands[1:] != bands[:-1], True]
+    first = np.maximum.accumulate(np.where(new_band, np.arange(len(bands)), 0))
+    last = np.minimum.accumulate(np.where(end_band, np.arange(len(bands)), len(bands))[::-1])[::-1]
+    join = np.flatnonzero(end_band[:-1])  # lane i ends its band, lane i + 1 starts the next
+    own = np.hypot(*(ends[join, 1] - ends[join + 1, 0]).T)
+    other = np.hypot(*(ends[first[join], 0] - ends[last[join + 1], 1]).T)
+    extra = np.zeros(len(bands))
+    extra[join + 1] = np.maximum(other - own, 0.0)
+    return np.cumsum(extra)
 
 
 @njit(cache=True)
@@ -302,7 +508,9 @@ def _split_kernel(
     cum_t: FloatArray,
     cum_e: FloatArray,
     dist: FloatArray,
+    out_pf: FloatArray,
     band_ends: NDArray[np.int64],
+    mirror_m: FloatArray,
     drone_f: FloatArray,
     kind: NDArray[np.int64],
     deadline: float,
@@ -315,9 +523,11 @@ def _split_kernel(
     the lawnmower) and ``dist`` (flyable metres from the site). A block of lanes is flown as the
     lawnmower flies it or, if it begins and ends with whole bands of one slab (``band_ends``:
     each lane's band's first and last lane, and its slab), mirrored, whichever is shorter out
-    and home.
-    ``drone_f`` rows: launch, vertical time, vertical battery, swap time, usable battery
-    (cruise-seconds), 1 / speed, cruise and head-wind battery per metre."""
+    and home; mirrored, its joins between bands add ``mirror_m[b] - mirror_m[a]`` metres
+    (flown at the head-wind's cost). ``out_pf``: each kind of drone's power factor flying out
+    to each point, straight from the site in the wind. ``drone_f`` rows: launch, vertical
+    time, vertical battery, swap time, usable battery (cruise-seconds), 1 / speed, head-wind
+    battery per metre (the way home)."""
     n_lanes = len(dist) // 2
     out = [(0, 0, 0, False)]
     out.pop()
@@ -325,7 +535,7 @@ def _split_kernel(
     for p in range(len(drone_f)):
         t = drone_f[p, 0]
         c = kind[p]
-        inv_v, out_e, home_e, budget = drone_f[p, 5], drone_f[p, 6], drone_f[p, 7], drone_f[p, 4]
+        inv_v, home_e, budget = drone_f[p, 5], drone_f[p, 6], drone_f[p, 4]
         while a < n_lanes:
             t_base = t + drone_f[p, 1]
             best = -1
@@ -347,8 +557,10 @@ def _split_kernel(
                         continue
                     s = 2 * band_ends[a, 1] + 1 if mirror else 2 * a
                     f = 2 * band_ends[b, 0] if mirror else 2 * b + 1
-                    tt = t_base + dt + (dist[s] + dist[f]) * inv_v
-                    ee = drone_f[p, 2] + de + dist[s] * out_e + dist[f] * home_e
+                    extra = mirror_m[b] - mirror_m[a] if mirror else 0.0
+                    tt = t_base + dt + (dist[s] + dist[f] + extra) * inv_v
+                    ee = drone_f[p, 2] + de + dist[s] * out_pf[c, s] * inv_v
+                    ee += (dist[f] + extra) * home_e
                     if tt <= deadline and ee <= budget:
                         best, best_mirror, best_t = b, mirror, tt
                         break
