@@ -11,7 +11,8 @@ orchestrator sees) after every 0.1 s simulator step. It counts:
 
 - keep-in breaches and keep-out entries by a healthy drone (entries: outside → inside, per drone);
 - separation violations between healthy airborne drones (distinct pairs);
-- landings (and falls) of a drone with less than the reserve, unless a battery sag hit it;
+- landings (and falls) of a drone with less than the reserve, unless a battery sag hit it or
+  its motor weakened where even the slowed trip straight home ate into the reserve;
 - orchestrator crashes (any exception out of the run);
 
 and, at the end, whether the coverage reached 0.99 where the fleet could still do it. A drone is
@@ -43,7 +44,7 @@ from shapely import affinity
 
 from skysweep import mission as mission_mod
 from skysweep.bench.plan_scenarios import MissionData, geojson, to_lonlat
-from skysweep.energy import PLAN_MARGIN, power_factor
+from skysweep.energy import PLAN_MARGIN, drain_per_s, power_factor
 from skysweep.errors import MissionError
 from skysweep.footprint import CoverageGrid
 from skysweep.link.sim import SimLink
@@ -75,7 +76,7 @@ EXCUSED: tuple[tuple[str, str], ...] = (
     ("excused_keep_in", "keep-in breaches, faulty drones"),
     ("excused_keep_out", "keep-out entries, faulty drones"),
     ("excused_separation", "separation pairs with a faulty drone"),
-    ("excused_below_reserve", "landed below reserve after a sag"),
+    ("excused_below_reserve", "landed below reserve after a sag/weak motor"),
 )
 FAULT_KINDS = ("drone_lost", "link_lost", "battery_sag", "gps_glitch", "motor_degraded")
 #: Findings kept per mission (the counts are always complete).
@@ -434,6 +435,9 @@ class Invariants:
         # per-drone state
         self.faults: list[set[str]] = [set() for _ in range(n)]
         self.faulty = np.zeros(n, bool)
+        # a motor fault struck where even the slowed trip straight home eats into the reserve
+        self._weak_beyond_home = np.zeros(n, bool)
+        self._wind_mps = float(np.hypot(*mission.wind_vector_mps))
         self._faults_seen = 0
         self._in_keep_out = np.zeros(n, bool)
         self._out_keep_in = np.zeros(n, bool)
@@ -520,6 +524,19 @@ class Invariants:
             f"{w.charge[i]:.3f}, faults so far: {faults}"
         )
 
+    def _short_of_home(self, i: int) -> bool:
+        """Whether drone ``i``, its motor just weakened, now needs more than its charge less
+        the reserve to fly straight home at its slowed speed against a head-wind and come
+        down. (A flyable path is never shorter, so this excuses no landing the orchestrator
+        could have saved.)"""
+        w = self.world
+        v = float(w.vmax[i])
+        dist = float(np.hypot(*(w.pos[i, :2] - w.home[i])))
+        cruise, endurance = float(w.cruise[i]), float(w.endurance[i])
+        need = dist / v * float(drain_per_s(v + self._wind_mps, cruise, endurance))
+        need += float(w.pos[i, 2]) / float(w.climb[i]) * float(drain_per_s(0.0, cruise, endurance))
+        return float(w.charge[i]) - need < self.reserve
+
     def check(self) -> None:
         """Inspect the world's true state now and count what is wrong."""
         w = self.world
@@ -529,6 +546,8 @@ class Invariants:
             for i in drones:
                 self.faults[i].add(kind)
                 self.faulty[i] = True
+                if kind == "motor_degraded" and w.flying[i]:
+                    self._weak_beyond_home[i] |= self._short_of_home(i)
         self._faults_seen = len(w.truth.faults)
 
         alive = w.alive.copy()
@@ -548,7 +567,9 @@ class Invariants:
                 self.falls += 1
             charge = float(w.charge[i])
             if fell[i] or charge < self.reserve:
-                sagged = "battery_sag" in self.faults[i]
+                # a sag, or a motor that weakened too far out for the reserve to survive
+                # the slowed trip home (checked when it struck): the fault spent the reserve
+                sagged = "battery_sag" in self.faults[i] or bool(self._weak_beyond_home[i])
                 what = "fell (no drone_lost fault)" if fell[i] else "landed"
                 detail = f"{what} with charge {charge:.3f} < reserve {self.reserve}; "
                 detail += self._doing(int(i))
