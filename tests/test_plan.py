@@ -211,7 +211,7 @@ def test_columns_narrower_than_the_sample_spacing_all_get_area(theta_deg: float)
 
     xy, cell = sample_points(_M.searchable, 60_000)
     assert math.sqrt(cell) > 80.0
-    samples = AreaSamples(xy, cell, np.zeros((1, len(xy))))
+    samples = AreaSamples(xy, cell, np.zeros((1, len(xy))), np.arange(len(xy))[None, :])
     cols = _columns(_M(), samples, math.radians(theta_deg), 70.0)  # type: ignore[arg-type]
     used = np.unique(cols.column)
     assert np.array_equal(used, np.arange(used.max() + 1))

@@ -144,6 +144,7 @@ class AreaSamples:
     xy: FloatArray
     cell_m2: float
     dist: FloatArray  # (S, N) flyable distance from each site, metres
+    order: NDArray[np.intp]  # (S, N) each site's samples, nearest first
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,22 @@ def share_sites(
     scale = np.ones(n_sites) if ratio is None else np.asarray(ratio, float)
     owner = _balance(samples, costs, _reach_m(costs, n_sites), scale)
     return SiteShares(samples, owner, _site_bounds(samples, costs, owner))
+
+
+def next_ratio(
+    ratio: FloatArray, factor: FloatArray, best_ratio: FloatArray, improved: bool
+) -> FloatArray:
+    """The factors to scale the bounds by in the next round of sharing, after a round shared
+    on ``ratio`` measured each share's plan taking ``factor`` times its bound.
+
+    If the round ``improved`` on the best so far (shared on ``best_ratio``), halfway in
+    logarithm toward the factors measured; a share's finish jumps when its drones need one
+    sortie more, and a full step overshoots. If not, halfway back toward the best: the finish
+    is not smooth in the share, and the round stepped over a better one.
+    """
+    if improved:
+        return np.sqrt(ratio * factor)
+    return np.sqrt(ratio * best_ratio)
 
 
 def allocate(
@@ -329,7 +346,7 @@ def sample_area(mission: Mission, finder: PathFinder) -> AreaSamples:
         flyable = finder.distances_from(site, xy)
         # points in a keep-out's margin cannot be flown to, but their lanes pass beside them
         dist[s] = np.where(np.isfinite(flyable), flyable, straight)
-    return AreaSamples(xy, cell, dist)
+    return AreaSamples(xy, cell, dist, np.argsort(dist, axis=1, kind="stable"))
 
 
 def _owned_region(samples: AreaSamples, which: NDArray[np.intp]) -> shapely.Geometry:
@@ -379,21 +396,23 @@ def site_bound_s(
     dist_m: FloatArray, cell_m2: float, drones: NDArray[np.intp], costs: DroneCosts
 ) -> float:
     """A lower bound on when a site's ``drones`` finish sweeping the samples ``dist_m`` metres
-    (flyable) from it: the smallest T with, for every r, the area beyond r at most
-    Σ rate_i · max(0, T − launch_i − climb_i − 2r / v_i), as the mission's lower bound
+    (flyable, in increasing order) from it: the smallest T with, for every r, the area beyond r
+    at most Σ rate_i · max(0, T − launch_i − climb_i − 2r / v_i), as the mission's lower bound
     (:func:`skysweep.plan.metrics.lower_bound_s`), with the climb and the track spacing."""
     if not len(dist_m):
         return 0.0
     if not len(drones):
         return np.inf
-    radii = np.quantile(dist_m, np.linspace(0.0, 1.0, _BOUND_RADII))
+    # the distances' quantiles (the samples are sorted)
+    n = len(dist_m)
+    radii = np.interp(np.linspace(0.0, n - 1.0, _BOUND_RADII), np.arange(n), dist_m)
     beyond = cell_m2 * (
         len(dist_m) - np.arange(_BOUND_RADII, dtype=float) * (len(dist_m) / _BOUND_RADII)
     )
     v = costs.speed_mps[drones]
     start = costs.launch_s[drones] + costs.vertical_s[drones]
     reach = start[None, :] + 2.0 * radii[:, None] / v[None, :]
-    return finish_bound_s(reach, v * costs.spacing_m[drones], beyond, iterations=40)
+    return finish_bound_s(reach, v * costs.spacing_m[drones], beyond)
 
 
 def _site_bounds(samples: AreaSamples, costs: DroneCosts, owner: NDArray[np.intp]) -> FloatArray:
@@ -402,7 +421,10 @@ def _site_bounds(samples: AreaSamples, costs: DroneCosts, owner: NDArray[np.intp
     return np.array(
         [
             site_bound_s(
-                samples.dist[s, owner == s], samples.cell_m2, np.flatnonzero(costs.site == s), costs
+                samples.dist[s, samples.order[s]][owner[samples.order[s]] == s],
+                samples.cell_m2,
+                np.flatnonzero(costs.site == s),
+                costs,
             )
             for s in range(n_sites)
         ]

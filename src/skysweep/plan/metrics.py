@@ -56,24 +56,26 @@ def lower_bound_s(
     return finish_bound_s(reach, rate, beyond)
 
 
-def finish_bound_s(
-    reach_s: FloatArray, rate_m2ps: FloatArray, beyond_m2: FloatArray, iterations: int = 60
-) -> float:
-    """The smallest T with Σ_i rate_i · max(0, T − reach_ik) ≥ beyond_k for every k, by
-    bisection: ``reach_s`` (K, D) is when drone i can begin sweeping beyond the k-th distance
-    (seconds), ``rate_m2ps`` (D,) its sweep rate, ``beyond_m2`` (K,) the area beyond that
-    distance."""
+def finish_bound_s(reach_s: FloatArray, rate_m2ps: FloatArray, beyond_m2: FloatArray) -> float:
+    """The smallest T ≥ 0 with Σ_i rate_i · max(0, T − reach_ik) ≥ beyond_k for every k:
+    ``reach_s`` (K, D) is when drone i can begin sweeping beyond the k-th distance (seconds),
+    ``rate_m2ps`` (D,) its sweep rate (> 0), ``beyond_m2`` (K,) the area beyond that distance.
 
-    def enough(t: float) -> bool:
-        return bool(np.all(np.maximum(0.0, t - reach_s) @ rate_m2ps >= beyond_m2))
-
-    lo, hi = 0.0, float(reach_s.max() + beyond_m2.max() / rate_m2ps.sum() + 1.0)
-    while not enough(hi):
-        hi *= 2
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
-    return hi
+    Exact: each row's left side is piecewise linear in T with a knee at every drone's reach,
+    so the drones are taken in order of reach until the area is swept."""
+    order = np.argsort(reach_s, axis=1)
+    reach = np.take_along_axis(reach_s, order, axis=1)
+    rate = np.asarray(rate_m2ps, float)[order]
+    rate_sum = np.cumsum(rate, axis=1)
+    weighted = np.cumsum(rate * reach, axis=1)
+    # swept by the time the j-th drone can begin: rising with j
+    swept = reach * rate_sum - weighted
+    need = np.asarray(beyond_m2, float)
+    # the drones that have begun when the row's area is swept: those whose reach comes first
+    j = np.clip((swept < need[:, None]).sum(axis=1), 1, reach.shape[1]) - 1
+    rows = np.arange(len(need))
+    t = (need + weighted[rows, j]) / rate_sum[rows, j]
+    return float(max(0.0, t[need > 0].max(initial=0.0)))
 
 
 def coverage_fraction(

@@ -13,6 +13,7 @@ from skysweep.plan.allocate import (
     Allocation,
     SiteShares,
     allocate,
+    next_ratio,
     sample_area,
     share_sites,
 )
@@ -86,20 +87,20 @@ def _split_sites(
         return None if splits is None else _fly_sites(mission, splits, launch, finder)
     shares = share_sites(mission, launch, sample_area(mission, finder))
     best: tuple[float, list[list[Split]]] | None = None
-    ratio = np.ones(n_sites)
+    ratio = best_ratio = np.ones(n_sites)
     for _ in range(SITE_ROUNDS):
         splits = _split_grounds(mission, _site_grounds(mission, shares), launch, finder)
         if splits is None:
             break
         finish = np.array([max((sp.deadline_s for sp in site), default=0.0) for site in splits])
-        if best is None or finish.max() < best[0]:
-            best = (float(finish.max()), splits)
+        improved = best is None or finish.max() < best[0]
+        if improved:
+            best, best_ratio = (float(finish.max()), splits), ratio
         busy = (finish > 0) & (shares.bound_s > 0)
         if busy.sum() < 2 or np.ptp(finish[busy]) < 2 * DEADLINE_TOL_S:
             break
-        # half the factor's logarithm: a site's finish jumps when its drones need one sortie
-        # more, and a full step overshoots
-        ratio = np.where(busy, ratio * np.sqrt(finish / np.maximum(shares.bound_s, 1e-9)), ratio)
+        factor = np.where(busy, finish / np.maximum(shares.bound_s, 1e-9), ratio)
+        ratio = next_ratio(ratio, factor, best_ratio, improved)
         again = share_sites(mission, launch, shares.samples, ratio)
         if np.array_equal(again.site, shares.site):
             break

@@ -38,7 +38,7 @@ from skysweep.energy import power_factor
 from skysweep.geo import FloatArray, cell_squares, sample_points, smooth_share
 from skysweep.kinematics import corner_loss_s
 from skysweep.mission import Mission
-from skysweep.plan.allocate import DroneCosts, site_bound_s
+from skysweep.plan.allocate import DroneCosts, next_ratio, site_bound_s
 from skysweep.plan.lanes import (
     MIN_PIECE_M,
     connect_lanes,
@@ -126,7 +126,7 @@ def split_site(
     if ground.is_empty or not len(drones):
         return None
     best: list[Split] | None = None
-    ratio = None
+    ratio = best_ratio = None
     for _ in range(CLASS_ROUNDS):
         shares = class_grounds(mission, ground, drones, launch_s, finder, site_xy, ratio)
         out = []
@@ -137,8 +137,9 @@ def split_site(
             if found is None:
                 return best
             out.append(found)
-        if out and (best is None or _finish(out) < _finish(best)):
-            best = out
+        improved = bool(out) and (best is None or _finish(out) < _finish(best))
+        if improved:
+            best, best_ratio = out, ratio
         if len(shares) == 1 or not out:
             break
         # a class's plan takes longer than its bound by a factor of its own (batteries, the
@@ -147,9 +148,14 @@ def split_site(
         bounds = np.array([b for _, part, b in shares if not part.is_empty])
         if len(deadlines) != len(shares) or np.ptp(deadlines) < 2 * DEADLINE_TOL_S:
             break
-        # (by half the factor's logarithm: a class's finish jumps when its drones need one
-        # sortie more, and a full step overshoots)
-        ratio = (1.0 if ratio is None else ratio) * np.sqrt(deadlines / np.maximum(bounds, 1e-9))
+        ones = np.ones(len(deadlines))
+        factor = deadlines / np.maximum(bounds, 1e-9)
+        ratio = next_ratio(
+            ones if ratio is None else ratio,
+            factor,
+            ones if best_ratio is None else best_ratio,
+            improved,
+        )
     return best
 
 
