@@ -141,44 +141,45 @@ def _fly_sites(
         # a block the estimate fits in a battery but the sortie cutter does not (the way out
         # and in flown around obstacles, with its corners) costs a whole sortie more: split
         # again on a smaller battery, and keep the one that lands first
-        kept: tuple[float, list[Split], list[Sortie]] | None = None
+        kept: tuple[float, list[Split], dict[int, list[FloatArray]], list[Sortie]] | None = None
         for scale in SPLIT_BUDGET_SCALES:
             if scale != 1.0:
                 again = [split_again(mission, sp, launch, finder, site_xy, scale) for sp in splits]
                 if any(sp is None for sp in again):
                     break
                 splits = [sp for sp in again if sp is not None]
-            flown, whole = _fly_splits(mission, splits, launch, finder)
+            routes = {i: r for sp in splits for i, r in sp.drone_routes(finder).items()}
+            flown, whole = _fly_routes(mission, routes, launch, finder)
             if flown is not None and (kept is None or _makespan(flown, launch) < kept[0]):
-                kept = (_makespan(flown, launch), splits, flown)
+                kept = (_makespan(flown, launch), splits, routes, flown)
             if whole:
                 break
         if kept is None:
             return None
-        _, splits, flown = kept
+        _, splits, routes, flown = kept
         sorties += flown
-        for split in splits:
-            for i, routes in split.drone_routes(finder).items():
-                swept = shapely.buffer(
-                    shapely.linestrings(np.vstack(routes)), float(fleet.track_spacing_m[i]) / 2
-                )
-                cells[i].append(shapely.intersection(swept, split.ground))
+        ground = {i: sp.ground for sp in splits for i in sp.drones.tolist()}
+        for i, mine in routes.items():
+            swept = shapely.buffer(
+                shapely.linestrings(np.vstack(mine)), float(fleet.track_spacing_m[i]) / 2
+            )
+            cells[i].append(shapely.intersection(swept, ground[i]))
     return sorties, cells
 
 
-def _fly_splits(
-    mission: Mission, splits: list[Split], launch: FloatArray, finder: PathFinder
+def _fly_routes(
+    mission: Mission, routes: dict[int, list[FloatArray]], launch: FloatArray, finder: PathFinder
 ) -> tuple[list[Sortie] | None, bool]:
-    """The sorties that fly ``splits``' blocks, each drone's in turn with swaps between, and
+    """The sorties that fly each drone's block ``routes`` in turn, with swaps between, and
     whether every block flew as one sortie. None if a block's start is beyond the drone's
     battery once the way there is flown around obstacles (the split's estimate counts it
     straight)."""
     fleet = mission.fleet
     out: list[Sortie] = []
     whole = True
-    for i, routes in _drone_routes(splits, finder).items():
+    for i, blocks in routes.items():
         clock, number = float(launch[i]), 1
-        for route in routes:
+        for route in blocks:
             try:
                 flown = fly_routes(mission, i, [route], finder, clock, number, mission.pad_xy_m[i])
             except InfeasibleError:
@@ -188,13 +189,6 @@ def _fly_splits(
             clock = flown[-1].land_s + float(fleet.swap_s[i])
             number = flown[-1].number + 1
     return out, whole
-
-
-def _drone_routes(splits: list[Split], finder: PathFinder) -> dict[int, list[FloatArray]]:
-    out: dict[int, list[FloatArray]] = {}
-    for split in splits:
-        out.update(split.drone_routes(finder))
-    return out
 
 
 def assemble(
