@@ -121,8 +121,9 @@ def split_site(
 ) -> list[Split] | None:
     """Splits of lawnmowers over ``ground`` among ``drones`` (fleet indices) flying from
     ``site_xy``: one lawnmower per class of track spacing (:func:`spacing_classes`), each over
-    its ring of the ground (:func:`class_grounds`); None when no direction gives a route, or
-    the drones cannot sweep it."""
+    its ring of the ground (:func:`class_grounds`), the rings' radii corrected a few rounds by
+    what the classes' splits take; None when no direction gives a route, or the drones cannot
+    sweep it."""
     if ground.is_empty or not len(drones):
         return None
     best: list[Split] | None = None
