@@ -424,6 +424,16 @@ def test_seed_815_lanes_leave_no_stripes_unseen() -> None:
     assert outcome.coverage >= 0.995, outcome.findings
 
 
+def test_seed_354_a_failsafe_return_blocked_by_a_neighbour_steps_round_it() -> None:
+    """A failure of the full run on 77145e4: a hexacopter, its motor weakened, was sent home by
+    its battery (33 %) with a neighbour in the way. The kernel refused the level way home for
+    separation, and the drone held where it was for 300 s until its battery was critical and it
+    landed in the field on 6 %. A recall in the same spot stepped out of the band after a
+    second; a failsafe return now does too."""
+    outcome = rel.run_mission(354)
+    assert not outcome.failed, outcome.findings
+
+
 @pytest.mark.slow
 def test_a_thousand_random_missions_keep_every_invariant(
     capsys: pytest.CaptureFixture[str],

@@ -641,7 +641,8 @@ class Orchestrator:
                     continue
                 if self._at_work(int(i), mode):
                     self._cut_short.add(int(i))
-                orders.append(self._home_order(int(i), est[i], fs, "failsafe", events))
+                home = self._home_order(int(i), est[i], fs, "failsafe", events)
+                orders.append(self._round_the_block(home, fs, now_s))
             elif a is Action.RECOVER:
                 orders.append(self._recover_order(int(i), est[i], fs, "failsafe", events))
             elif a is Action.HOLD:
@@ -763,10 +764,7 @@ class Orchestrator:
                 if self._at_work(i, self.mode):
                     self._cut_short.add(i)
                 home = self._home_order(i, fs.pos_m[i, :2], fs, why, events)
-                since = self._home_blocked.get(i, now_s)
-                if fs.mode[i] == AutopilotMode.HOLD and now_s - since >= STEP_AFTER_S:
-                    home = self._step_home(home, fs) or home
-                orders.append(home)
+                orders.append(self._round_the_block(home, fs, now_s))
             else:
                 self._home_blocked.pop(i, None)
         self._pending_home.clear()
@@ -1287,6 +1285,16 @@ class Orchestrator:
         ceiling = self.plan.mission.spec.safety.max_altitude_m
         return alt if rise <= alt <= ceiling else None
 
+    def _round_the_block(self, home: Order, fs: FleetState, now_s: float) -> Order:
+        """``home``, or, for a drone holding because its way home has been refused for
+        separation for :data:`STEP_AFTER_S`, the same way flown a step out of the band of the
+        drones in its way (:meth:`_step_home`)."""
+        i = home.drone
+        since = self._home_blocked.get(i, now_s)
+        if fs.mode[i] == AutopilotMode.HOLD and now_s - since >= STEP_AFTER_S:
+            return self._step_home(home, fs) or home
+        return home
+
     def _step_home(self, home: Order, fs: FleetState) -> Order | None:
         """A route home from where the drone holds, flown a step higher (or lower, see
         :data:`STEP_UP_M`) from a step in place (None if that altitude is outside the band)."""
@@ -1402,12 +1410,15 @@ class Orchestrator:
                     # it cannot carry on: it comes home, and its work is handed on
                     self._pending_resume.pop(i, None)
                     self._pending_home[i] = "cannot resume"
-                elif o.purpose is Purpose.HOME and o.reason != "failsafe":
+                elif o.purpose is Purpose.HOME:
                     # a recall the kernel refused this tick (another drone on the way home
                     # right now) is tried again next tick, until it goes: a drone the operator
-                    # called home must not fly on with its sortie (failsafes retry their own);
-                    # one whose way home is blocked by a neighbour stops where it is meanwhile
-                    self._pending_home[i] = o.reason
+                    # called home must not fly on with its sortie (failsafes retry their own).
+                    # One whose way home is blocked by a neighbour, recalled or sent home by a
+                    # failsafe, stops where it is meanwhile and soon steps out of their band
+                    # (seed 354: a failsafe return refused for 300 s hovered its battery flat)
+                    if o.reason != "failsafe":
+                        self._pending_home[i] = o.reason
                     if v.why.startswith("separation"):
                         self._hold_for_way_home.add(i)
                         self._home_blocked.setdefault(i, now_s)
