@@ -20,6 +20,7 @@ from skysweep import mission
 from skysweep.errors import InfeasibleError, MissionError
 from skysweep.export import KML_NS, plan_to_geojson, plan_to_kml, plan_to_qgc, write_qgc
 from skysweep.plan import Plan, plan_mission
+from skysweep.plan.model import Leg
 from skysweep.plan.paths import PathFinder
 
 DEMO = Path(__file__).resolve().parents[1] / "src" / "skysweep" / "data" / "demo.yaml"
@@ -497,3 +498,18 @@ def test_lanes_are_spaced_at_the_swath_less_the_sidelap(sidelap_m: float) -> Non
     assert gaps.max() <= 40.0 - sidelap_m + 1e-6
     assert np.median(gaps) >= 0.95 * (40.0 - sidelap_m)  # not more lanes than needed
     assert plan.metrics.coverage_fraction >= 0.995
+
+
+def test_lanes_over_a_ground_its_rotation_leaves_invalid_stay_on_it() -> None:
+    """The reliability run's seed 755: a site's outer ring, rotated to a lane direction of
+    39°, came out an invalid polygon, and cut into bands it gave lanes up to 300 m beyond the
+    area; the plan swept half of it (0.49). The rotated ground is made valid first."""
+    from skysweep.bench.reliability import random_mission
+
+    m = mission.parse(random_mission(755), source="<reliability seed 755>")
+    plan = plan_mission(m)
+    assert plan.metrics.coverage_fraction >= 0.995
+    x0, y0, x1, y1 = m.searchable.bounds
+    for s in plan.sorties:
+        sweep = s.path[1:][s.legs == Leg.SWEEP, :2]  # the sweep legs' ends
+        assert np.all((sweep >= [x0 - 50, y0 - 50]) & (sweep <= [x1 + 50, y1 + 50]))
