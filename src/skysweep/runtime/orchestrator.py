@@ -1138,7 +1138,9 @@ class Orchestrator:
         tracks = {int(i): at[i : i + 1].copy() for i in np.flatnonzero(self.flown)}
         # which sorties are flown, under way or still to fly, as this flight has gone (not
         # by the plan's clock: launches wait for batteries, sorties run late)
-        up = np.flatnonzero((self.book.flying >= 0) & fs.airborne)
+        # (a lost drone's telemetry is stale: one lost on its pad as it was sent off still
+        # reads landed, and its sortie would count as flown; the reliability run's seed 997)
+        up = np.flatnonzero((self.book.flying >= 0) & (fs.airborne | self.lost))
         in_air = {int(i): int(self.book.last_number[i]) for i in up}
         launched = {i: int(n) for i, n in enumerate(self.book.last_number)}
         cut = sorted(self._cut_short)
