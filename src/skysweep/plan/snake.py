@@ -127,9 +127,12 @@ def split_site(
     if ground.is_empty or not len(drones):
         return None
     best: list[Split] | None = None
-    ratio = best_ratio = None
+    n_classes = len(spacing_classes(mission.fleet.track_spacing_m[drones]))
+    ratio = best_ratio = np.ones(n_classes)
+    # the ground's samples are the same every round: taken once
+    samples = ring_samples(ground, finder, site_xy) if n_classes > 1 else None
     for _ in range(CLASS_ROUNDS):
-        shares = class_grounds(mission, ground, drones, launch_s, finder, site_xy, ratio)
+        shares = class_grounds(mission, ground, drones, launch_s, finder, site_xy, ratio, samples)
         out = []
         for members, part, _bound in shares:
             if part.is_empty:
@@ -149,14 +152,8 @@ def split_site(
         bounds = np.array([b for _, part, b in shares if not part.is_empty])
         if len(deadlines) != len(shares) or np.ptp(deadlines) < 2 * DEADLINE_TOL_S:
             break
-        ones = np.ones(len(deadlines))
         factor = deadlines / np.maximum(bounds, 1e-9)
-        ratio = next_ratio(
-            ones if ratio is None else ratio,
-            factor,
-            ones if best_ratio is None else best_ratio,
-            improved,
-        )
+        ratio = next_ratio(ratio, factor, best_ratio, improved)
     return best
 
 
@@ -209,26 +206,24 @@ def class_grounds(
     finder: PathFinder,
     site_xy: FloatArray,
     ratio: FloatArray | None = None,
+    samples: tuple[FloatArray, float, FloatArray] | None = None,
 ) -> list[tuple[NDArray[np.intp], shapely.Geometry, float]]:
     """``ground`` shared among the spacing classes of a site's ``drones``: (fleet indices,
     ground, lower bound on the finish) per class, the classes ordered by range. Sweeping wide
     lanes with narrow ones wastes the wide drones' swath, so each class gets a lawnmower of its
     own. The classes take rings of flyable distance from the site, the longest-ranged class the
     farthest, with the rings' radii balancing the classes' lower bounds on their finish
-    (:func:`skysweep.plan.allocate.site_bound_s`), each times its ``ratio`` if given."""
+    (:func:`skysweep.plan.allocate.site_bound_s`), each times its ``ratio`` if given.
+    ``samples``: the ground's :func:`ring_samples`, if already taken."""
     costs = DroneCosts.of(mission, launch_s)
     classes = [drones[c] for c in spacing_classes(costs.spacing_m[drones])]
     if len(classes) == 1:
         return [(drones, ground, 0.0)]
     classes.sort(key=lambda c: float(costs.range_m[c].max()))
     scale = np.ones(len(classes)) if ratio is None else ratio
-    xy, cell_m2 = sample_points(ground, RING_SAMPLES)
+    xy, cell_m2, dist = ring_samples(ground, finder, site_xy) if samples is None else samples
     if not len(xy):
         return [(drones, ground, 0.0)]
-    flyable = finder.distances_from(site_xy, xy)
-    straight = np.hypot(*(xy - site_xy).T)
-    order = np.argsort(np.where(np.isfinite(flyable), flyable, straight), kind="stable")
-    dist = np.where(np.isfinite(flyable), flyable, straight)[order]
     # peel the farthest ring off for the longest-ranged class, then the next, ...: each
     # ring's inner edge k (a count of the nearest samples) balances the class's bound against
     # that of all the classes nearer in
@@ -255,11 +250,23 @@ def class_grounds(
         if c == len(classes) - 1:
             reach = ground
         else:
-            reach = smooth_share(cell_squares(xy[order[: edges[c + 1]]], cell_m2), pad, ground)
+            reach = smooth_share(cell_squares(xy[: edges[c + 1]], cell_m2), pad, ground)
         bound = site_bound_s(dist[edges[c] : edges[c + 1]], cell_m2, members, costs)
         out.append((members, shapely.difference(reach, inner), bound))
         inner = shapely.union(inner, reach)
     return out
+
+
+def ring_samples(
+    ground: shapely.Geometry, finder: PathFinder, site_xy: FloatArray
+) -> tuple[FloatArray, float, FloatArray]:
+    """``ground`` as :data:`RING_SAMPLES` points, nearest the site first, the area each stands
+    for, and their flyable distances from ``site_xy`` (straight where none), metres."""
+    xy, cell_m2 = sample_points(ground, RING_SAMPLES)
+    flyable = finder.distances_from(site_xy, xy)
+    dist = np.where(np.isfinite(flyable), flyable, np.hypot(*(xy - site_xy).T))
+    order = np.argsort(dist, kind="stable")
+    return xy[order], cell_m2, dist[order]
 
 
 def _split_ground(
