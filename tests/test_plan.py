@@ -197,6 +197,36 @@ def test_flyable_distances_match_the_straight_or_cornered_path_many_points() -> 
     np.testing.assert_allclose(d, want, rtol=1e-9)
 
 
+@pytest.mark.parametrize("chunk_entries", [1 << 19, 64])
+def test_flyable_distances_among_many_corners_match_the_paths(
+    chunk_entries: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Among many corners (a serpentine keep-in around rows of buildings) a point's distance
+    comes from the first corner it sees among its few best, or, far down the serpentine, from
+    the rest of its corners sorted: the same as building each path, whatever the chunks."""
+    import skysweep.plan.paths as paths
+
+    monkeypatch.setattr(paths, "_CHUNK_ENTRIES", chunk_entries)
+    walls = [
+        shapely.box(300 * k + 200, 0 if k % 2 else 200, 300 * k + 260, 1800 if k % 2 else 2000)
+        for k in range(6)
+    ]
+    houses = [
+        shapely.box(x, y, x + 30, y + 30) for x in (80, 680, 1280) for y in range(100, 1900, 150)
+    ]
+    region = shapely.box(0, 0, 2000, 2000).difference(shapely.union_all(walls + houses))
+    finder = PathFinder(region)
+    assert len(finder.nodes) > 8 * paths._FIRST_CORNERS
+    rng = np.random.default_rng(11)
+    pts = rng.uniform(0, 2000, (400, 2))
+    pts = pts[shapely.contains_xy(finder.flyable, pts[:, 0], pts[:, 1])]
+    src = np.array([20.0, 20.0])
+    d = finder.distances_from(src, pts)
+    want = [finder.length(src, p) for p in pts]
+    np.testing.assert_allclose(d, want, rtol=1e-9)
+    assert np.max(d) > 5000.0  # the far end is reached down the serpentine, not across it
+
+
 @pytest.mark.parametrize("theta_deg", [0.0, 30.0, 90.0])
 def test_columns_narrower_than_the_sample_spacing_all_get_area(theta_deg: float) -> None:
     """Samples ~86 m apart, columns 70 m wide: every column between the first and the last

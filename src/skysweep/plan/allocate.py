@@ -32,6 +32,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import shapely
@@ -145,6 +146,11 @@ class AreaSamples:
     cell_m2: float
     dist: FloatArray  # (S, N) flyable distance from each site, metres
     order: NDArray[np.intp]  # (S, N) each site's samples, nearest first
+
+    @cached_property
+    def sorted_dist(self) -> FloatArray:
+        """(S, N) each site's distances in ``order``, metres."""
+        return np.take_along_axis(self.dist, self.order, axis=1)
 
 
 @dataclass(frozen=True)
@@ -421,7 +427,7 @@ def _site_bounds(samples: AreaSamples, costs: DroneCosts, owner: NDArray[np.intp
     return np.array(
         [
             site_bound_s(
-                samples.dist[s, samples.order[s]][owner[samples.order[s]] == s],
+                samples.sorted_dist[s][owner[samples.order[s]] == s],
                 samples.cell_m2,
                 np.flatnonzero(costs.site == s),
                 costs,

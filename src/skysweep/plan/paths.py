@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from shapely.ops import nearest_points
@@ -20,6 +21,11 @@ from skysweep.geo import FloatArray
 #: Corners are taken this far inside the flyable region, metres, so that graph edges never
 #: graze a fence because of rounding.
 INSET_M = 0.5
+#: How many of a point's nearest corners (by path length through them) are sorted at first
+#: when finding distances to many points.
+_FIRST_CORNERS = 8
+#: Points × corners whose path lengths are found together, at most (the arrays stay small).
+_CHUNK_ENTRIES = 1 << 19
 
 
 class PathFinder:
@@ -56,7 +62,8 @@ class PathFinder:
         """
         a = np.atleast_2d(a)
         b = np.atleast_2d(b)
-        same = np.all(np.isclose(a, b), axis=1)
+        # np.isclose's own test, without its wrapper's cost on the hot path
+        same = np.all(np.abs(a - b) <= 1e-8 + 1e-5 * np.abs(b), axis=1)
         clear = segments_clear(self._fence, a, b)
         if touching:
             # only a segment that meets an edge can leave the region; of those, the ones that
@@ -113,28 +120,66 @@ class PathFinder:
         sees = self.visible(np.repeat(src[None], n, 0), self.nodes, touching=False)
         via = np.where(sees, np.hypot(*(self.nodes - src).T), np.inf)
         to_node = np.min(via[:, None] + self._dist, axis=0)  # src → every corner
-        far = points[blocked]
-        leg = np.hypot(
-            far[:, None, 0] - self.nodes[None, :, 0], far[:, None, 1] - self.nodes[None, :, 1]
-        )
-        total = to_node[None, :] + leg
         # each point's corners, best first: the first one it sees gives its distance, and most
-        # points see one of their first few, so only those sight lines are tested
-        order = np.argsort(total, axis=1, kind="stable")
+        # points see one of their first few, so only those are sorted and their sight lines
+        # tested, a chunk of points at a time (their arrays stay small); the few points that
+        # see none of them get all their corners sorted
+        far = points[blocked]
         best = np.full(len(far), np.inf)
-        todo = np.arange(len(far))
-        for rank in range(n):
+        first = min(n, _FIRST_CORNERS)
+        left = []
+        size = max(1, _CHUNK_ENTRIES // n)
+        for lo in range(0, len(far), size):
+            chunk = np.arange(lo, min(lo + size, len(far)))
+            total = self._through(far[chunk], to_node)
+            if first < n:
+                near = np.argpartition(total, first - 1, axis=1)[:, :first]
+                order = np.take_along_axis(
+                    near, np.argsort(np.take_along_axis(total, near, 1), axis=1), 1
+                )
+            else:
+                order = np.argsort(total, axis=1, kind="stable")
+            found, todo = self._first_seen(far[chunk], total, order)
+            best[chunk] = found
+            left.append(chunk[todo])
+        rest = np.concatenate(left)
+        if len(rest):
+            total = self._through(far[rest], to_node)
+            order = np.argsort(total, axis=1, kind="stable")
+            found, _ = self._first_seen(far[rest], total, order, start=first)
+            best[rest] = found
+        out[blocked] = best
+        return out
+
+    def _through(self, pts: FloatArray, to_node: FloatArray) -> FloatArray:
+        """(k, n) the length from the source through each corner (``to_node``) to ``pts``."""
+        leg = np.hypot(
+            pts[:, None, 0] - self.nodes[None, :, 0], pts[:, None, 1] - self.nodes[None, :, 1]
+        )
+        return to_node[None, :] + leg
+
+    def _first_seen(
+        self, pts: FloatArray, total: FloatArray, order: NDArray[np.intp], start: int = 0
+    ) -> tuple[FloatArray, NDArray[np.intp]]:
+        """Each of ``pts``'s length through the first corner it sees, trying its corners in
+        ``order`` (the best by ``total`` first) from rank ``start`` (those before it are not in
+        sight); ``inf`` where none is seen, and the points still to be tried beyond
+        ``order``'s ranks."""
+        best = np.full(len(pts), np.inf)
+        todo = np.arange(len(pts))
+        for rank in range(start, order.shape[1]):
             k = order[todo, rank]
             cand = total[todo, k]
             fin = np.isfinite(cand)  # sorted: nothing after an unreachable corner is reachable
             todo, k, cand = todo[fin], k[fin], cand[fin]
             if not len(todo):
                 break
-            seen = self.visible(far[todo], self.nodes[k], touching=False)
+            seen = self.visible(pts[todo], self.nodes[k], touching=False)
             best[todo[seen]] = cand[seen]
             todo = todo[~seen]
-        out[blocked] = best
-        return out
+        if order.shape[1] == len(self.nodes):
+            todo = todo[:0]
+        return best, todo
 
     def _sees(self, p: FloatArray) -> np.ndarray:
         """The corners in sight of ``p``. Corners are strictly inside, so a sight line that

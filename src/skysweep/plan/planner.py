@@ -191,13 +191,14 @@ def _fly_routes(
     battery once the way there is flown around obstacles (the split's estimate counts it
     straight)."""
     fleet = mission.fleet
+    pads = mission.pad_xy_m  # computed on every access: once here
     out: list[Sortie] = []
     whole = True
     for i, blocks in routes.items():
         clock, number = float(launch[i]), 1
         for route in blocks:
             try:
-                flown = fly_routes(mission, i, [route], finder, clock, number, mission.pad_xy_m[i])
+                flown = fly_routes(mission, i, [route], finder, clock, number, pads[i])
             except InfeasibleError:
                 return None, False
             whole = whole and len(flown) == 1
