@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from skysweep.bench.plan_scenarios import scenario
 from skysweep.geo import sample_points
 from skysweep.mission import Mission
-from skysweep.plan import planner
+from skysweep.plan import lanes, planner
 from skysweep.plan.allocate import sample_area, share_sites
 from skysweep.plan.metrics import coverage_fraction, launch_slots
 from skysweep.plan.paths import PathFinder
@@ -281,3 +281,30 @@ def test_cell_squares_are_the_samples_squares() -> None:
     union = cell_squares(xy, cell)
     assert shapely.symmetric_difference(union, squares).area < 1e-6 * squares.area
     assert union.area == pytest.approx(len(xy) * cell)
+
+
+def test_a_direction_hint_is_tried_beside_the_grounds_axes(meadow: Mission) -> None:
+    """Given the directions a ground much like this one was best swept in (the planner's later
+    rounds of sharing the sites), the split tries those and the ground's own axes only: a
+    hint off the axes is taken when it is the better, never a direction it was not given."""
+    finder = PathFinder(meadow.flyable)
+    drones = np.arange(len(meadow.fleet))
+    launch = launch_slots(meadow)
+    site = meadow.site_xy_m[0]
+    free = split_site(meadow, meadow.searchable, drones, launch, finder, site)
+    assert free is not None
+    best = free[0].angle_rad
+    axes = [a % np.pi for a in lanes.region_axes(meadow.searchable)]
+
+    def near(a: float, options: list[float]) -> bool:
+        return any(abs((a - o + np.pi / 2) % np.pi - np.pi / 2) < 1e-6 for o in options)
+
+    odd = 0.3  # off the field's axes (it is a box)
+    assert not near(odd, axes)
+    hinted = split_site(meadow, meadow.searchable, drones, launch, finder, site, [odd])
+    assert hinted is not None
+    assert near(hinted[0].angle_rad, [*axes, odd])
+    # the hint is taken only if it beats the axes; unhinted, the best of all directions
+    assert hinted[0].deadline_s >= free[0].deadline_s - 1e-6
+    again = split_site(meadow, meadow.searchable, drones, launch, finder, site, [best])
+    assert again is not None and again[0].deadline_s == pytest.approx(free[0].deadline_s)

@@ -117,13 +117,17 @@ def connect_lanes(route: FloatArray, finder: PathFinder) -> FloatArray:
 
 def lane_directions(region: shapely.Geometry, step_deg: float) -> list[float]:
     """Lane directions worth trying over ``region``, radians from east in [0, π): every
-    ``step_deg`` over a half turn, and the axes of the region's minimum rotated rectangle."""
+    ``step_deg`` over a half turn, and the region's own axes (:func:`region_axes`)."""
     angles = [float(a) for a in np.deg2rad(np.arange(0.0, 180.0, step_deg))]
+    return angles + region_axes(region)
+
+
+def region_axes(region: shapely.Geometry) -> list[float]:
+    """The axes of ``region``'s minimum rotated rectangle, radians from east in [0, π)."""
     rect = np.asarray(shapely.minimum_rotated_rectangle(region).exterior.coords)
-    if len(rect) >= 4:
-        for e in (rect[1] - rect[0], rect[2] - rect[1]):
-            angles.append(float(np.arctan2(e[1], e[0])) % np.pi)
-    return angles
+    if len(rect) < 4:
+        return []
+    return [float(np.arctan2(e[1], e[0])) % np.pi for e in (rect[1] - rect[0], rect[2] - rect[1])]
 
 
 def _candidate_angles(cell: shapely.Geometry, home_xy: FloatArray) -> list[float]:

@@ -104,14 +104,18 @@ def _split_sites(
     shares = share_sites(mission, launch, area)
     best: tuple[float, list[list[Split]]] | None = None
     ratio = best_ratio = np.ones(n_sites)
+    angles: list[list[float] | None] = [None] * n_sites
     for _ in range(SITE_ROUNDS):
-        splits = _split_grounds(mission, _site_grounds(mission, shares), launch, finder)
+        splits = _split_grounds(mission, _site_grounds(mission, shares), launch, finder, angles)
         if splits is None:
             break
         finish = np.array([max((sp.deadline_s for sp in site), default=0.0) for site in splits])
         improved = best is None or finish.max() < best[0]
         if improved:
             best, best_ratio = (float(finish.max()), splits), ratio
+            # a share moves a little from round to round: later rounds try the directions its
+            # lanes took in the best round, and its own axes, not every direction again
+            angles = [[sp.angle_rad for sp in site] or None for site in splits]
         busy = (finish > 0) & (shares.bound_s > 0)
         if busy.sum() < 2 or np.ptp(finish[busy]) < 2 * DEADLINE_TOL_S:
             break
@@ -125,9 +129,14 @@ def _split_sites(
 
 
 def _split_grounds(
-    mission: Mission, grounds: list[shapely.Geometry], launch: FloatArray, finder: PathFinder
+    mission: Mission,
+    grounds: list[shapely.Geometry],
+    launch: FloatArray,
+    finder: PathFinder,
+    angles: list[list[float] | None] | None = None,
 ) -> list[list[Split]] | None:
-    """Every site's splits of its ``grounds``; None if one fails."""
+    """Every site's splits of its ``grounds``, their lanes in the site's ``angles`` if given;
+    None if one fails."""
     fleet = mission.fleet
     out: list[list[Split]] = []
     for s, ground in enumerate(grounds):
@@ -135,7 +144,8 @@ def _split_grounds(
         if ground.is_empty or not len(drones):
             out.append([])
             continue
-        splits = split_site(mission, ground, drones, launch, finder, mission.site_xy_m[s])
+        hint = None if angles is None else angles[s]
+        splits = split_site(mission, ground, drones, launch, finder, mission.site_xy_m[s], hint)
         if splits is None:
             return None
         out.append(splits)

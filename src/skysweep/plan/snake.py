@@ -46,6 +46,7 @@ from skysweep.plan.lanes import (
     lane_orderings,
     lane_pieces,
     piece_orderings,
+    region_axes,
 )
 from skysweep.plan.paths import PathFinder
 from skysweep.plan.sorties import leg_energy
@@ -98,6 +99,12 @@ class Split:
     lawnmowers: tuple[_Lawnmower, ...] = field(default=(), repr=False, compare=False)
     """Every lawnmower over the ground it was chosen among (to split it again)."""
 
+    @property
+    def angle_rad(self) -> float:
+        """The lanes' direction, radians from east in [0, π)."""
+        d = self.lanes[0, 1] - self.lanes[0, 0]
+        return float(np.arctan2(d[1], d[0])) % np.pi
+
     def drone_routes(self, finder: PathFinder) -> dict[int, list[FloatArray]]:
         """Each drone's sorties' sweep routes, joined around obstacles."""
         out: dict[int, list[FloatArray]] = {}
@@ -118,6 +125,7 @@ def split_site(
     launch_s: FloatArray,
     finder: PathFinder,
     site_xy: FloatArray,
+    angles: list[float] | None = None,
 ) -> list[Split] | None:
     """Splits of lawnmowers over ``ground`` among ``drones`` (fleet indices) flying from
     ``site_xy``: one lawnmower per class of track spacing (:func:`spacing_classes`), each over
@@ -137,7 +145,7 @@ def split_site(
         for members, part, _bound in shares:
             if part.is_empty:
                 continue
-            found = _split_ground(mission, part, members, launch_s, finder, site_xy)
+            found = _split_ground(mission, part, members, launch_s, finder, site_xy, angles=angles)
             if found is None:
                 return best
             out.append(found)
@@ -278,13 +286,14 @@ def _split_ground(
     site_xy: FloatArray,
     budget_scale: float = 1.0,
     lawnmowers: tuple[_Lawnmower, ...] | None = None,
+    angles: list[float] | None = None,
 ) -> Split | None:
     """The best split of a lawnmower over ``ground`` among ``drones`` (fleet indices) flying
     from ``site_xy``, laid at their narrowest track spacing; None when no direction gives a
     route, or the drones cannot sweep it. ``lawnmowers``: the candidates, if already laid."""
     if lawnmowers is None:
         spacing = float(mission.fleet.track_spacing_m[drones].min())
-        lawnmowers = _lawnmowers(ground, spacing, len(drones), finder, site_xy)
+        lawnmowers = _lawnmowers(ground, spacing, len(drones), finder, site_xy, angles)
     site = _Drones.of(mission, drones, launch_s, budget_scale)
     wind = mission.wind_vector_mps
     # every candidate is first judged on straight connectors and straight distances (cheap);
@@ -308,14 +317,19 @@ def _lawnmowers(
     n_drones: int,
     finder: PathFinder,
     site_xy: FloatArray,
+    angles: list[float] | None = None,
 ) -> tuple[_Lawnmower, ...]:
     """The lawnmowers worth splitting over ``ground`` (lanes ``spacing_m`` apart) among
-    ``n_drones``: a few lane directions, slab counts and starts, each starting at its end
-    nearer the site (the others reverse them)."""
+    ``n_drones``: a few lane directions (besides the ground's axes, ``angles`` if given, else
+    every :data:`ANGLE_STEP_DEG`), slab counts and starts, each starting at its end nearer the
+    site (the others reverse them)."""
     share_m2 = float(ground.area) / n_drones
     coords = shapely.get_coordinates(ground)
     out = []
-    for theta in lane_directions(ground, ANGLE_STEP_DEG):
+    # given the directions a ground much like this one was best swept in, those and the
+    # ground's own axes
+    tried = lane_directions(ground, ANGLE_STEP_DEG) if angles is None else region_axes(ground)
+    for theta in np.unique(np.round(tried + (angles or []), 9)).tolist():
         u = coords @ np.array([np.cos(theta), np.sin(theta)])
         # a drone's block is about square when a slab's lanes are as long as its share is wide
         square = float(np.ptp(u)) / max(np.sqrt(share_m2), 1.0)
