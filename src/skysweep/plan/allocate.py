@@ -60,6 +60,8 @@ LANE_PAIRS = (1, 2)
 SITE_ROUNDS = 4
 #: Rounds of sharing the area among the sites on their bounds, at most.
 BALANCE_ROUNDS = 60
+#: ... and stops when this many rounds in a row have not made the latest site earlier.
+BALANCE_STALL_ROUNDS = 8
 #: Distances at which a site's bound checks its area-versus-distance condition.
 _BOUND_RADII = 64
 #: Bisection on the deadline stops at this precision, seconds.
@@ -457,10 +459,20 @@ def _balance(
     step = 0.5
     t = ratio * _site_bounds(samples, costs, owner)
     best_t, best_w, best_owner = t, weights, owner
+    stalled = 0
     for _ in range(BALANCE_ROUNDS):
         if t[active].max() < best_t[active].max() - DEADLINE_TOL_S:
             best_t, best_w, best_owner = t, weights, owner
-        elif t[active].max() > best_t[active].max() + DEADLINE_TOL_S:
+            stalled = 0
+        elif _lighter(t, owner, best_t, best_owner, active):
+            # the latest site's bound is on a plateau (set by its farthest samples, not by
+            # how much it sweeps): the shares that leave it less to sweep are the better
+            best_t, best_w, best_owner = t, weights, owner
+        if stalled >= BALANCE_STALL_ROUNDS:
+            # a sample more or less at a seam makes a site's bound jump by more than the
+            # balance can still gain
+            break
+        if t[active].max() > best_t[active].max() + DEADLINE_TOL_S:
             # (on a plateau, as when a site's share is empty whichever way the step goes, the
             # step goes on from where it is: halving there would only creep back)
             step *= 0.5
@@ -469,11 +481,27 @@ def _balance(
             t, weights = best_t, best_w
         if np.ptp(t[active]) < 2 * DEADLINE_TOL_S:
             break
+        stalled += 1
         # a round trip: a boundary moved by δ metres changes a site's time by about 2δ / v
         weights = weights + step * np.where(active, t - t[active].mean(), 0.0) * speed
         owner = _owner(samples, weights, reach_m)
         t = ratio * _site_bounds(samples, costs, owner)
     return best_owner
+
+
+def _lighter(
+    t: FloatArray,
+    owner: NDArray[np.intp],
+    best_t: FloatArray,
+    best_owner: NDArray[np.intp],
+    active: NDArray[np.bool_],
+) -> bool:
+    """Whether shares ``owner`` (bounds ``t``) have the same latest site as ``best_owner``,
+    no later, with fewer samples to sweep."""
+    late = int(np.argmax(np.where(active, t, -np.inf)))
+    if late != int(np.argmax(np.where(active, best_t, -np.inf))) or t[late] > best_t[late]:
+        return False
+    return bool(np.count_nonzero(owner == late) < np.count_nonzero(best_owner == late))
 
 
 def _site_drones(costs: DroneCosts, site: int) -> list[int]:
