@@ -269,6 +269,23 @@ def test_a_site_is_not_starved_by_an_overshooting_share() -> None:
     assert shares.bound_s.max() < 1.02 * shares.bound_s.min()
 
 
+def test_on_a_plateau_the_latest_site_keeps_the_least_to_sweep() -> None:
+    """star-40: the hub's bound is set by the star's far arm tips, whatever it sweeps nearer
+    in, so many shares give it the same bound. The sharing once kept whichever its walk stopped
+    at: the hub with 0.7 km², its quads half idle, and the airstrip landing 300 s after it.
+    Among shares no later it now keeps the one that leaves the latest site the least, and both
+    sites land within 5 % of each other."""
+    m = scenario("star-40").mission()
+    plan = planner.plan_mission(m)
+    land = np.zeros(len(m.sites))
+    for s in plan.sorties:
+        site = int(m.fleet.site[s.drone])
+        land[site] = max(land[site], s.land_s)
+    assert land.max() < 1.05 * land.min()
+    assert plan.metrics.efficiency > 0.52  # 0.453 before
+    assert plan.metrics.coverage_fraction >= 0.995
+
+
 def test_cell_squares_are_the_samples_squares() -> None:
     from skysweep.geo import cell_squares
 
