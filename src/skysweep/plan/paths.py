@@ -91,8 +91,9 @@ class PathFinder:
         b = np.asarray(b, float)[:2]
         a_in, b_in = self.inside(a), self.inside(b)
         core = self._core(a_in, b_in)
-        head = [a] if not np.allclose(a, a_in) else []
-        tail = [b] if not np.allclose(b, b_in) else []
+        # (an end inside is returned as it is; one outside is moved well inside)
+        head = [a] if np.any(a != a_in) else []
+        tail = [b] if np.any(b != b_in) else []
         return np.vstack([*head, core, *tail])
 
     def length(self, a: FloatArray, b: FloatArray) -> float:
