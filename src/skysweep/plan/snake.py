@@ -39,6 +39,7 @@ from skysweep.geo import FloatArray, cell_squares, sample_points, smooth_share
 from skysweep.kinematics import corner_loss_s
 from skysweep.mission import Mission
 from skysweep.plan.allocate import DroneCosts, next_ratio, site_bound_s
+from skysweep.plan.arms import arm_parts, long_axis
 from skysweep.plan.lanes import (
     MIN_PIECE_M,
     connect_lanes,
@@ -339,7 +340,37 @@ def _lawnmowers(
             for raw, bands in _slab_orderings(pieces, theta, slabs):
                 if np.hypot(*(raw[0] - site_xy)) <= np.hypot(*(raw[-1] - site_xy)) + 1.0:
                     out.append((raw, bands))
+    out += _arm_lawnmowers(ground, spacing_m, finder, site_xy)
     return tuple(out)
+
+
+def _arm_lawnmowers(
+    ground: shapely.Geometry, spacing_m: float, finder: PathFinder, site_xy: FloatArray
+) -> list[_Lawnmower]:
+    """Lawnmowers over ``ground`` cut into arms (:func:`skysweep.plan.arms.arm_parts`), each
+    arm's lanes along its own length, the arms nearest the site first, each begun at the lane
+    end nearest where the one before ended; one with the first arm's bands up and one with
+    them down. Each arm is a slab of its own (a block is never mirrored across two)."""
+    parts = arm_parts(ground, spacing_m)
+    arms = []
+    for part in parts:
+        options = lane_orderings(lane_pieces(part, spacing_m, long_axis(part), finder.flyable))
+        if options:
+            arms.append(options)
+    if len(arms) < 2:
+        return []
+    arms.sort(key=lambda options: min(float(np.hypot(*(o[0][0] - site_xy))) for o in options))
+    out = []
+    for pair in (arms[0][:2], arms[0][2:]):  # bands up, bands down: either first lane
+        first = min(pair, key=lambda o: float(np.hypot(*(o[0][0] - site_xy))))
+        raw, bands = [first[0]], [first[1]]
+        for k, options in enumerate(arms[1:], start=1):
+            end = raw[-1][-1]
+            pick = min(options, key=lambda o: float(np.hypot(*(o[0][0] - end))))
+            raw.append(pick[0])
+            bands.append(pick[1] + k * BANDS_PER_SLAB * MAX_SLABS)
+        out.append((np.vstack(raw), np.concatenate(bands)))
+    return out
 
 
 def _slab_orderings(
