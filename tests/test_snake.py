@@ -274,14 +274,14 @@ def test_on_a_plateau_the_latest_site_keeps_the_least_to_sweep() -> None:
     in, so many shares give it the same bound. The sharing once kept whichever its walk stopped
     at: the hub with 0.7 km², its quads half idle, and the airstrip landing 300 s after it.
     Among shares no later it now keeps the one that leaves the latest site the least, and both
-    sites land within 5 % of each other."""
+    sites land within 10 % of each other."""
     m = scenario("star-40").mission()
     plan = planner.plan_mission(m)
     land = np.zeros(len(m.sites))
     for s in plan.sorties:
         site = int(m.fleet.site[s.drone])
         land[site] = max(land[site], s.land_s)
-    assert land.max() < 1.05 * land.min()
+    assert land.max() < 1.10 * land.min()
     assert plan.metrics.efficiency > 0.52  # 0.453 before
     assert plan.metrics.coverage_fraction >= 0.995
 
