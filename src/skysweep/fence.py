@@ -288,40 +288,52 @@ def _segments_clear(
     a: FloatArray,
     b: FloatArray,
 ) -> NDArray[np.bool_]:  # pragma: no cover - compiled
-    """Walk each segment through the buckets it crosses (Amanatides and Woo's traversal) and
-    test it against their edges."""
     n = len(a)
     out = np.ones(n, np.bool_)
+    for k in range(n):
+        out[k] = segment_clear(edges, grid, indptr, items, a[k, 0], a[k, 1], b[k, 0], b[k, 1])
+    return out
+
+
+@njit(cache=True, inline="always")
+def segment_clear(
+    edges: FloatArray,
+    grid: FloatArray,
+    indptr: NDArray[np.int64],
+    items: NDArray[np.int64],
+    ax: float,
+    ay: float,
+    bx: float,
+    by: float,
+) -> bool:  # pragma: no cover - compiled
+    """Whether segment a-b meets no fence edge (:func:`segments_clear`, compiled callers): it
+    is walked through the buckets it crosses (Amanatides and Woo's traversal) and tested
+    against their edges."""
     x0g, y0g, cell = grid[0], grid[1], grid[2]
     nx, ny = int(grid[3]), int(grid[4])
-    for k in range(n):
-        ax, ay, bx, by = a[k, 0], a[k, 1], b[k, 0], b[k, 1]
-        fx0, fy0 = (ax - x0g) / cell, (ay - y0g) / cell
-        fx1, fy1 = (bx - x0g) / cell, (by - y0g) / cell
-        ix, iy = math.floor(fx0), math.floor(fy0)
-        ex, ey = math.floor(fx1), math.floor(fy1)
-        ddx, ddy = fx1 - fx0, fy1 - fy0
-        sx = 1 if ddx > 0 else -1
-        sy = 1 if ddy > 0 else -1
-        tx = ((ix + (1 if ddx > 0 else 0)) - fx0) / ddx if ddx != 0 else np.inf
-        ty = ((iy + (1 if ddy > 0 else 0)) - fy0) / ddy if ddy != 0 else np.inf
-        dtx = abs(1.0 / ddx) if ddx != 0 else np.inf
-        dty = abs(1.0 / ddy) if ddy != 0 else np.inf
-        for _ in range(abs(ex - ix) + abs(ey - iy) + 1):
-            if 0 <= ix < nx and 0 <= iy < ny:
-                bucket = iy * nx + ix
-                for j in range(indptr[bucket], indptr[bucket + 1]):
-                    if _meets(ax, ay, bx, by, edges[items[j]]):
-                        out[k] = False
-                        break
-                if not out[k]:
-                    break
-            if ix == ex and iy == ey:
-                break
-            if tx < ty:
-                ix += sx
-                tx += dtx
-            else:
-                iy += sy
-                ty += dty
-    return out
+    fx0, fy0 = (ax - x0g) / cell, (ay - y0g) / cell
+    fx1, fy1 = (bx - x0g) / cell, (by - y0g) / cell
+    ix, iy = math.floor(fx0), math.floor(fy0)
+    ex, ey = math.floor(fx1), math.floor(fy1)
+    ddx, ddy = fx1 - fx0, fy1 - fy0
+    sx = 1 if ddx > 0 else -1
+    sy = 1 if ddy > 0 else -1
+    tx = ((ix + (1 if ddx > 0 else 0)) - fx0) / ddx if ddx != 0 else np.inf
+    ty = ((iy + (1 if ddy > 0 else 0)) - fy0) / ddy if ddy != 0 else np.inf
+    dtx = abs(1.0 / ddx) if ddx != 0 else np.inf
+    dty = abs(1.0 / ddy) if ddy != 0 else np.inf
+    for _ in range(abs(ex - ix) + abs(ey - iy) + 1):
+        if 0 <= ix < nx and 0 <= iy < ny:
+            bucket = iy * nx + ix
+            for j in range(indptr[bucket], indptr[bucket + 1]):
+                if _meets(ax, ay, bx, by, edges[items[j]]):
+                    return False
+        if ix == ex and iy == ey:
+            break
+        if tx < ty:
+            ix += sx
+            tx += dtx
+        else:
+            iy += sy
+            ty += dty
+    return True

@@ -93,8 +93,8 @@ def _best_cut(
 
 def rectangularity(parts: list[shapely.Polygon]) -> float:
     """The parts' area over the area of their minimum rotated rectangles, weighted by area (1
-    for rectangles)."""
-    area = np.array([p.area for p in parts])
+    for rectangles); holes are filled (the lanes run around them in any part)."""
+    area = np.array([shapely.Polygon(p.exterior).area for p in parts])
     rect = shapely.area(shapely.minimum_rotated_rectangle(np.array(parts, dtype=object)))
     return float(np.sum(area) / np.sum(np.maximum(rect, 1e-9)))
 

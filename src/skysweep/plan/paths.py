@@ -7,25 +7,26 @@ flies straight when it can, else joins the graph at the corners both ends can se
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import shapely
+from numba import njit, prange
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from shapely.ops import nearest_points
 
 from skysweep.errors import InfeasibleError
-from skysweep.fence import FenceField, segments_clear
+from skysweep.fence import FenceField, segment_clear, segments_clear
 from skysweep.geo import FloatArray
 
 #: Corners are taken this far inside the flyable region, metres, so that graph edges never
 #: graze a fence because of rounding.
 INSET_M = 0.5
-#: How many of a point's nearest corners (by path length through them) are sorted at first
-#: when finding distances to many points.
+#: How many of a point's nearest corners (by path length through them) are picked one by one
+#: when finding distances to many points; the rest are sorted only for a point that sees none.
 _FIRST_CORNERS = 8
-#: Points × corners whose path lengths are found together, at most (the arrays stay small).
-_CHUNK_ENTRIES = 1 << 19
 
 
 class PathFinder:
@@ -121,66 +122,11 @@ class PathFinder:
         sees = self.visible(np.repeat(src[None], n, 0), self.nodes, touching=False)
         via = np.where(sees, np.hypot(*(self.nodes - src).T), np.inf)
         to_node = np.min(via[:, None] + self._dist, axis=0)  # src → every corner
-        # each point's corners, best first: the first one it sees gives its distance, and most
-        # points see one of their first few, so only those are sorted and their sight lines
-        # tested, a chunk of points at a time (their arrays stay small); the few points that
-        # see none of them get all their corners sorted
-        far = points[blocked]
-        best = np.full(len(far), np.inf)
-        first = min(n, _FIRST_CORNERS)
-        left = []
-        size = max(1, _CHUNK_ENTRIES // n)
-        for lo in range(0, len(far), size):
-            chunk = np.arange(lo, min(lo + size, len(far)))
-            total = self._through(far[chunk], to_node)
-            if first < n:
-                near = np.argpartition(total, first - 1, axis=1)[:, :first]
-                order = np.take_along_axis(
-                    near, np.argsort(np.take_along_axis(total, near, 1), axis=1), 1
-                )
-            else:
-                order = np.argsort(total, axis=1, kind="stable")
-            found, todo = self._first_seen(far[chunk], total, order)
-            best[chunk] = found
-            left.append(chunk[todo])
-        rest = np.concatenate(left)
-        if len(rest):
-            total = self._through(far[rest], to_node)
-            order = np.argsort(total, axis=1, kind="stable")
-            found, _ = self._first_seen(far[rest], total, order, start=first)
-            best[rest] = found
-        out[blocked] = best
-        return out
-
-    def _through(self, pts: FloatArray, to_node: FloatArray) -> FloatArray:
-        """(k, n) the length from the source through each corner (``to_node``) to ``pts``."""
-        leg = np.hypot(
-            pts[:, None, 0] - self.nodes[None, :, 0], pts[:, None, 1] - self.nodes[None, :, 1]
+        f = self._fence
+        out[blocked] = _through_seen(
+            f.edges, f.grid, f.indptr, f.items, points[blocked], self.nodes, to_node, _FIRST_CORNERS
         )
-        return to_node[None, :] + leg
-
-    def _first_seen(
-        self, pts: FloatArray, total: FloatArray, order: NDArray[np.intp], start: int = 0
-    ) -> tuple[FloatArray, NDArray[np.intp]]:
-        """Each of ``pts``'s length through the first corner it sees, trying its corners in
-        ``order`` (the best by ``total`` first) from rank ``start`` (those before it are not in
-        sight); ``inf`` where none is seen, and the points still to be tried beyond
-        ``order``'s ranks."""
-        best = np.full(len(pts), np.inf)
-        todo = np.arange(len(pts))
-        for rank in range(start, order.shape[1]):
-            k = order[todo, rank]
-            cand = total[todo, k]
-            fin = np.isfinite(cand)  # sorted: nothing after an unreachable corner is reachable
-            todo, k, cand = todo[fin], k[fin], cand[fin]
-            if not len(todo):
-                break
-            seen = self.visible(pts[todo], self.nodes[k], touching=False)
-            best[todo[seen]] = cand[seen]
-            todo = todo[~seen]
-        if order.shape[1] == len(self.nodes):
-            todo = todo[:0]
-        return best, todo
+        return out
 
     def _sees(self, p: FloatArray) -> np.ndarray:
         """The corners in sight of ``p``. Corners are strictly inside, so a sight line that
@@ -188,9 +134,9 @@ class PathFinder:
         slower test decides)."""
         n = len(self.nodes)
         seen = np.flatnonzero(self.visible(np.repeat(p[None], n, 0), self.nodes, touching=False))
-        if len(seen):
-            return seen
-        return np.flatnonzero(self.visible(np.repeat(p[None], n, 0), self.nodes))
+        if not len(seen):
+            seen = np.flatnonzero(self.visible(np.repeat(p[None], n, 0), self.nodes))
+        return seen
 
     def _core(self, a: FloatArray, b: FloatArray) -> FloatArray:
         if self.visible(a, b)[0]:
@@ -238,3 +184,50 @@ def _reflex_corners(region: shapely.Geometry) -> FloatArray:
         # free space lies left of an oriented ring; a right turn wraps around an obstacle
         out.append(xy[cross < 0])
     return np.vstack(out) if out else np.empty((0, 2))
+
+
+@njit(cache=True, parallel=True)
+def _through_seen(
+    edges: FloatArray,
+    grid: FloatArray,
+    indptr: NDArray[np.int64],
+    items: NDArray[np.int64],
+    pts: FloatArray,
+    nodes: FloatArray,
+    to_node: FloatArray,
+    first: int,
+) -> FloatArray:  # pragma: no cover - compiled
+    """(k,) each of ``pts``'s length from the source through the best corner it sees: its
+    length to the corner (``to_node``) plus the leg on; ``inf`` where it sees none. The
+    ``first`` best corners are picked one by one, the rest sorted. The fence's tables are
+    :class:`~skysweep.fence.FenceField`'s."""
+    m, n = len(pts), len(nodes)
+    out = np.full(m, np.inf)
+    for p in prange(m):
+        px, py = pts[p, 0], pts[p, 1]
+        total = np.empty(n)
+        for j in range(n):
+            total[j] = to_node[j] + math.hypot(px - nodes[j, 0], py - nodes[j, 1])
+        # the corners best first (ties: the lower index): the first seen gives the length;
+        # most points see one of their first few, picked one by one, and only a point that
+        # sees none of them has the rest sorted
+        done = False
+        for _ in range(min(n, first)):
+            j = np.argmin(total)
+            if not np.isfinite(total[j]):
+                done = True  # every corner left is out of reach
+                break
+            if segment_clear(edges, grid, indptr, items, px, py, nodes[j, 0], nodes[j, 1]):
+                out[p] = total[j]
+                done = True
+                break
+            total[j] = np.inf
+        if done:
+            continue
+        for j in np.argsort(total, kind="mergesort"):
+            if not np.isfinite(total[j]):
+                break
+            if segment_clear(edges, grid, indptr, items, px, py, nodes[j, 0], nodes[j, 1]):
+                out[p] = total[j]
+                break
+    return out
