@@ -206,8 +206,8 @@ def _through_seen(
     for p in prange(m):
         px, py = pts[p, 0], pts[p, 1]
         total = np.empty(n)
-        for j in range(n):
-            total[j] = to_node[j] + math.hypot(px - nodes[j, 0], py - nodes[j, 1])
+        for c in range(n):
+            total[c] = to_node[c] + math.hypot(px - nodes[c, 0], py - nodes[c, 1])
         # the corners best first (ties: the lower index): the first seen gives the length;
         # most points see one of their first few, picked one by one, and only a point that
         # sees none of them has the rest sorted
