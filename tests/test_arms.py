@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import shapely
 
 from skysweep.plan.arms import arm_parts, long_axis, rectangularity
@@ -42,3 +43,23 @@ def test_islands_are_parts_already() -> None:
     parts = arm_parts(ground, 30.0)
     assert len(parts) == 2
     assert sorted(_axes_deg(parts)) == [0, 90]
+
+
+def test_a_nearly_convex_or_scattered_ground_is_not_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A share of an open field (nearly convex, however far from a rectangle, with a bite out
+    of it and a keep-out in it) is swept whole; so is a ground in more pieces than arms."""
+    import skysweep.plan.arms as arms
+
+    triangle = shapely.Polygon([(0, 0), (6000, 0), (3000, 4000)])
+    bitten = triangle.difference(shapely.box(2700, -10, 3300, 600)).difference(
+        shapely.box(2800, 1500, 3200, 1900)  # a keep-out: holes do not count against it
+    )
+    assert rectangularity([bitten]) < 0.5
+    assert arm_parts(bitten, 60.0) == []
+    scattered = shapely.union_all(
+        [shapely.box(3000 * k, 0, 3000 * k + 1000, 500) for k in range(6)]
+    )
+    assert arm_parts(scattered, 60.0) == []
+    # without the convexity gate the bite would be cut from
+    monkeypatch.setattr(arms, "MAX_CONVEXITY", 1.01)
+    assert len(arm_parts(bitten, 60.0)) == 2

@@ -228,6 +228,48 @@ def test_flyable_distances_among_many_corners_match_the_paths(
     assert np.max(d) > 5000.0  # the far end is reached down the serpentine, not across it
 
 
+def test_paths_through_the_nearest_corners_are_the_shortest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A path tries the corners in growing ellipses around its ends and stops once its length
+    fits the ellipse: the same lengths as joining the graph at every corner in sight, for
+    short hops round a house and long ways down a serpentine; and no path into a wall."""
+    import skysweep.plan.paths as paths
+
+    walls = [
+        shapely.box(300 * k + 200, 0 if k % 2 else 200, 300 * k + 260, 1800 if k % 2 else 2000)
+        for k in range(6)
+    ]
+    houses = [
+        shapely.box(x, y, x + 30, y + 30) for x in (80, 680, 1280) for y in range(100, 1900, 150)
+    ]
+    region = shapely.box(0, 0, 2000, 2000).difference(shapely.union_all(walls + houses))
+    finder = PathFinder(region)
+    rng = np.random.default_rng(5)
+    pts = rng.uniform(0, 2000, (400, 2))
+    pts = pts[shapely.contains_xy(finder.flyable, pts[:, 0], pts[:, 1])]
+    ends = [(pts[k], pts[k + 1]) for k in range(0, len(pts) - 1, 2)]
+    # hops across a house: a few metres either side of it
+    ends += [
+        (np.array([x - 5.0, y + 15.0]), np.array([x + 35.0, y + 12.0]))
+        for x, y in [(680, 250), (1280, 1000)]
+    ]
+    got = [finder.length(a, b) for a, b in ends]
+    monkeypatch.setattr(paths, "_ELLIPSE_START", np.inf)
+    every = PathFinder(region)
+    want = [every.length(a, b) for a, b in ends]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    assert max(got) > 5000.0 and min(got) < 80.0
+    # two fields with a wall between them: every ellipse is tried, then it gives up
+    apart = PathFinder(
+        shapely.box(0, 0, 1000, 1000)
+        .difference(shapely.box(450, -10, 550, 1010))
+        .union(shapely.box(200, 200, 300, 300).exterior.buffer(1.0))
+    )
+    with pytest.raises(InfeasibleError):
+        apart.path(np.array([100.0, 100.0]), np.array([900.0, 500.0]))
+
+
 @pytest.mark.parametrize("theta_deg", [0.0, 30.0, 90.0])
 def test_columns_narrower_than_the_sample_spacing_all_get_area(theta_deg: float) -> None:
     """Samples ~86 m apart, columns 70 m wide: every column between the first and the last

@@ -25,15 +25,21 @@ ARRIVE_MPS = 1.0
 def corner_speeds_mps(xy: FloatArray, accel_mps2: float) -> NDArray[np.float64]:
     """Speed at each interior vertex of the polyline ``xy`` (n, 2) (n − 2 values; inf where it
     goes straight on)."""
-    d = np.diff(np.asarray(xy, float)[:, :2], axis=0)
+    xy = np.asarray(xy, float)
+    d = xy[1:, :2] - xy[:-1, :2]
     length = np.hypot(d[:, 0], d[:, 1])
-    a, c = d[:-1], d[1:]
-    la, lc = length[:-1], length[1:]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos_d = np.einsum("ij,ij->i", a, c) / (la * lc)
-    sin_half = np.sqrt(np.clip(0.5 * (1.0 - np.nan_to_num(cos_d, nan=1.0)), 0.0, 1.0))
-    with np.errstate(divide="ignore"):
-        speed = np.sqrt(CORNER_SWING_M * accel_mps2 / sin_half)
+    dot = d[:-1, 0] * d[1:, 0] + d[:-1, 1] * d[1:, 1]
+    both = length[:-1] * length[1:]
+    # a vertex with a zero-length leg on either side goes straight on (cos 1)
+    cos_d = np.divide(dot, both, out=np.ones_like(dot), where=both > 0)
+    sin_half = np.sqrt(np.clip(0.5 * (1.0 - cos_d), 0.0, 1.0))
+    speed = np.divide(
+        CORNER_SWING_M * accel_mps2,
+        sin_half,
+        out=np.full_like(sin_half, np.inf),
+        where=sin_half > 0,
+    )
+    np.sqrt(speed, out=speed)
     return np.maximum(speed, ARRIVE_MPS)
 
 

@@ -21,6 +21,8 @@ from skysweep.errors import InfeasibleError
 from skysweep.fence import FenceField, segment_clear, segments_clear
 from skysweep.geo import FloatArray
 
+#: The first ellipse of corners tried for a path, times the shortest way through one corner.
+_ELLIPSE_START = 1.25
 #: Corners are taken this far inside the flyable region, metres, so that graph edges never
 #: graze a fence because of rounding.
 INSET_M = 0.5
@@ -128,14 +130,14 @@ class PathFinder:
         )
         return out
 
-    def _sees(self, p: FloatArray) -> np.ndarray:
-        """The corners in sight of ``p``. Corners are strictly inside, so a sight line that
-        touches the fence is blocked unless ``p`` itself lies on the fence (then the exact,
-        slower test decides)."""
-        n = len(self.nodes)
-        seen = np.flatnonzero(self.visible(np.repeat(p[None], n, 0), self.nodes, touching=False))
+    def _sees(self, p: FloatArray, which: NDArray[np.intp]) -> NDArray[np.intp]:
+        """The corners ``which`` in sight of ``p``. Corners are strictly inside, so a sight
+        line that touches the fence is blocked unless ``p`` itself lies on the fence (then the
+        exact, slower test decides)."""
+        ends = np.repeat(p[None], len(which), 0)
+        seen = which[self.visible(ends, self.nodes[which], touching=False)]
         if not len(seen):
-            seen = np.flatnonzero(self.visible(np.repeat(p[None], n, 0), self.nodes))
+            seen = which[self.visible(ends, self.nodes[which])]
         return seen
 
     def _core(self, a: FloatArray, b: FloatArray) -> FloatArray:
@@ -144,20 +146,40 @@ class PathFinder:
         n = len(self.nodes)
         if n == 0:
             raise InfeasibleError(f"no flyable path from {_fmt(a)} to {_fmt(b)}")
-        va, vb = self._sees(a), self._sees(b)
-        if not len(va) or not len(vb):
+        # every corner of a path of length L lies in the ellipse |a − c| + |c − b| ≤ L: the
+        # corners are tried in growing ellipses, only theirs tested for sight, until the
+        # shortest path through them is no longer than the ellipse's L
+        ellipse = np.hypot(*(self.nodes - a).T) + np.hypot(*(self.nodes - b).T)
+        reach = _ELLIPSE_START * float(ellipse.min())
+        while True:
+            near = np.flatnonzero(ellipse <= reach)
+            found = self._through(a, b, near)
+            if len(near) == n or (found is not None and found[0] <= reach):
+                break
+            reach *= 2.0
+        if found is None:
             raise InfeasibleError(f"no flyable path from {_fmt(a)} to {_fmt(b)}")
+        return found[1]
+
+    def _through(
+        self, a: FloatArray, b: FloatArray, which: NDArray[np.intp]
+    ) -> tuple[float, FloatArray] | None:
+        """The shortest path from ``a`` to ``b`` that joins the corner graph at corners
+        ``which`` (its length, its polyline), or None if there is none."""
+        va, vb = self._sees(a, which), self._sees(b, which)
+        if not len(va) or not len(vb):
+            return None
         da = np.hypot(*(self.nodes[va] - a).T)
         db = np.hypot(*(self.nodes[vb] - b).T)
         total = da[:, None] + self._dist[np.ix_(va, vb)] + db[None, :]
         k = int(np.argmin(total))
         if not np.isfinite(total.flat[k]):
-            raise InfeasibleError(f"no flyable path from {_fmt(a)} to {_fmt(b)}")
+            return None
         u, w = int(va[k // len(vb)]), int(vb[k % len(vb)])
         chain = [w]
         while chain[-1] != u:
             chain.append(int(self._pred[u, chain[-1]]))
-        return np.vstack([a, self.nodes[chain[::-1]], b])
+        return float(total.flat[k]), np.vstack([a, self.nodes[chain[::-1]], b])
 
 
 def _fmt(p: FloatArray) -> str:
