@@ -78,8 +78,10 @@ class PathFinder:
 
     def inside(self, p: FloatArray) -> FloatArray:
         """``p`` itself if it is flyable, else the nearest point well inside the region."""
-        if shapely.covered_by(shapely.Point(p), self.flyable):
-            return np.asarray(p, float)
+        p = np.asarray(p, float)
+        # (a point is covered by the region exactly when it meets it)
+        if shapely.intersects_xy(self.flyable, p[0], p[1]):
+            return p
         near = nearest_points(self._inner, shapely.Point(p))[0]
         return np.array([near.x, near.y])
 
