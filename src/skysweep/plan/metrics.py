@@ -47,8 +47,11 @@ def lower_bound_s(
     total = float(mission.searchable.area)
     d_site = np.array([mission.searchable.distance(shapely.Point(xy)) for xy in sites])
     d = d_site[fleet.site]
-    radii = np.unique(np.quantile(dist, np.linspace(0.0, 1.0, _BOUND_RADII)))
-    beyond = total * (len(dist) - np.searchsorted(np.sort(dist), radii, side="left")) / len(dist)
+    ordered = np.sort(dist)
+    # the distances' quantiles (np.quantile's linear rule) read off the one sort
+    at = np.linspace(0.0, len(ordered) - 1.0, _BOUND_RADII)
+    radii = np.unique(np.interp(at, np.arange(len(ordered)), ordered))
+    beyond = total * (len(dist) - np.searchsorted(ordered, radii, side="left")) / len(dist)
     radii = np.concatenate([[0.0], radii])
     beyond = np.concatenate([[total], beyond])
     rate, v = fleet.sweep_rate_m2ps, fleet.speed_mps
