@@ -586,3 +586,22 @@ def test_lanes_over_a_ground_its_rotation_leaves_invalid_stay_on_it() -> None:
     for s in plan.sorties:
         sweep = s.path[1:][s.legs == Leg.SWEEP, :2]  # the sweep legs' ends
         assert np.all((sweep >= [x0 - 50, y0 - 50]) & (sweep <= [x1 + 50, y1 + 50]))
+
+
+def test_lanes_joined_around_keep_outs_keep_their_ends_in_order() -> None:
+    """The lawnmower joined around two keep-outs flies every lane end in order, and says where
+    each stands in the joined route: no connector leaves the flyable region."""
+    from skysweep.plan.lanes import connect_lanes_at, lane_orderings, lane_pieces
+
+    region = (
+        shapely.box(0, 0, 2000, 1000)
+        .difference(shapely.box(300, 200, 700, 800))
+        .difference(shapely.box(1200, -10, 1300, 600))
+    )
+    finder = PathFinder(region)
+    raw, _ = lane_orderings(lane_pieces(region, 60.0, np.pi / 2, region))[0]
+    route, at = connect_lanes_at(raw, finder)
+    assert len(route) > len(raw)  # detours were needed
+    np.testing.assert_array_equal(route[at], raw)
+    assert np.all(np.diff(at) > 0)
+    assert finder.visible(route[:-1], route[1:]).all()

@@ -62,7 +62,7 @@ def sweep_route(
                     best, best_cost = route, cost
     if best is None:
         return np.empty((0, 2))
-    return _connect(best, finder)
+    return connect_lanes(best, finder)
 
 
 def lane_pieces(
@@ -112,7 +112,30 @@ def _merge_touching(
 def connect_lanes(route: FloatArray, finder: PathFinder) -> FloatArray:
     """``route`` (lane ends in flying order) with every connector that leaves the flyable
     region replaced by the shortest flyable path."""
-    return _connect(route, finder)
+    return connect_lanes_at(route, finder)[0]
+
+
+def connect_lanes_at(route: FloatArray, finder: PathFinder) -> tuple[FloatArray, NDArray[np.intp]]:
+    """:func:`connect_lanes`, and where each point of ``route`` stands in the joined one."""
+    # route alternates lane start, lane end; connectors run from each end to the next start
+    ends, starts = route[1:-1:2], route[2::2]
+    at = np.arange(len(route))
+    if not len(ends):
+        return route, at
+    ok = finder.visible(ends, starts)
+    if ok.all():
+        return route, at
+    out = [route[:2]]
+    added = np.zeros(len(ends), np.intp)  # the detour's points before lane k + 1
+    for k in range(len(ends)):
+        if not ok[k]:
+            detour = finder.path(ends[k], starts[k])[1:-1]
+            out.append(detour)
+            added[k] = len(detour)
+        out.append(route[2 * k + 2 : 2 * k + 4])
+    # lane k + 1's two ends come after every detour before them
+    at[2:] += np.repeat(np.cumsum(added), 2)
+    return np.vstack(out), at
 
 
 def lane_directions(region: shapely.Geometry, step_deg: float) -> list[float]:
@@ -258,26 +281,6 @@ def _boustrophedons(
             xy = np.where(forward[:, None, None], ends, ends[:, ::-1])[order]
             out.append((xy.reshape(-1, 2), band[order]))
     return out
-
-
-def _connect(route: FloatArray, finder: PathFinder) -> FloatArray:
-    """Replace every straight connector that leaves the flyable region by a shortest path."""
-    # route alternates lane start, lane end; connectors run from each end to the next start
-    ends, starts = route[1:-1:2], route[2::2]
-    if not len(ends):
-        return route
-    ok = finder.visible(ends, starts)
-    if ok.all():
-        return route
-    out = [route[:2]]
-    for k in range(len(ends)):
-        if ok[k]:
-            out.append(route[2 * k + 2 : 2 * k + 4])
-        else:
-            detour = finder.path(ends[k], starts[k])
-            out.append(detour[1:-1])
-            out.append(route[2 * k + 2 : 2 * k + 4])
-    return np.vstack(out)
 
 
 def _polyline_len(xy: FloatArray) -> float:

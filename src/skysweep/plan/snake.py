@@ -43,6 +43,7 @@ from skysweep.plan.arms import arm_parts, long_axis
 from skysweep.plan.lanes import (
     MIN_PIECE_M,
     connect_lanes,
+    connect_lanes_at,
     lane_directions,
     lane_orderings,
     lane_pieces,
@@ -416,17 +417,6 @@ def _slab_orderings(
     return out
 
 
-def _lane_index(route: FloatArray, raw: FloatArray) -> NDArray[np.intp]:
-    """Where each point of ``raw`` (lane ends) stands in ``route`` (the same, joined)."""
-    out = np.empty(len(raw), np.intp)
-    k = 0
-    for i, p in enumerate(raw):
-        while route[k, 0] != p[0] or route[k, 1] != p[1]:
-            k += 1
-        out[i] = k
-    return out
-
-
 @dataclass(frozen=True)
 class _Drones:
     """A site's drones in launch order, with the constants the compiled split needs."""
@@ -489,8 +479,7 @@ def _split_route(
         route, at = raw, np.arange(len(raw))
         dist = np.hypot(*(raw - site_xy).T)
     else:
-        route = connect_lanes(raw, finder)
-        at = _lane_index(route, raw)
+        route, at = connect_lanes_at(raw, finder)
         dist = finder.distances_from(site_xy, raw)
     if not np.all(np.isfinite(dist)):
         return None
