@@ -207,7 +207,8 @@ def _lane_pieces(
     shapely.prepare(flyable)
     clipped = lines.copy()
     crossing = ~shapely.contains_properly(flyable, lines)
-    clipped[crossing] = shapely.intersection(lines[crossing], flyable)
+    if crossing.any():
+        clipped[crossing] = _clip_lines(lines[crossing], flyable)
     pieces, src = shapely.get_parts(clipped, return_index=True)
     length = shapely.length(pieces)
     keep = (shapely.get_type_id(pieces) == 1) & (length >= MIN_PIECE_M)  # line strings
@@ -227,6 +228,18 @@ def _lane_pieces(
     band = band_idx[src]
     order = np.lexsort((xy[:, 0] @ direction, band))
     return [(int(b), e) for b, e in zip(band[order].tolist(), xy[order], strict=True)]
+
+
+def _clip_lines(lines: NDArray[np.object_], flyable: shapely.Geometry) -> NDArray[np.object_]:
+    """``lines`` cut to ``flyable``: against the region's part around them (GEOS's clip by
+    rectangle, fast), since an intersection's cost grows with every edge of the region, and a
+    large mission's keep-outs mostly lie far from one site's lanes. Against the whole region
+    where the clipped part is not valid (the clip does not promise it is)."""
+    x0, y0, x1, y1 = shapely.total_bounds(lines)
+    near = shapely.clip_by_rect(flyable, x0 - 1.0, y0 - 1.0, x1 + 1.0, y1 + 1.0)
+    if not shapely.is_valid(near):
+        near = flyable
+    return shapely.intersection(lines, near)
 
 
 def _cut_bands(

@@ -236,7 +236,8 @@ def _through_seen(
         px, py = pts[p, 0], pts[p, 1]
         total = np.empty(n)
         for c in range(n):
-            total[c] = to_node[c] + math.hypot(px - nodes[c, 0], py - nodes[c, 1])
+            dx, dy = px - nodes[c, 0], py - nodes[c, 1]
+            total[c] = to_node[c] + math.sqrt(dx * dx + dy * dy)
         # the corners best first (ties: the lower index): the first seen gives the length;
         # most points see one of their first few, picked one by one, and only a point that
         # sees none of them has the rest sorted
