@@ -605,3 +605,22 @@ def test_lanes_joined_around_keep_outs_keep_their_ends_in_order() -> None:
     np.testing.assert_array_equal(route[at], raw)
     assert np.all(np.diff(at) > 0)
     assert finder.visible(route[:-1], route[1:]).all()
+
+
+def test_flyable_distances_in_a_convex_field_are_straight() -> None:
+    """In a convex field every point is in sight: distances are straight lines, found without
+    sight tests, the same as the general way; a point outside cannot be reached."""
+    field = shapely.Polygon([(0, 0), (3000, -200), (3500, 1800), (400, 2500)])
+    finder = PathFinder(field)
+    assert finder._convex and not len(finder.nodes)
+    rng = np.random.default_rng(2)
+    pts = np.vstack([rng.uniform(-500, 4000, (300, 2)), [[1500.0, 1000.0]]])
+    src = np.array([1000.0, 500.0])
+    d = finder.distances_from(src, pts)
+    inside = shapely.contains_xy(field, pts[:, 0], pts[:, 1])
+    np.testing.assert_allclose(d[inside], np.hypot(*(pts[inside] - src).T))
+    assert np.isinf(d[~inside]).all() and (~inside).sum() > 20
+    finder._convex = False
+    np.testing.assert_array_equal(finder.distances_from(src, pts), d)
+    # a field with a bay is not convex: no shortcut
+    assert not PathFinder(field.difference(shapely.box(1400, -300, 1600, 1200)))._convex

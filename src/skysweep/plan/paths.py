@@ -45,6 +45,12 @@ class PathFinder:
         cell = max(20.0, float(np.sqrt((x1 - x0) * (y1 - y0) / 40_000)))
         self._fence = FenceField.build(flyable, cell_m=cell, reach_m=1e-3)
         self.nodes = _reflex_corners(inner)
+        # in a convex region every point in it is in sight of every other
+        self._convex = (
+            isinstance(flyable, shapely.Polygon)
+            and not len(flyable.interiors)
+            and float(flyable.area) >= (1.0 - 1e-9) * float(shapely.convex_hull(flyable).area)
+        )
         n = len(self.nodes)
         if n:
             i, j = np.triu_indices(n, k=1)
@@ -120,6 +126,9 @@ class PathFinder:
         points = np.asarray(points, float).reshape(-1, 2)
         out = np.hypot(*(points - src).T)
         if not len(points):
+            return out
+        if self._convex:
+            out[~shapely.contains_xy(self.flyable, points[:, 0], points[:, 1])] = np.inf
             return out
         blocked = ~self.visible(np.broadcast_to(src, points.shape), points, touching=False)
         n = len(self.nodes)
