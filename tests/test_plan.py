@@ -624,3 +624,36 @@ def test_flyable_distances_in_a_convex_field_are_straight() -> None:
     np.testing.assert_array_equal(finder.distances_from(src, pts), d)
     # a field with a bay is not convex: no shortcut
     assert not PathFinder(field.difference(shapely.box(1400, -300, 1600, 1200)))._convex
+
+
+def test_a_band_the_rectangle_clip_gets_wrong_is_cut_again_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GEOS's clip by rectangle once left one band of 300 invalid, at 4.7 times its area
+    (wildfire-150); that band alone is cut again by intersection, not all of them."""
+    from skysweep.plan import lanes
+
+    region = shapely.box(0, 0, 1000, 300).difference(shapely.box(400, 120, 600, 180))
+    lo = np.array([0.0, 100.0, 200.0])
+    clip = shapely.clip_by_rect
+    cut_again: list[int] = []
+    intersection = shapely.intersection
+
+    def wrong_once(
+        geom: shapely.Geometry, x0: float, y0: float, x1: float, y1: float
+    ) -> shapely.Geometry:
+        if y0 == 100.0:  # a bow tie: invalid, and not the band's area
+            return shapely.Polygon([(0, 100), (1000, 200), (1000, 100), (0, 200)])
+        return clip(geom, x0, y0, x1, y1)
+
+    def counted(a: object, b: object) -> object:
+        cut_again.append(len(np.atleast_1d(a)))
+        return intersection(a, b)
+
+    monkeypatch.setattr(lanes.shapely, "clip_by_rect", wrong_once)
+    monkeypatch.setattr(lanes.shapely, "intersection", counted)
+    bands = lanes._cut_bands(region, -1.0, 1001.0, lo, 100.0)
+    assert cut_again == [1]
+    for band, y in zip(bands, lo, strict=True):
+        want = intersection(region, shapely.box(-1.0, y, 1001.0, y + 100.0))
+        assert shapely.is_valid(band) and band.symmetric_difference(want).area < 1e-6

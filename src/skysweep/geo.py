@@ -112,7 +112,20 @@ def smooth_share(
     # (simplified first: buffering a staircase of thousands of steps is slow)
     rough = share.simplify(pad_m / 2)
     smooth = shapely.make_valid(rough.buffer(pad_m, join_style="mitre").simplify(pad_m / 2))
-    return shapely.intersection(smooth, within)
+    return polygonal(shapely.intersection(smooth, within))
+
+
+def polygonal(geom: shapely.Geometry) -> shapely.Geometry:
+    """The polygons of ``geom`` as one (multi)polygon: the stray lines and points that making
+    a geometry valid, or cutting it, can leave in a collection dropped (they cover no ground,
+    and GEOS's clip by rectangle miscounts a collection's area)."""
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return geom
+    parts = shapely.get_parts(shapely.get_parts(geom))
+    polys = parts[shapely.get_type_id(parts) == 3]
+    if not len(polys):
+        return shapely.Polygon()
+    return polys[0] if len(polys) == 1 else shapely.multipolygons(polys)
 
 
 def sample_points(region: shapely.Geometry, max_points: int = 400_000) -> tuple[FloatArray, float]:
