@@ -92,10 +92,10 @@ def piece_orderings(
 ) -> list[tuple[FloatArray, NDArray[np.intp]]]:
     """:func:`lane_orderings` of pieces given as arrays: (P,) bands, (P, 2, 2) ends left→right,
     sorted by band and then along it."""
-    return [_merge_touching(xy, b) for xy, b in _boustrophedons(band, ends)]
+    return [merge_touching(xy, b) for xy, b in _boustrophedons(band, ends)]
 
 
-def _merge_touching(
+def merge_touching(
     route: FloatArray, bands: NDArray[np.intp]
 ) -> tuple[FloatArray, NDArray[np.intp]]:
     """``route`` with every lane that starts where the one before ends (a cell's seam

@@ -25,7 +25,6 @@ plan lands first.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -47,7 +46,7 @@ from skysweep.plan.lanes import (
     lane_directions,
     lane_orderings,
     lane_pieces,
-    piece_orderings,
+    merge_touching,
     region_axes,
 )
 from skysweep.plan.paths import PathFinder
@@ -380,40 +379,78 @@ def _slab_orderings(
     """Lawnmowers over the lane ``pieces`` (:func:`lane_pieces` along ``theta``) cut across
     into ``slabs`` slabs of equal length along the lanes, swept one slab after the other (bands
     up in one, down in the next), so that a drone's share of long lanes is a compact block,
-    not a piece of one lane."""
+    not a piece of one lane. Every slab's band numbers are offset by :data:`BANDS_PER_SLAB`
+    from the one before's.
+
+    Each slab's four boustrophedons (bands up or down, the first band's lanes forward or
+    back) are found for all slabs at once; then, slab after slab, the one of its pair that
+    starts nearer where the slab before ended."""
     if slabs == 1 or not pieces:
         return lane_orderings(pieces)
     direction = np.array([np.cos(theta), np.sin(theta)])
     ends = np.stack([xy for _, xy in pieces])  # (P, 2, 2), left→right along the lanes
-    band = np.array([b for b, _ in pieces])
     u = ends @ direction
     cuts = np.linspace(u.min(), u.max(), slabs + 1)
-    per_slab = []
-    for lo, hi in itertools.pairwise(cuts):
-        a, b = np.maximum(u[:, 0], lo), np.minimum(u[:, 1], hi)
-        keep = b - a > MIN_PIECE_M
-        start = ends[keep, 0] + (a[keep] - u[keep, 0])[:, None] * direction
-        stop = ends[keep, 0] + (b[keep] - u[keep, 0])[:, None] * direction
-        per_slab.append(piece_orderings(band[keep], np.stack([start, stop], axis=1)))
+    a = np.maximum(u[None, :, 0], cuts[:-1, None])  # (slabs, P): each piece's stretch in each
+    b = np.minimum(u[None, :, 1], cuts[1:, None])
+    # slab by slab, and in each the pieces in their order (by band, then along it)
+    slab, piece = np.nonzero(b - a > MIN_PIECE_M)
+    a, b = a[slab, piece], b[slab, piece]
+    left, u0 = ends[piece, 0], u[piece, 0]
+    xy = np.stack(
+        [left + (a - u0)[:, None] * direction, left + (b - u0)[:, None] * direction], axis=1
+    )
+    band = np.array([b for b, _ in pieces], np.intp)[piece] + slab * BANDS_PER_SLAB
+    options = _slab_boustrophedons(slab, band, xy)
     out = []
     for up_first in (True, False):
         raw: list[FloatArray] = []
         bands: list[NDArray[np.intp]] = []
-        for k, options in enumerate(per_slab):
-            if not options:
-                continue
-            # options: bands up (first lane either way), then bands down
+        for k in np.unique(slab).tolist():
             up = (k % 2 == 0) == up_first
-            pair = options[:2] if up else options[2:]
+            pair = [options[(up, forward)][k] for forward in (True, False)]
             if raw:
                 end = raw[-1][-1]
                 pick = min(pair, key=lambda o: float(np.hypot(*(o[0][0] - end))))
             else:
                 pick = pair[0]
             raw.append(pick[0])
-            bands.append(pick[1] + k * BANDS_PER_SLAB)
-        if raw:
-            out.append((np.vstack(raw), np.concatenate(bands)))
+            bands.append(pick[1])
+        out.append((np.vstack(raw), np.concatenate(bands)))
+    return out
+
+
+def _slab_boustrophedons(
+    slab: NDArray[np.intp], band: NDArray[np.intp], xy: FloatArray
+) -> dict[tuple[bool, bool], dict[int, tuple[FloatArray, NDArray[np.intp]]]]:
+    """Every slab's four boustrophedons, keyed (bands up, first band forward) and then by
+    slab: its lane ends (2L, 2) and bands (L,), lanes that touch merged. ``slab``, ``band``
+    and ``xy`` ((P, 2, 2), left→right) are the pieces by slab, then band, then along it."""
+    new_band = np.r_[True, np.diff(band) != 0]
+    first = np.flatnonzero(new_band)
+    pos = np.arange(len(band)) - np.repeat(first, np.diff(np.r_[first, len(band)]))
+    rank = np.cumsum(new_band) - 1  # the band's rank among all slabs'
+    new_slab = np.r_[True, np.diff(slab) != 0]
+    slab_first = np.flatnonzero(new_slab)
+    slab_rows = np.diff(np.r_[slab_first, len(slab)])
+    rank = rank - np.repeat(rank[slab_first], slab_rows)  # ... and within its slab
+    top = np.repeat(np.maximum.reduceat(rank, slab_first), slab_rows)
+    out: dict[tuple[bool, bool], dict[int, tuple[FloatArray, NDArray[np.intp]]]] = {}
+    for up in (True, False):
+        band_rank = rank if up else top - rank
+        for first_forward in (True, False):
+            forward = (band_rank % 2 == 0) == first_forward
+            order = np.lexsort((np.where(forward, pos, -pos), band_rank, slab))
+            lanes = np.where(forward[:, None, None], xy, xy[:, ::-1])[order]
+            # (bands differ between slabs: no lane is merged across two)
+            route, merged = merge_touching(lanes.reshape(-1, 2), band[order])
+            at = merged // BANDS_PER_SLAB
+            cut = np.flatnonzero(np.r_[True, np.diff(at) != 0])
+            stop = np.r_[cut[1:], len(at)]
+            out[(up, first_forward)] = {
+                int(at[i]): (route[2 * i : 2 * j], merged[i:j])
+                for i, j in zip(cut.tolist(), stop.tolist(), strict=True)
+            }
     return out
 
 
