@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import cached_property
 
 import numpy as np
 import shapely
@@ -80,4 +81,13 @@ class Plan:
     metrics: PlanMetrics
 
     def of_drone(self, drone: int) -> tuple[Sortie, ...]:
-        return tuple(s for s in self.sorties if s.drone == drone)
+        """``drone``'s sorties, in the plan's order."""
+        return self._by_drone.get(drone, ())
+
+    @cached_property
+    def _by_drone(self) -> dict[int, tuple[Sortie, ...]]:
+        # (asked for every drone in turn: one pass, not one per drone)
+        out: dict[int, list[Sortie]] = {}
+        for s in self.sorties:
+            out.setdefault(s.drone, []).append(s)
+        return {d: tuple(mine) for d, mine in out.items()}

@@ -313,12 +313,11 @@ def _assign(
     head = power_factor(v + wind, v)
     budget_cs = (1.0 - m.safety.battery_reserve - PLAN_MARGIN) * fleet.endurance_s[drones]
     spots, spot_of = np.unique(pads, axis=0, return_inverse=True)
-    farthest = np.column_stack(
-        [
-            np.hypot(*(c[None, :, :] - spots[:, None, :]).transpose(2, 0, 1)).max(axis=1)
-            for c in chunks
-        ]
-    )
+    # (spots, chunks) each chunk's farthest point from each spot, over all chunks' points at once
+    points = np.vstack(chunks)
+    first = np.r_[0, np.cumsum([len(c) for c in chunks])[:-1]]
+    reach = np.hypot(points[None, :, 0] - spots[:, None, 0], points[None, :, 1] - spots[:, None, 1])
+    farthest = np.maximum.reduceat(reach, first, axis=1)
     vertical = (
         m.altitude_m
         / fleet.climb_mps[drones]
