@@ -64,6 +64,24 @@ class Progress:
     Its sorties after that one are still to fly in full and those up to it are flown (but the
     one in ``in_air``), whatever the plan's clock says: a flight runs late or early."""
 
+    @classmethod
+    def as_planned(cls, plan: Plan, now_s: float) -> Progress:
+        """Every drone's track as if it had flown its plan to the second, at cruise speed
+        along its sorties' paths, until ``now_s`` (what-ifs and benchmarks)."""
+        speed = plan.mission.fleet.speed_mps
+        tracks: dict[int, FloatArray] = {}
+        for s in plan.sorties:
+            if s.launch_s >= now_s:
+                continue
+            xy = s.path[:, :2]
+            cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
+            flown = min((now_s - s.launch_s) * float(speed[s.drone]), float(cum[-1]))
+            k = int(np.searchsorted(cum, flown))
+            at = [np.interp(flown, cum, xy[:, 0]), np.interp(flown, cum, xy[:, 1])]
+            track = np.vstack([xy[:k], at])
+            tracks[s.drone] = np.vstack([tracks[s.drone], track]) if s.drone in tracks else track
+        return cls(now_s, tracks)
+
 
 @dataclass(frozen=True)
 class _Work:
