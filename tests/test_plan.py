@@ -657,3 +657,28 @@ def test_a_band_the_rectangle_clip_gets_wrong_is_cut_again_alone(
     for band, y in zip(bands, lo, strict=True):
         want = intersection(region, shapely.box(-1.0, y, 1001.0, y + 100.0))
         assert shapely.is_valid(band) and band.symmetric_difference(want).area < 1e-6
+
+
+def test_lanes_never_cross_a_fence_even_when_the_quick_clip_is_wrong(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lanes that cross a fence are cut against the region near them, taken by GEOS's clip by
+    rectangle; were that part wrong (here: the whole rectangle, the keep-out forgotten), the
+    cut pieces would leave the region, and the lanes are cut against the whole region."""
+    from skysweep.plan import lanes
+
+    field = shapely.box(0, 0, 1000, 600)
+    flyable = field.difference(shapely.box(400, 200, 600, 400))
+    box = shapely.clip_by_rect
+
+    def forgetful(geom: shapely.Geometry, x0: float, y0: float, x1: float, y1: float) -> object:
+        if geom is flyable:
+            return shapely.box(x0, y0, x1, y1)
+        return box(geom, x0, y0, x1, y1)
+
+    monkeypatch.setattr(lanes.shapely, "clip_by_rect", forgetful)
+    pieces = lanes.lane_pieces(field, 50.0, 0.0, flyable)
+    hole = shapely.box(400, 200, 600, 400).buffer(-1e-6)
+    assert len(pieces) > 12  # the lanes beside the hole are cut in two
+    for _, xy in pieces:
+        assert not shapely.LineString(xy).intersects(hole)

@@ -235,12 +235,15 @@ def _clip_lines(lines: NDArray[np.object_], flyable: shapely.Geometry) -> NDArra
     """``lines`` cut to ``flyable``: against the region's part around them (GEOS's clip by
     rectangle, fast), since an intersection's cost grows with every edge of the region, and a
     large mission's keep-outs mostly lie far from one site's lanes. Against the whole region
-    where the clipped part is not valid (the clip does not promise it is)."""
+    where the clipped part is not valid, or a piece cut against it leaves the region (the clip
+    promises neither): a lane must never cross a fence."""
     x0, y0, x1, y1 = shapely.total_bounds(lines)
     near = shapely.clip_by_rect(flyable, x0 - 1.0, y0 - 1.0, x1 + 1.0, y1 + 1.0)
-    if not shapely.is_valid(near):
-        near = flyable
-    return shapely.intersection(lines, near)
+    if shapely.is_valid(near):
+        cut = shapely.intersection(lines, near)
+        if shapely.covered_by(cut, flyable).all():
+            return cut
+    return shapely.intersection(lines, flyable)
 
 
 def _cut_bands(
