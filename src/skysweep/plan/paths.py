@@ -166,7 +166,7 @@ class PathFinder:
         # corners are tried in growing ellipses, only theirs tested for sight, until the
         # shortest path through them is no longer than the ellipse's L
         ellipse = np.hypot(*(self.nodes - a).T) + np.hypot(*(self.nodes - b).T)
-        reach = _ELLIPSE_START * float(ellipse.min())
+        reach = max(_ELLIPSE_START * float(ellipse.min()), 1.0)  # (grows from a metre at least)
         while True:
             near = np.flatnonzero(ellipse <= reach)
             found = self._through(a, b, near)
