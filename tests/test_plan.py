@@ -682,3 +682,21 @@ def test_lanes_never_cross_a_fence_even_when_the_quick_clip_is_wrong(
     assert len(pieces) > 12  # the lanes beside the hole are cut in two
     for _, xy in pieces:
         assert not shapely.LineString(xy).intersects(hole)
+
+
+def test_a_ground_keeps_only_its_polygons() -> None:
+    """Making a ground valid or cutting it can leave stray lines and points in a collection;
+    only the polygons are ground (GEOS's clip by rectangle miscounts a collection's area)."""
+    from skysweep.geo import polygonal
+
+    square = shapely.box(0, 0, 10, 10)
+    other = shapely.box(20, 0, 30, 10)
+    stray = shapely.GeometryCollection(
+        [square, shapely.LineString([(10, 0), (20, 0)]), shapely.Point(40, 40)]
+    )
+    assert polygonal(stray).equals(square)
+    both = shapely.GeometryCollection([shapely.MultiPolygon([square, other]), shapely.Point(1, 1)])
+    got = polygonal(both)
+    assert got.geom_type == "MultiPolygon" and got.area == 200.0
+    assert polygonal(square) is square
+    assert polygonal(shapely.LineString([(0, 0), (1, 1)])).is_empty
