@@ -197,6 +197,19 @@ def test_flyable_distances_match_the_straight_or_cornered_path_many_points() -> 
     np.testing.assert_allclose(d, want, rtol=1e-9)
 
 
+def _serpentine() -> shapely.Geometry:
+    """A 2 km square keep-in cut by six walls into a serpentine, rows of houses in its lanes:
+    many corners, and far ends reached only down the serpentine."""
+    walls = [
+        shapely.box(300 * k + 200, 0 if k % 2 else 200, 300 * k + 260, 1800 if k % 2 else 2000)
+        for k in range(6)
+    ]
+    houses = [
+        shapely.box(x, y, x + 30, y + 30) for x in (80, 680, 1280) for y in range(100, 1900, 150)
+    ]
+    return shapely.box(0, 0, 2000, 2000).difference(shapely.union_all(walls + houses))
+
+
 @pytest.mark.parametrize("first_corners", [8, 1, 0])
 def test_flyable_distances_among_many_corners_match_the_paths(
     first_corners: int, monkeypatch: pytest.MonkeyPatch
@@ -208,14 +221,7 @@ def test_flyable_distances_among_many_corners_match_the_paths(
     import skysweep.plan.paths as paths
 
     monkeypatch.setattr(paths, "_FIRST_CORNERS", first_corners)
-    walls = [
-        shapely.box(300 * k + 200, 0 if k % 2 else 200, 300 * k + 260, 1800 if k % 2 else 2000)
-        for k in range(6)
-    ]
-    houses = [
-        shapely.box(x, y, x + 30, y + 30) for x in (80, 680, 1280) for y in range(100, 1900, 150)
-    ]
-    region = shapely.box(0, 0, 2000, 2000).difference(shapely.union_all(walls + houses))
+    region = _serpentine()
     finder = PathFinder(region)
     assert len(finder.nodes) > 64
     rng = np.random.default_rng(11)
@@ -236,14 +242,7 @@ def test_paths_through_the_nearest_corners_are_the_shortest(
     short hops round a house and long ways down a serpentine; and no path into a wall."""
     import skysweep.plan.paths as paths
 
-    walls = [
-        shapely.box(300 * k + 200, 0 if k % 2 else 200, 300 * k + 260, 1800 if k % 2 else 2000)
-        for k in range(6)
-    ]
-    houses = [
-        shapely.box(x, y, x + 30, y + 30) for x in (80, 680, 1280) for y in range(100, 1900, 150)
-    ]
-    region = shapely.box(0, 0, 2000, 2000).difference(shapely.union_all(walls + houses))
+    region = _serpentine()
     finder = PathFinder(region)
     rng = np.random.default_rng(5)
     pts = rng.uniform(0, 2000, (400, 2))
