@@ -445,6 +445,18 @@ def test_seed_997_a_drone_lost_on_its_pad_hands_on_its_whole_sortie() -> None:
     assert outcome.coverage >= 0.99
 
 
+def test_seed_601_a_drone_back_in_the_margin_steps_home_from_out_of_it() -> None:
+    """A failure of the full run on 0a90072 (from 445e7e2 on): a hexacopter came back from a
+    19 s link loss 3.6 m into the geofence margin, its work handed on. Its way home was refused
+    for separation, so it was to step out of the band; the step was a waypoint where it held,
+    in the margin, and was refused too, every tick, until its battery was critical and it
+    landed in the field on 6.6 %. The step is now taken at the nearest point out of the
+    margin."""
+    outcome = rel.run_mission(601)
+    assert not outcome.failed, outcome.findings
+    assert outcome.mission_time_s < 600.0  # not held for 1,000 s
+
+
 @pytest.mark.slow
 def test_a_thousand_random_missions_keep_every_invariant(
     capsys: pytest.CaptureFixture[str],

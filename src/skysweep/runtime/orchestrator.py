@@ -1306,8 +1306,15 @@ class Orchestrator:
             return None
         way = np.asarray(home.route).copy()
         way[:-1, 2] = alt  # all but the landing on the pad
-        at = fs.pos_m[i]
-        route = np.vstack([[at[0], at[1], alt], way])
+        # the step in place, or, for a drone that has drifted into the geofence margin, at the
+        # nearest point out of it: a waypoint in the margin is refused (reliability seed 601:
+        # a drone back from a link loss 3.6 m into the margin held there until its battery
+        # was spent, every step home refused)
+        x, y = self._finder.inside(fs.pos_m[i, :2])
+        step = np.array([[x, y, alt]])
+        if np.hypot(*(way[0, :2] - step[0, :2])) <= 1e-6:
+            step = step[:0]
+        route = np.vstack([step, way])
         return Order(i, Command.START_MISSION, route, home.purpose, home.reason)
 
     def _step_order(self, i: int, fs: FleetState) -> Order | None:
