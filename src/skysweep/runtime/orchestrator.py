@@ -1331,7 +1331,9 @@ class Orchestrator:
         alt = self._step_alt(i, fs)
         if alt is None or np.hypot(*(rest[0, :2] - at[:2])) <= 1.0:
             return None
-        hops = np.array([[at[0], at[1], alt], [rest[0, 0], rest[0, 1], alt]])
+        # (stepped out of the geofence margin if the drone has drifted into it, see _step_home)
+        x, y = self._finder.inside(at[:2])
+        hops = np.array([[x, y, alt], [rest[0, 0], rest[0, 1], alt]])
         # as a detour: item k of the new mission is item k + shift of the sortie; the legs
         # into its first three items (the step, across, down onto the waypoint) are transit
         self._detour_pending[i] = (seq + int(self._seq_shift[i]) - len(hops), len(hops) + 1)
