@@ -378,3 +378,12 @@ def test_slabs_sweep_every_lane_piece_once_slab_after_slab(
             mine = bands[slab == k] % snake.BANDS_PER_SLAB
             up = (k % 2 == 0) == up_first
             assert np.all(np.diff(mine) >= 0) if up else np.all(np.diff(mine) <= 0)
+
+
+def test_slabs_of_stubs_give_no_lawnmower() -> None:
+    """Pieces too short to be worth a lane once cut into slabs give no lawnmower, not an error
+    (reliability seed 775)."""
+    from skysweep.plan import snake
+
+    stubs = [(0, np.array([[0.0, 0.0], [1.5, 0.0]])), (1, np.array([[0.0, 50.0], [1.2, 50.0]]))]
+    assert snake._slab_orderings(stubs, 0.0, 4) == []

@@ -395,6 +395,8 @@ def _slab_orderings(
     b = np.minimum(u[None, :, 1], cuts[1:, None])
     # slab by slab, and in each the pieces in their order (by band, then along it)
     slab, piece = np.nonzero(b - a > MIN_PIECE_M)
+    if not len(slab):  # every stretch too short to fly (reliability seed 775)
+        return []
     a, b = a[slab, piece], b[slab, piece]
     left, u0 = ends[piece, 0], u[piece, 0]
     xy = np.stack(
