@@ -241,7 +241,7 @@ def _clip_lines(lines: NDArray[np.object_], flyable: shapely.Geometry) -> NDArra
     near = shapely.clip_by_rect(flyable, x0 - 1.0, y0 - 1.0, x1 + 1.0, y1 + 1.0)
     if shapely.is_valid(near):
         cut = shapely.intersection(lines, near)
-        if shapely.covered_by(cut, flyable).all():
+        if (shapely.covered_by(cut, flyable) | shapely.is_empty(cut)).all():
             return cut
     return shapely.intersection(lines, flyable)
 
