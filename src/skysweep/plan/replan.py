@@ -130,13 +130,10 @@ def replan(
     works: dict[int, _Work] = {}
     added = {int(i) for i in added_drones}
     pads = m.pad_xy_m  # computed on every access: once here
-    by_drone: dict[int, list[Sortie]] = {}
-    for sortie in plan.sorties:
-        by_drone.setdefault(sortie.drone, []).append(sortie)
     for i in range(len(fleet)):
         track = progress.tracks.get(i)
         up = progress.in_air.get(i)
-        ahead = _ahead(by_drone.get(i, []), track, now, up, progress.launched.get(i))
+        ahead = _ahead(plan.of_drone(i), track, now, up, progress.launched.get(i))
         if i in lost_set:
             w = float(fleet.track_spacing_m[i])
             orphans.extend((piece, w) for _, rest in ahead for piece in _clip(rest, blocked))
