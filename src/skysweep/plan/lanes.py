@@ -18,6 +18,10 @@ from skysweep.plan.paths import PathFinder
 
 #: Lane pieces shorter than this (metres) are dropped: the neighbouring lanes see them.
 MIN_PIECE_M = 1.0
+#: A strip of a band beside a fence's margin gets a lane of its own when it is at least this
+#: many lane spacings long and a quarter of one wide (smaller ones, as beside a round keep-out,
+#: are nearly all seen by the neighbouring lanes, and a lane there costs more than it sees).
+STRIP_LANES = 4.0
 #: Lanes of one band closer than this end to start (metres; two END_INSET_M and a bit) are
 #: one lane.
 MERGE_GAP_M = 0.6
@@ -207,9 +211,20 @@ def _lane_pieces(
     # cheaper than an intersection with the whole flyable region)
     shapely.prepare(flyable)
     clipped = lines.copy()
-    crossing = ~shapely.contains_properly(flyable, lines)
-    if crossing.any():
+    crossing = np.flatnonzero(~shapely.contains_properly(flyable, lines))
+    if len(crossing):
         clipped[crossing] = _clip_lines(lines[crossing], flyable)
+        # a band's middle can lie in a fence's margin where the rest of it does not: the
+        # strip beside the margin gets a lane of its own
+        lost = shapely.length(lines[crossing]) - shapely.length(clipped[crossing])
+        lost = lost > STRIP_LANES * spacing
+        if lost.any():
+            at = crossing[lost]
+            strips, strip_band = _missed_strips(
+                parts[at], band_idx[at], clipped[at], spacing, flyable, to_lane
+            )
+            clipped = np.concatenate([clipped, strips])
+            band_idx = np.concatenate([band_idx, strip_band])
     pieces, src = shapely.get_parts(clipped, return_index=True)
     length = shapely.length(pieces)
     keep = (shapely.get_type_id(pieces) == 1) & (length >= MIN_PIECE_M)  # line strings
@@ -229,6 +244,55 @@ def _lane_pieces(
     band = band_idx[src]
     order = np.lexsort((xy[:, 0] @ direction, band))
     return [(int(b), e) for b, e in zip(band[order].tolist(), xy[order], strict=True)]
+
+
+def _missed_strips(
+    parts: NDArray[np.object_],
+    band: NDArray[np.intp],
+    swept: NDArray[np.object_],
+    height_m: float,
+    flyable: shapely.Geometry,
+    to_lane: FloatArray,
+) -> tuple[NDArray[np.object_], NDArray[np.intp]]:
+    """Lanes, cut to ``flyable`` (world frame), through the flyable pieces of the band
+    ``parts`` (``height_m`` tall, lane frame: ``to_lane`` rotates world into it) that their
+    own lanes ``swept`` (world) miss, as where a keep-out's margin covers a band's middle but
+    not its edge; each piece's lane runs through its own middle. With each its band."""
+    world = shapely.transform(parts, lambda xy: xy @ to_lane)
+    # (rotated back, a band's piece can come out a hair invalid)
+    world = np.where(shapely.is_valid(world), world, shapely.make_valid(world))
+    seen = shapely.buffer(swept, height_m / 2 + 0.5, cap_style="flat")
+    try:
+        left = shapely.difference(shapely.intersection(world, flyable), seen)
+    except shapely.errors.GEOSException:
+        # GEOS's robustness limits: these bands keep the lanes they have, as before strips
+        left = np.array(
+            [_strip_left(w, flyable, s) for w, s in zip(world, seen, strict=True)], dtype=object
+        )
+    pieces, src = shapely.get_parts(left, return_index=True)
+    keep = (shapely.get_type_id(pieces) == 3) & (shapely.area(pieces) > 1e-6)
+    pieces, src = pieces[keep], src[keep]
+    if not len(pieces):
+        return np.empty(0, dtype=object), np.empty(0, np.intp)
+    b = shapely.bounds(shapely.transform(pieces, lambda xy: xy @ to_lane.T))
+    # (slivers along a band's edge are the neighbouring lanes' to sweep)
+    big = (b[:, 2] - b[:, 0] >= STRIP_LANES * height_m) & (b[:, 3] - b[:, 1] >= 0.25 * height_m)
+    b, src = b[big], src[big]
+    if not len(b):
+        return np.empty(0, dtype=object), np.empty(0, np.intp)
+    y = 0.5 * (b[:, 1] + b[:, 3])
+    ends = np.stack([np.column_stack([b[:, 0], y]), np.column_stack([b[:, 2], y])], axis=1)
+    return _clip_lines(shapely.linestrings(ends @ to_lane), flyable), band[src]
+
+
+def _strip_left(
+    part: shapely.Geometry, flyable: shapely.Geometry, seen: shapely.Geometry
+) -> shapely.Geometry:
+    """One band piece's flyable part that ``seen`` does not cover; empty where GEOS fails."""
+    try:
+        return shapely.difference(shapely.intersection(part, flyable), seen)
+    except shapely.errors.GEOSException:
+        return shapely.Polygon()
 
 
 def _clip_lines(lines: NDArray[np.object_], flyable: shapely.Geometry) -> NDArray[np.object_]:
