@@ -2,18 +2,20 @@
 
 The other way to share a site's ground (besides :mod:`skysweep.plan.allocate`'s lane columns):
 one lawnmower sweeps the whole of it, lane after lane, and each drone, in launch order, takes
-the next block of whole lanes that it can finish by a deadline ``T`` within its battery,
-flying out to where its block starts and home from where it ends; with time left after a
-battery swap it takes the next block too (the split of a single tour into k, as Frederickson,
-Hecht and Kim's heuristic does). The smallest ``T`` that leaves no lane unswept is found by
-bisection.
+the next block of it that it can finish by a deadline ``T`` within its battery, flying out to
+where its block starts and home from where it ends; with time left after a battery swap it
+takes the next block too (the split of a single tour into k, as Frederickson, Hecht and Kim's
+heuristic does). The smallest ``T`` that leaves no lane unswept is found by bisection, once
+with blocks of whole lanes and once with blocks that may end part way along a lane (so that a
+drone works to the deadline, not to the last whole lane before it); the first to finish is
+kept.
 
-Two things keep a drone's trips short. A block may be flown *mirrored*, each band's lanes the
-other way along the band, when that starts and ends it nearer the site (so a drone never
-starts at the far side of the field because the drone before it ended there). And the ground
-is cut across its lanes into *slabs* swept one after the other, so that where lanes are far
-longer than a drone's share, the share is a compact block of short lanes rather than a piece
-of one long lane. A few lane directions, slab counts and starts of the lawnmower are tried,
+Two things keep a drone's trips short. A block of whole lanes may be flown *mirrored*, each
+band's lanes the other way along the band, when that starts and ends it nearer the site (so a
+drone never starts at the far side of the field because the drone before it ended there).
+And the ground is cut across its lanes into *slabs* swept one after the other, so that where
+lanes are far longer than a drone's share, the share is a compact block of short lanes rather
+than a piece of one long lane. A few lane directions, slab counts and starts of the lawnmower are tried,
 judged first on straight connectors and straight distances, then the best few again with the
 connectors and distances around obstacles.
 
