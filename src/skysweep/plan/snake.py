@@ -15,9 +15,9 @@ band's lanes the other way along the band, when that starts and ends it nearer t
 drone never starts at the far side of the field because the drone before it ended there).
 And the ground is cut across its lanes into *slabs* swept one after the other, so that where
 lanes are far longer than a drone's share, the share is a compact block of short lanes rather
-than a piece of one long lane. A few lane directions, slab counts and starts of the lawnmower are tried,
-judged first on straight connectors and straight distances, then the best few again with the
-connectors and distances around obstacles.
+than a piece of one long lane. A few lane directions, slab counts and starts of the lawnmower
+are tried, judged first on straight connectors and straight distances, then the best few again
+with the connectors and distances around obstacles.
 
 Times and battery along the lawnmower are those of :mod:`skysweep.plan.sorties`: each leg at
 cruise speed, the corners' slow-downs (:mod:`skysweep.kinematics`), the wind on every leg and
