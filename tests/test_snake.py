@@ -433,3 +433,36 @@ def test_slabs_of_stubs_give_no_lawnmower() -> None:
 
     stubs = [(0, np.array([[0.0, 0.0], [1.5, 0.0]])), (1, np.array([[0.0, 50.0], [1.2, 50.0]]))]
     assert snake._slab_orderings(stubs, 0.0, 4) == []
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000))
+def test_the_distance_to_a_point_inside_a_lane_is_never_short(seed: int) -> None:
+    """The split's distance from the site to a point part way along a lane (where a block may
+    end) is the flyable one where the site sees the whole lane, and never less than it
+    elsewhere: a drone's way home is never counted short of its battery. Random lanes in a
+    field with random holes, random points along them."""
+    rng = np.random.default_rng(seed)
+    region = shapely.box(0, 0, 2000, 2000)
+    for _ in range(rng.integers(1, 6)):
+        cx, cy = rng.uniform(300, 1700, 2)
+        region = region.difference(shapely.box(cx, cy, cx + rng.uniform(20, 300), cy + 40))
+    finder = PathFinder(region)
+    site = np.array([100.0, 100.0])
+    a, b = rng.uniform(0, 2000, (2, 40, 2))
+    ok = finder.visible(a, b, touching=False) & shapely.contains_xy(region, *a.T)
+    a, b = a[ok], b[ok]
+    if not len(a):
+        return
+    raw = np.stack([a, b], axis=1).reshape(-1, 2)
+    dist = finder.distances_from(site, raw)
+    lane_m = np.hypot(*(b - a).T)
+    ends = np.ascontiguousarray(raw - finder.inside(site))
+    seen = finder.sees_whole(site, a, b)
+    for k in range(len(a)):
+        for g in rng.uniform(0.0, 1.0, 4):
+            got = snake._inner_m(dist, lane_m, ends, seen, k, float(g))
+            true = float(finder.distances_from(site, (a[k] + g * (b[k] - a[k]))[None])[0])
+            assert got >= true - 1e-6
+            if seen[k]:
+                assert got == pytest.approx(true, abs=1e-6)
