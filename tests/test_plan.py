@@ -179,32 +179,6 @@ def test_flyable_distances_go_around_keep_outs() -> None:
     assert np.isinf(inside_wall[0])
 
 
-def test_a_segment_is_seen_whole_only_with_no_fence_in_its_triangle() -> None:
-    """``sees_whole``: every point of a segment in straight sight of the source. A hole
-    wholly inside the triangle blocks it though its three sides are clear; a wall across one
-    side blocks it; a convex region sees everything. Checked against sampled points."""
-    hole = shapely.box(480, 480, 520, 520)
-    region = (
-        shapely.box(0, 0, 2000, 2000).difference(hole).difference(shapely.box(1500, 0, 1520, 900))
-    )
-    finder = PathFinder(region)
-    src = np.array([100.0, 100.0])
-    a = np.array([[200.0, 900.0], [900.0, 200.0], [100.0, 900.0], [1800.0, 100.0], [100.0, 1000.0]])
-    b = np.array(
-        [[900.0, 200.0], [900.0, 300.0], [100.0, 1900.0], [1800.0, 800.0], [300.0, 1000.0]]
-    )
-    got = finder.sees_whole(src, a, b)
-    # the first triangle holds the hole; the fourth's far side lies behind the wall
-    assert got.tolist() == [False, True, True, False, True]
-    t = np.linspace(0.0, 1.0, 201)[:, None]
-    for k in range(len(a)):
-        pts = a[k] + t * (b[k] - a[k])
-        straight = finder.visible(np.broadcast_to(src, pts.shape), pts)
-        if got[k]:
-            assert straight.all()
-    assert PathFinder(shapely.box(0, 0, 10, 10)).sees_whole(src, a, b).all()
-
-
 def test_flyable_distances_match_the_straight_or_cornered_path_many_points() -> None:
     """The fast sight test (edges index, best corners first) gives the same distances as
     building each path: many points behind two walls."""

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from skysweep.bench.plan_scenarios import scenario
 from skysweep.geo import sample_points
 from skysweep.mission import Mission
-from skysweep.plan import lanes, planner, snake
+from skysweep.plan import lanes, planner
 from skysweep.plan.allocate import sample_area, share_sites
 from skysweep.plan.metrics import coverage_fraction, launch_slots
 from skysweep.plan.paths import PathFinder
@@ -36,16 +36,12 @@ def _split(m: Mission, ground: shapely.Geometry | None = None) -> tuple[Split, P
 
 
 def _check_parts(split: Split, n_drones: int) -> None:
-    """Every stretch of the lawnmower in exactly one block, blocks in lawnmower order, each
-    drone's blocks one after the other (a drone never skips ahead of another's work); only
-    blocks of whole lanes are mirrored."""
-    starts = [a for _, a, _, _ in split.parts]
-    ends = [b for _, _, b, _ in split.parts]
-    assert starts[0] == 0 and ends[-1] == len(split.lanes)
-    assert starts[1:] == ends[:-1]
-    assert all(b > a for a, b in zip(starts, ends, strict=True))
-    for _, a, b, mirrored in split.parts:
-        assert not mirrored or (a == int(a) and b == int(b))
+    """Every lane in exactly one block, blocks in lawnmower order, each drone's blocks one
+    after the other (a drone never skips ahead of another's work)."""
+    firsts = [a for _, a, _, _ in split.parts]
+    lasts = [b for _, _, b, _ in split.parts]
+    assert firsts[0] == 0 and lasts[-1] == len(split.lanes) - 1
+    assert all(b + 1 == a for b, a in zip(lasts[:-1], firsts[1:], strict=True))
     drones = [d for d, _, _, _ in split.parts]
     # each drone's blocks follow one another: grouping by first appearance changes nothing
     assert drones == sorted(drones, key=lambda d: drones.index(d))
@@ -72,45 +68,6 @@ def test_the_estimate_is_what_the_drones_fly(meadow: Mission) -> None:
             t = flown[-1].land_s + float(meadow.fleet.swap_s[i])
             land.append(flown[-1].land_s)
     assert max(land) == pytest.approx(split.deadline_s, rel=0.02)
-
-
-def test_blocks_may_end_part_way_along_a_lane(meadow: Mission) -> None:
-    """Five 4 km lanes across the way from the site, for three drones: in whole lanes one drone
-    must fly two, out to a lane's end and home from the far end. A block may end part way
-    along a lane, so each drone takes about 5/3 of them and ends near the middle, and the site
-    finishes far sooner; the routes still sweep every lane once, and the estimate is what the
-    drones fly."""
-    import dataclasses
-
-    spacing = float(meadow.fleet.track_spacing_m.min())
-    site = meadow.site_xy_m[0]
-    x, y = site + np.array([0.0, 100.0])  # the field's bottom edge's middle
-    field = shapely.box(x - 2000, y, x + 2000, y + 5 * spacing)
-    flyable = shapely.box(x - 2050, y - 200, x + 2050, y + 5 * spacing + 50)
-    m = dataclasses.replace(meadow, searchable=field, flyable=flyable)
-    finder = PathFinder(m.flyable)
-    launch = launch_slots(m)
-    # the lawnmower of whole lanes (slabs would cut them short, and so hide the point)
-    (raw, bands), *_ = lanes.lane_orderings(lanes.lane_pieces(field, spacing, 0.0, m.flyable))
-    drones = snake._Drones.of(m, np.arange(3), launch)
-    split = snake._split_route(raw, bands, field, drones, m.wind_vector_mps, finder, site, ())
-    assert split is not None and len(split.lanes) == 5
-    _check_parts(split, 3)
-    assert any(b != int(b) for _, _, b, _ in split.parts)
-    # two whole 400 s lanes and the way home from a far end: over 1,200 s
-    assert split.deadline_s < 950.0
-    routes = split.drone_routes(finder)
-    samples, _ = sample_points(field, 4000)
-    cover, _ = coverage_fraction(samples, [(r, spacing / 2) for rs in routes.values() for r in rs])
-    assert cover >= 0.995
-    land = []
-    for i, rs in routes.items():
-        t = float(launch[i])
-        for route in rs:
-            flown = fly_routes(m, i, [route], finder, t, 1, m.pad_xy_m[i])
-            t = flown[-1].land_s + float(m.fleet.swap_s[i])
-            land.append(flown[-1].land_s)
-    assert max(land) == pytest.approx(split.deadline_s, rel=0.03)
 
 
 def test_mirrored_blocks_start_at_the_near_side(meadow: Mission) -> None:
@@ -339,18 +296,15 @@ def test_on_a_plateau_the_latest_site_keeps_the_least_to_sweep() -> None:
     """star-40: the hub's bound is set by the star's far arm tips, whatever it sweeps nearer
     in, so many shares give it the same bound. The sharing once kept whichever its walk stopped
     at: the hub with 0.7 km², its quads half idle, and the airstrip landing 300 s after it.
-    Among shares no later it now keeps the one that leaves the latest site the least: the hub
-    keeps a fair share, and the sites land within 20 % of each other (10 % until blocks could
-    end part way along a lane, which sped the hub's share up and not the airstrip's)."""
+    Among shares no later it now keeps the one that leaves the latest site the least, and both
+    sites land within 10 % of each other."""
     m = scenario("star-40").mission()
     plan = planner.plan_mission(m)
     land = np.zeros(len(m.sites))
     for s in plan.sorties:
         site = int(m.fleet.site[s.drone])
         land[site] = max(land[site], s.land_s)
-    assert land.max() < 1.20 * land.min()
-    hub = shapely.union_all([plan.cells[i] for i in np.flatnonzero(m.fleet.site == 0)])
-    assert hub.area > 0.25 * m.searchable.area  # 0.7 of 12.1 km² when starved
+    assert land.max() < 1.10 * land.min()
     assert plan.metrics.efficiency > 0.52  # 0.453 before
     assert plan.metrics.coverage_fraction >= 0.995
 
@@ -433,36 +387,3 @@ def test_slabs_of_stubs_give_no_lawnmower() -> None:
 
     stubs = [(0, np.array([[0.0, 0.0], [1.5, 0.0]])), (1, np.array([[0.0, 50.0], [1.2, 50.0]]))]
     assert snake._slab_orderings(stubs, 0.0, 4) == []
-
-
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000))
-def test_the_distance_to_a_point_inside_a_lane_is_never_short(seed: int) -> None:
-    """The split's distance from the site to a point part way along a lane (where a block may
-    end) is the flyable one where the site sees the whole lane, and never less than it
-    elsewhere: a drone's way home is never counted short of its battery. Random lanes in a
-    field with random holes, random points along them."""
-    rng = np.random.default_rng(seed)
-    region = shapely.box(0, 0, 2000, 2000)
-    for _ in range(rng.integers(1, 6)):
-        cx, cy = rng.uniform(300, 1700, 2)
-        region = region.difference(shapely.box(cx, cy, cx + rng.uniform(20, 300), cy + 40))
-    finder = PathFinder(region)
-    site = np.array([100.0, 100.0])
-    a, b = rng.uniform(0, 2000, (2, 40, 2))
-    ok = finder.visible(a, b, touching=False) & shapely.contains_xy(region, *a.T)
-    a, b = a[ok], b[ok]
-    if not len(a):
-        return
-    raw = np.stack([a, b], axis=1).reshape(-1, 2)
-    dist = finder.distances_from(site, raw)
-    lane_m = np.hypot(*(b - a).T)
-    ends = np.ascontiguousarray(raw - finder.inside(site))
-    seen = finder.sees_whole(site, a, b)
-    for k in range(len(a)):
-        for g in rng.uniform(0.0, 1.0, 4):
-            got = snake._inner_m(dist, lane_m, ends, seen, k, float(g))
-            true = float(finder.distances_from(site, (a[k] + g * (b[k] - a[k]))[None])[0])
-            assert got >= true - 1e-6
-            if seen[k]:
-                assert got == pytest.approx(true, abs=1e-6)

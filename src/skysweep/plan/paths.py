@@ -51,10 +51,6 @@ class PathFinder:
             and not len(flyable.interiors)
             and float(flyable.area) >= (1.0 - 1e-9) * float(shapely.convex_hull(flyable).area)
         )
-        # a point of every hole: a triangle whose sides are clear holds a hole exactly when it
-        # holds that point
-        rings = [r for part in shapely.get_parts(flyable) for r in part.interiors]
-        self._hole_xy = np.array([r.coords[0] for r in rings], float).reshape(-1, 2)
         n = len(self.nodes)
         if n:
             i, j = np.triu_indices(n, k=1)
@@ -90,30 +86,6 @@ class PathFinder:
         ah, bh = a[hit], b[hit]
         clear[hit[np.all(np.abs(ah - bh) <= 1e-8 + 1e-5 * np.abs(bh), axis=1)]] = True
         return clear
-
-    def sees_whole(self, src: FloatArray, a: FloatArray, b: FloatArray) -> NDArray[np.bool_]:
-        """Whether every point of each flyable segment ``a[k]``-``b[k]`` is in straight sight
-        of ``src`` (moved :meth:`inside`): the triangle they make lies in the region. Then the
-        flyable distance from ``src`` to any point of the segment is the straight one."""
-        src = self.inside(np.asarray(src, float)[:2])
-        a = np.asarray(a, float).reshape(-1, 2)
-        b = np.asarray(b, float).reshape(-1, 2)
-        if self._convex:
-            return np.ones(len(a), bool)
-        s = np.broadcast_to(src, a.shape)
-        out = self.visible(s, a, touching=False) & self.visible(s, b, touching=False)
-        # with its sides in the region, a triangle leaves it only around a hole inside it
-        for lo in range(0, len(self._hole_xy), 64):
-            h = self._hole_xy[lo : lo + 64] - src  # (H, 2), src at the origin
-            u, v = a - src, b - src  # (k, 2)
-            det = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
-            sign = np.where(det >= 0, 1.0, -1.0)[:, None]
-            # barycentric: h = α u + β v, inside when α, β ≥ 0 and α + β ≤ 1
-            alpha = (h[None, :, 0] * v[:, None, 1] - h[None, :, 1] * v[:, None, 0]) * sign
-            beta = (u[:, None, 0] * h[None, :, 1] - u[:, None, 1] * h[None, :, 0]) * sign
-            d = np.abs(det)[:, None]
-            out &= ~np.any((alpha >= 0) & (beta >= 0) & (alpha + beta <= d), axis=1)
-        return out
 
     def inside(self, p: FloatArray) -> FloatArray:
         """``p`` itself if it is flyable, else the nearest point well inside the region."""

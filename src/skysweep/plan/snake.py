@@ -2,22 +2,20 @@
 
 The other way to share a site's ground (besides :mod:`skysweep.plan.allocate`'s lane columns):
 one lawnmower sweeps the whole of it, lane after lane, and each drone, in launch order, takes
-the next block of it that it can finish by a deadline ``T`` within its battery, flying out to
-where its block starts and home from where it ends; with time left after a battery swap it
-takes the next block too (the split of a single tour into k, as Frederickson, Hecht and Kim's
-heuristic does). The smallest ``T`` that leaves no lane unswept is found by bisection, once
-with blocks of whole lanes and once with blocks that may end part way along a lane (so that a
-drone works to the deadline, not to the last whole lane before it); the first to finish is
-kept.
+the next block of whole lanes that it can finish by a deadline ``T`` within its battery,
+flying out to where its block starts and home from where it ends; with time left after a
+battery swap it takes the next block too (the split of a single tour into k, as Frederickson,
+Hecht and Kim's heuristic does). The smallest ``T`` that leaves no lane unswept is found by
+bisection.
 
-Two things keep a drone's trips short. A block of whole lanes may be flown *mirrored*, each
-band's lanes the other way along the band, when that starts and ends it nearer the site (so a
-drone never starts at the far side of the field because the drone before it ended there).
-And the ground is cut across its lanes into *slabs* swept one after the other, so that where
-lanes are far longer than a drone's share, the share is a compact block of short lanes rather
-than a piece of one long lane. A few lane directions, slab counts and starts of the lawnmower
-are tried, judged first on straight connectors and straight distances, then the best few again
-with the connectors and distances around obstacles.
+Two things keep a drone's trips short. A block may be flown *mirrored*, each band's lanes the
+other way along the band, when that starts and ends it nearer the site (so a drone never
+starts at the far side of the field because the drone before it ended there). And the ground
+is cut across its lanes into *slabs* swept one after the other, so that where lanes are far
+longer than a drone's share, the share is a compact block of short lanes rather than a piece
+of one long lane. A few lane directions, slab counts and starts of the lawnmower are tried,
+judged first on straight connectors and straight distances, then the best few again with the
+connectors and distances around obstacles.
 
 Times and battery along the lawnmower are those of :mod:`skysweep.plan.sorties`: each leg at
 cruise speed, the corners' slow-downs (:mod:`skysweep.kinematics`), the wind on every leg and
@@ -27,10 +25,8 @@ plan lands first.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeAlias, cast
+from typing import TypeAlias
 
 import numpy as np
 import shapely
@@ -77,17 +73,10 @@ CLASS_ROUNDS = 4
 RING_SAMPLES = 4000
 #: Bisection on the deadline stops at this precision, seconds.
 DEADLINE_TOL_S = 0.5
-#: A block may end part way along a lane, at one of this many steps along what is left of it,
-_PART_STEPS = 16
-#: leaving no piece of the lane shorter than this (metres) to either side.
-_MIN_PART_M = 50.0
 
 
 _Lawnmower: TypeAlias = tuple[FloatArray, NDArray[np.intp]]
 """(2L, 2) lane ends in flying order, straight-joined; (L,) each lane's band."""
-
-_Row: TypeAlias = tuple[int, float, float, bool]
-"""A block of :func:`_split_kernel`: drone position, start, end, mirrored."""
 
 
 @dataclass(frozen=True)
@@ -104,12 +93,10 @@ class Split:
     """The ground the lanes sweep, local metres."""
     drones: NDArray[np.intp]
     """The fleet indices of the drones it is split among."""
-    parts: tuple[tuple[int, float, float, bool], ...]
-    """(drone, start, end, mirrored) of every sortie: the stretch of the lawnmower from
-    ``start`` to ``end``, counted in lanes (lane k runs from k to k + 1, so a sortie may begin or
-    end part way along a lane), flown in order, or, if ``mirrored`` (whole lanes only), each
-    band's lanes the other way along the band (so the sortie starts at the far end of its first
-    band)."""
+    parts: tuple[tuple[int, int, int, bool], ...]
+    """(drone, first lane, last lane, mirrored) of every sortie: the lanes are flown in order,
+    or, if ``mirrored``, each band's lanes the other way along the band (so the sortie starts at
+    the far end of its first band)."""
     lawnmowers: tuple[_Lawnmower, ...] = field(default=(), repr=False, compare=False)
     """Every lawnmower over the ground it was chosen among (to split it again)."""
 
@@ -119,24 +106,13 @@ class Split:
         d = self.lanes[0, 1] - self.lanes[0, 0]
         return float(np.arctan2(d[1], d[0])) % np.pi
 
-    def block(self, start: float, end: float) -> FloatArray:
-        """(n, 2, 2) the lanes, or pieces of lanes, from ``start`` to ``end`` along the
-        lawnmower (in lanes: lane k runs from k to k + 1)."""
-        a = int(np.floor(start))
-        b = max(a, int(np.ceil(end)) - 1)
-        block = self.lanes[a : b + 1].copy()
-        first, last = self.lanes[a], self.lanes[b]
-        block[0, 0] = first[0] + (start - a) * (first[1] - first[0])
-        block[-1, 1] = last[0] + (end - b) * (last[1] - last[0])
-        return block
-
     def drone_routes(self, finder: PathFinder) -> dict[int, list[FloatArray]]:
         """Each drone's sorties' sweep routes, joined around obstacles."""
         out: dict[int, list[FloatArray]] = {}
-        for drone, start, end, mirrored in self.parts:
-            block = self.block(start, end)
+        for drone, a, b, mirrored in self.parts:
+            block = self.lanes[a : b + 1]
             if mirrored:
-                bands = self.bands[int(start) : int(end)]  # (whole lanes)
+                bands = self.bands[a : b + 1]
                 cuts = np.flatnonzero(np.diff(bands)) + 1
                 block = np.concatenate([g[::-1, ::-1] for g in np.split(block, cuts)])
             out.setdefault(drone, []).append(connect_lanes(block.reshape(-1, 2), finder))
@@ -512,14 +488,11 @@ class _Drones:
         v = costs.speed_mps[order]
         # getting up to speed after the climb and stopping over the pad, as the sortie cutter
         speed_up = v / fleet.accel_mps2[order]
-        # distances are measured from the site, but each drone flies from its own pad: out and
-        # home the pad's way from the site, at the head-wind's cost (never less than it takes)
-        pad_m = np.hypot(*(mission.pad_xy_m[order] - mission.site_xy_m[fleet.site[order]]).T)
         drone_f = np.column_stack(
             [
                 costs.launch_s[order],
-                costs.vertical_s[order] + speed_up + 2 * pad_m / v,
-                costs.vertical_cs[order] + speed_up + 2 * pad_m * costs.head_pf[order] / v,
+                costs.vertical_s[order] + speed_up,
+                costs.vertical_cs[order] + speed_up,
                 costs.swap_s[order],
                 budget_scale * costs.budget_cs[order],
                 1.0 / v,
@@ -570,38 +543,16 @@ def _split_route(
     last = np.minimum.accumulate(np.where(end_band, np.arange(len(bands)), len(bands))[::-1])[::-1]
     band_ends = np.column_stack([first, last, bands // BANDS_PER_SLAB]).astype(np.int64)
     mirror_m = mirror_extra_m(raw, bands)
-    lane_m = np.hypot(*(raw[1::2] - raw[::2]).T)
-    if finder is None:
-        origin, seen = site_xy, np.ones(len(lane_m), bool)
-    else:
-        origin, seen = finder.inside(site_xy), finder.sees_whole(site_xy, raw[::2], raw[1::2])
-    ends = np.ascontiguousarray(raw - origin)
-    args = (cum_t, cum_e, dist, out_pf, band_ends, mirror_m, lane_m, ends, seen, drone_f, kind)
+    lo = 0.0
     hi = float(
         drone_f[:, 0].max()
         + drone_f[:, 1].max()
         + cum_t.max()
         + 2 * dist.max() * drone_f[:, 5].max()
     )
-    # whole lanes keep blocks mirrorable (each drone's trips short); pieces of lanes let every
-    # drone work to the deadline: whichever finishes first (the rough judging: whole lanes)
-    found = [_bisect(args, partial, hi) for partial in ((False, True) if finder else (False,))]
-    kept = [f for f in found if f is not None]
-    if not kept:
-        return None
-    hi, rows = min(kept, key=lambda f: f[0])
-    parts = tuple((int(drones.order[p]), float(a), float(b), bool(m)) for p, a, b, m in rows)
-    return Split(hi, raw.reshape(-1, 2, 2), bands, ground, drones.order, parts, lawnmowers)
-
-
-def _bisect(args: tuple, partial: bool, hi: float) -> tuple[float, list[_Row]] | None:
-    """The smallest deadline (to :data:`DEADLINE_TOL_S`) at which :func:`_split_kernel` with
-    ``args`` sweeps every lane, and its rows; ``hi``: a first guess at a deadline that does."""
-    kernel = cast("Callable[..., list[_Row] | None]", _split_kernel)
-    lo = 0.0
     rows = None
     for _ in range(20):
-        rows = kernel(*args, partial, hi)
+        rows = _split_kernel(cum_t, cum_e, dist, out_pf, band_ends, mirror_m, drone_f, kind, hi)
         if rows is not None:
             break
         lo, hi = hi, 2 * hi
@@ -609,12 +560,13 @@ def _bisect(args: tuple, partial: bool, hi: float) -> tuple[float, list[_Row]] |
         return None
     while hi - lo > DEADLINE_TOL_S:
         mid = 0.5 * (lo + hi)
-        attempt = kernel(*args, partial, mid)
+        attempt = _split_kernel(cum_t, cum_e, dist, out_pf, band_ends, mirror_m, drone_f, kind, mid)
         if attempt is None:
             lo = mid
         else:
             hi, rows = mid, attempt
-    return hi, rows
+    parts = tuple((int(drones.order[p]), int(a), int(b), bool(m)) for p, a, b, m in rows)
+    return Split(hi, raw.reshape(-1, 2, 2), bands, ground, drones.order, parts, lawnmowers)
 
 
 def mirror_extra_m(raw: FloatArray, bands: NDArray[np.intp]) -> FloatArray:
@@ -638,26 +590,6 @@ def mirror_extra_m(raw: FloatArray, bands: NDArray[np.intp]) -> FloatArray:
     return np.cumsum(extra)
 
 
-@njit(cache=True, inline="always")
-def _inner_m(
-    dist: FloatArray,
-    lane_m: FloatArray,
-    lane_ends: FloatArray,
-    seen: NDArray[np.bool_],
-    k: int,
-    g: float,
-) -> float:  # pragma: no cover - compiled
-    """Flyable metres, or more, from the site to the point ``g`` of the way along lane ``k``
-    (see :func:`_split_kernel`)."""
-    if g == 0.0:
-        return dist[2 * k]
-    if seen[k]:
-        x = lane_ends[2 * k, 0] + g * (lane_ends[2 * k + 1, 0] - lane_ends[2 * k, 0])
-        y = lane_ends[2 * k, 1] + g * (lane_ends[2 * k + 1, 1] - lane_ends[2 * k, 1])
-        return math.hypot(x, y)
-    return min(dist[2 * k] + g * lane_m[k], dist[2 * k + 1] + (1.0 - g) * lane_m[k])
-
-
 @njit(cache=True)
 def _split_kernel(
     cum_t: FloatArray,
@@ -666,62 +598,44 @@ def _split_kernel(
     out_pf: FloatArray,
     band_ends: NDArray[np.int64],
     mirror_m: FloatArray,
-    lane_m: FloatArray,
-    lane_ends: FloatArray,
-    seen: NDArray[np.bool_],
     drone_f: FloatArray,
     kind: NDArray[np.int64],
-    partial: bool,
     deadline: float,
-) -> list[tuple[int, float, float, bool]] | None:  # pragma: no cover - compiled
-    """Rows (drone position, start, end, mirrored) that sweep every lane by ``deadline``, each
-    drone taking as much of the lawnmower as its time and battery allow; None if the drones
-    run out first. ``start`` and ``end`` are places along the lawnmower in lanes: lane k runs
-    from k to k + 1; with ``partial``, a block may begin or end part way along a lane (and is
-    then at least half a lane long), else it is whole lanes.
+) -> list[tuple[int, int, int, bool]] | None:  # pragma: no cover - compiled
+    """Rows (drone position, first lane, last lane, mirrored) that sweep every lane by
+    ``deadline``, each drone taking as many lanes as its time and battery allow; None if the
+    drones run out first.
 
     Lane k runs from point 2k to point 2k + 1 of ``cum_t``, ``cum_e`` (time and battery along
-    the lawnmower) and ``dist`` (flyable metres from the site); ``lane_m`` is its length. A
-    block of whole lanes is flown as the lawnmower flies it or, if it begins and ends with
-    whole bands of one slab (``band_ends``: each lane's band's first and last lane, and its
-    slab), mirrored, whichever is shorter out and home; mirrored, its joins between bands add
-    ``mirror_m[b] - mirror_m[a]`` metres (flown at the head-wind's cost). A block that ends
-    part way along a lane is never mirrored; the flyable distance to a point inside a lane is
-    the straight one where the site ``seen``s all of the lane, else the shorter of its two
-    ends' plus the way along the lane (the lane is flyable), never less than the true one
-    (:func:`_inner_m`; ``lane_ends`` (2L, 2) are the lanes' ends less the site's place).
-    ``out_pf``: each kind of drone's power factor
-    flying out to each point, straight from the site in the wind. ``drone_f`` rows: launch,
-    vertical time, vertical battery, swap time, usable battery (cruise-seconds), 1 / speed,
-    head-wind battery per metre (the way home)."""
+    the lawnmower) and ``dist`` (flyable metres from the site). A block of lanes is flown as the
+    lawnmower flies it or, if it begins and ends with whole bands of one slab (``band_ends``:
+    each lane's band's first and last lane, and its slab), mirrored, whichever is shorter out
+    and home; mirrored, its joins between bands add ``mirror_m[b] - mirror_m[a]`` metres
+    (flown at the head-wind's cost). ``out_pf``: each kind of drone's power factor flying out
+    to each point, straight from the site in the wind. ``drone_f`` rows: launch, vertical
+    time, vertical battery, swap time, usable battery (cruise-seconds), 1 / speed, head-wind
+    battery per metre (the way home)."""
     n_lanes = len(dist) // 2
-    out = [(0, 0.0, 0.0, False)]
+    out = [(0, 0, 0, False)]
     out.pop()
     a = 0
-    fa = 0.0  # how far along lane a the next block begins
     for p in range(len(drone_f)):
         t = drone_f[p, 0]
         c = kind[p]
         inv_v, home_e, budget = drone_f[p, 5], drone_f[p, 6], drone_f[p, 4]
         while a < n_lanes:
             t_base = t + drone_f[p, 1]
-            # where the block begins: time and battery along the lawnmower, distance, power out
-            t0 = cum_t[c, 2 * a] + fa * (cum_t[c, 2 * a + 1] - cum_t[c, 2 * a])
-            e0 = cum_e[c, 2 * a] + fa * (cum_e[c, 2 * a + 1] - cum_e[c, 2 * a])
-            d0 = _inner_m(dist, lane_m, lane_ends, seen, a, fa)
-            pf0 = out_pf[c, 2 * a] if fa == 0.0 else max(out_pf[c, 2 * a], out_pf[c, 2 * a + 1])
             best = -1
             best_mirror = False
             best_t = 0.0
             for b in range(a, n_lanes):
-                dt = cum_t[c, 2 * b + 1] - t0
-                de = cum_e[c, 2 * b + 1] - e0
+                dt = cum_t[c, 2 * b + 1] - cum_t[c, 2 * a]
+                de = cum_e[c, 2 * b + 1] - cum_e[c, 2 * a]
                 if t_base + dt > deadline or drone_f[p, 2] + de > budget:
                     break
                 # (mirrored across slabs, the joins between them would change)
                 whole = (
-                    fa == 0.0
-                    and band_ends[a, 0] == a
+                    band_ends[a, 0] == a
                     and band_ends[b, 1] == b
                     and band_ends[a, 2] == band_ends[b, 2]
                 )
@@ -731,46 +645,17 @@ def _split_kernel(
                     s = 2 * band_ends[a, 1] + 1 if mirror else 2 * a
                     f = 2 * band_ends[b, 0] if mirror else 2 * b + 1
                     extra = mirror_m[b] - mirror_m[a] if mirror else 0.0
-                    ds = dist[s] if mirror else d0
-                    ps = out_pf[c, s] if mirror else pf0
-                    tt = t_base + dt + (ds + dist[f] + extra) * inv_v
-                    ee = drone_f[p, 2] + de + ds * ps * inv_v
+                    tt = t_base + dt + (dist[s] + dist[f] + extra) * inv_v
+                    ee = drone_f[p, 2] + de + dist[s] * out_pf[c, s] * inv_v
                     ee += (dist[f] + extra) * home_e
                     if tt <= deadline and ee <= budget:
                         best, best_mirror, best_t = b, mirror, tt
                         break
-            # then as far along the next lane as still fits, in steps of a sixteenth of what
-            # is left of it (whole lanes alone leave a drone idle for up to a lane's time)
-            k = best + 1
-            part = -1.0
-            part_t = 0.0
-            if partial and k < n_lanes:
-                lo = fa if k == a else 0.0
-                span = 1.0 - lo
-                for step in range(_PART_STEPS - 1, 0, -1):
-                    g = lo + span * step / _PART_STEPS
-                    if (g - lo) * lane_m[k] < _MIN_PART_M or (1 - g) * lane_m[k] < _MIN_PART_M:
-                        continue
-                    if k + g - a - fa < 0.5:  # (no slivers from far off, battery after battery)
-                        break
-                    tg = cum_t[c, 2 * k] + g * (cum_t[c, 2 * k + 1] - cum_t[c, 2 * k])
-                    eg = cum_e[c, 2 * k] + g * (cum_e[c, 2 * k + 1] - cum_e[c, 2 * k])
-                    dg = _inner_m(dist, lane_m, lane_ends, seen, k, g)
-                    tt = t_base + tg - t0 + (d0 + dg) * inv_v
-                    ee = drone_f[p, 2] + eg - e0 + d0 * pf0 * inv_v + dg * home_e
-                    if tt <= deadline and ee <= budget:
-                        part, part_t = g, tt
-                        break
-            if part > 0.0:
-                out.append((p, a + fa, k + part, False))
-                t = part_t + drone_f[p, 3]
-                a, fa = k, part
-                continue
             if best < 0:
                 break
-            out.append((p, a + fa, best + 1.0, best_mirror))
+            out.append((p, a, best, best_mirror))
             t = best_t + drone_f[p, 3]
-            a, fa = best + 1, 0.0
+            a = best + 1
         if a >= n_lanes:
             return out
     return None
