@@ -686,15 +686,16 @@ def test_lanes_never_cross_a_fence_even_when_the_quick_clip_is_wrong(
 def test_a_strip_beside_a_keep_outs_margin_gets_a_lane_of_its_own() -> None:
     """A band whose middle lies in a keep-out's margin loses its lane there; the flyable strip
     beside the margin (here 15 m of a 50 m band, 1.2 km long) was left to the next band's
-    swath, which does not reach it (u-bowl-30 missed 0.4 % of its area so). It gets a lane
-    through its own middle, in the band's number; a narrow strip does not."""
+    swath, which does not reach it (one of u-bowl-30's lawnmowers left a strip 1.1 km long so,
+    0.4 % of its area). It gets a lane through its own middle, in the band's number; a narrow
+    strip does not."""
     from skysweep.plan import lanes
 
     field = shapely.box(0, 0, 2000, 500)
-    wall = shapely.box(800, 55, 2100, 85)  # a keep-out with its margin, across bands 1's middle
+    wall = shapely.box(800, 55, 2100, 85)  # a keep-out with its margin, across band 1's middle
     flyable = field.buffer(20.0).difference(wall)
     pieces = lanes.lane_pieces(field, 50.0, 0.0, flyable)
-    strip = [xy for band, xy in pieces if 85 < xy[0, 1] < 100]
+    strip = [xy for _, xy in pieces if 85 < xy[0, 1] < 100]
     assert len(strip) == 1
     assert strip[0][:, 1] == pytest.approx([92.5, 92.5])
     assert strip[0][0, 0] < 820 and strip[0][1, 0] > 1980
@@ -704,7 +705,7 @@ def test_a_strip_beside_a_keep_outs_margin_gets_a_lane_of_its_own() -> None:
     assert shapely.box(800, 85, 2000, 100).difference(swept).area < 1.0
     for _, xy in pieces:
         assert shapely.covered_by(shapely.LineString(xy), flyable)
-    # the 5 m strip below the wall is the lanes' either side to see, not a lane's own
+    # the 5 m strip below the wall is left to the lanes on either side
     assert not [xy for _, xy in pieces if 50 < xy[0, 1] < 55]
 
 

@@ -265,7 +265,7 @@ def _missed_strips(
     try:
         left = shapely.difference(shapely.intersection(world, flyable), seen)
     except shapely.errors.GEOSException:
-        # GEOS's robustness limits: these bands keep the lanes they have, as before strips
+        # GEOS's robustness limits: a band it fails on keeps the lanes it has, no strip
         left = np.array(
             [_strip_left(w, flyable, s) for w, s in zip(world, seen, strict=True)], dtype=object
         )
