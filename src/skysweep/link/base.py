@@ -35,7 +35,7 @@ class Link(ABC):
 
     def set_fence(self, keep_out_m: Sequence[shapely.Geometry]) -> None:
         """The keep-out zones (local metres) changed in flight: vehicles with a geofence of
-        their own get the new one. The simulator has none; the safety kernel is its fence."""
+        their own get the new one (the simulator's onboard separation keeps off it)."""
         return None
 
     def take_events(self) -> list[LinkEvent]:

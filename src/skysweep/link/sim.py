@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import shapely
 from numpy.typing import NDArray
 
 from skysweep.geo import FloatArray
@@ -26,6 +29,10 @@ class SimLink(Link):
 
     def send(self, drones: NDArray[np.intp], command: Command) -> None:
         self.world.command(np.asarray(drones, np.intp), command)
+
+    def set_fence(self, keep_out_m: Sequence[shapely.Geometry]) -> None:
+        """The simulated vehicles' onboard separation keeps off the new fence."""
+        self.world.set_keep_out(keep_out_m)
 
     def take_events(self) -> list[LinkEvent]:
         return self.world.take_events()

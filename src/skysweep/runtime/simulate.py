@@ -117,6 +117,7 @@ def sim_world(
         targets=place_mission_targets(m, seed) if targets is None else targets,
         faults=faults,
         fence=fence,
+        keep_in=m.keep_in,
         drone_ids=f.ids,
     )
 

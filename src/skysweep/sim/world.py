@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import shapely
 from numpy.typing import NDArray
 
 from skysweep.fence import FenceField
@@ -96,6 +97,7 @@ class World:
         targets: Targets | None = None,
         faults: Sequence[Fault] = (),
         fence: FenceField | None = None,
+        keep_in: shapely.Geometry | None = None,
         drone_ids: Sequence[str] | None = None,
     ) -> None:
         n = len(params.speed_mps)
@@ -159,9 +161,17 @@ class World:
         self._events: list[LinkEvent] = []
         self.truth = Truth()
         self.fence = fence
+        self._keep_in = keep_in
 
     def __len__(self) -> int:
         return len(self.charge)
+
+    def set_keep_out(self, keep_out_m: Sequence[shapely.Geometry]) -> None:
+        """The keep-out zones (local metres) changed in flight: the onboard separation keeps
+        off the new fence, as a vehicle sent a new geofence does (a world built without a
+        fence, or without its ``keep_in``, has none to change)."""
+        if self.fence is not None and self._keep_in is not None:
+            self.fence = FenceField.build(self._keep_in, list(keep_out_m))
 
     @property
     def battery(self) -> FloatArray:
