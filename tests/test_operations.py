@@ -499,3 +499,77 @@ def test_a_drone_called_home_over_a_paused_drone_in_its_way_steps_over_it(
     landed = [e for e in _kinds(events, "landed") if e.drone == a]
     assert landed and landed[0].t_s < 200.0  # home while the others still held
     assert figures["state"] == "COMPLETE"
+
+
+def _roomy_plan() -> Plan:
+    """SMALL with packs three times what its sorties need."""
+    import yaml
+
+    from skysweep.mission import parse
+
+    text = SMALL.replace("endurance_s: 900", "endurance_s: 2400")
+    return plan_mission(parse(yaml.safe_load(text), "roomy"))
+
+
+def test_a_lost_drones_rest_is_swept_by_drones_still_in_the_air(tmp_path: Path) -> None:
+    """Drones in the air with battery to spare are sent longer routes and sweep the lost
+    drone's rest before they come home: nobody flies a second sortie."""
+    p = _roomy_plan()
+    first = p.of_drone(0)[0]
+    at_s = round(first.launch_s + 0.5 * first.duration_s)
+    victim = p.mission.fleet.ids[0]
+    figures, events = _fly(
+        p, tmp_path / "r.db", faults=[{"kind": "drone_lost", "at_s": at_s, "drone": victim}]
+    )
+    more = _kinds(events, "more_work")
+    assert more and all(e.t_s >= at_s for e in more) and victim not in {e.drone for e in more}
+    assert {e.data["sortie"] for e in more} == {1}
+    assert {e.data["sortie"] for e in _kinds(events, "launch")} == {1}
+    assert not [e for e in _kinds(events, "refused") if e.data["by"] == "more work"]
+    assert figures["state"] == "COMPLETE" and figures["drones_lost"] == 1
+    assert figures["covered_fraction"] >= 0.98
+    assert figures["landed"] == 3 and figures["landed_below_reserve"] == 0
+    assert figures["keep_out_breaches"] == 0 and figures["keep_in_breaches"] == 0
+
+
+def test_a_re_plan_after_a_zone_was_added_still_routes_round_it(tmp_path: Path) -> None:
+    """The plan's mission does not have the zones the operator added: each later re-plan is
+    given every one of them, not just the newest; its routes keep the kernel's margin round
+    their corners (else launches are refused), and the simulated drones' onboard separation
+    keeps off the new zone (else a dodge in the gap at its end takes a drone into it)."""
+    p = _roomy_plan()
+    m = p.mission
+    x0, y0, x1, y1 = m.searchable.bounds
+    # a band across the area, with a way round each end
+    cy = (y0 + y1) / 2 + 300
+    zone_local = shapely.box(x0 + 100, cy - 60, x1 - 100, cy + 60)
+    zone_ll = m.frame.geom_to_lonlat(zone_local)
+    first = p.of_drone(0)[0]
+    lost_s = round(first.launch_s + 0.5 * first.duration_s)
+    final: list[Plan] = []
+    figures, events = _fly(
+        p,
+        tmp_path / "z.db",
+        commands=[
+            {
+                "command": "add_keep_out",
+                "at_s": 100,
+                "name": "fire",
+                "geometry": json.loads(json.dumps(shapely.geometry.mapping(zone_ll))),
+            }
+        ],
+        faults=[{"kind": "drone_lost", "at_s": lost_s, "drone": m.fleet.ids[0]}],
+        watch=lambda o: final[:1] or final.append(o.plan) if o.t_s > lost_s + 5 else None,
+    )
+    replans = _kinds(events, "replan")
+    assert len(replans) >= 2 and "lost" in replans[-1].data["reason"]
+    assert final
+    flown_after = [s for s in final[0].sorties if s.land_s > 100]
+    assert flown_after
+    for s in flown_after:
+        assert not shapely.intersects(shapely.LineString(s.path[:, :2]), zone_local), s.drone
+    # (a refusal for separation in traffic is routine; one for the fence is the planner's)
+    fenced = [e for e in _kinds(events, "refused") if "fence" in e.data["reason"]]
+    assert not fenced, fenced
+    assert figures["state"] == "COMPLETE" and figures["landed"] == 3
+    assert figures["keep_out_breaches"] == 0

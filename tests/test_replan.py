@@ -10,6 +10,7 @@ import yaml
 from skysweep import mission
 from skysweep.errors import InfeasibleError
 from skysweep.plan import Plan, plan_mission
+from skysweep.plan.model import Leg
 from skysweep.plan.replan import Progress, replan
 
 # 500 drones from two staging areas over ~36 km² with a keep-out zone.
@@ -51,15 +52,25 @@ def test_losing_a_tenth_of_500_drones_mid_mission_still_covers_the_area(big: Pla
     assert new.metrics.coverage_fraction >= 0.995
     # no work goes to a lost drone, not even what it was flying
     assert not {s.drone for s in new.sorties} & set(lost.tolist())
-    # the healthy keep their own sorties untouched; the lost drones' work went to others
+    # the healthy keep their own sorties: untouched, or flown as planned up to their last
+    # sweep point and then on to some of the lost drones' work before going home
     before = {(s.drone, s.number): s for s in big.sorties if s.land_s > progress.now_s}
+    longer = []
     for s in new.sorties:
-        if (s.drone, s.number) in before:
-            assert s is before[(s.drone, s.number)]
+        old = before.get((s.drone, s.number))
+        if old is None or s is old:
+            continue
+        j = int(np.flatnonzero(old.legs == Leg.SWEEP)[-1]) + 1
+        assert s.launch_s == old.launch_s and np.array_equal(s.path[: j + 1], old.path[: j + 1])
+        assert np.array_equal(s.legs[:j], old.legs[:j]) and s.land_s > old.land_s
+        longer.append(s)
     extra = [s for s in new.sorties if (s.drone, s.number) not in before]
-    assert extra and all(s.launch_s >= progress.now_s for s in extra)
+    assert longer or extra
+    assert all(s.launch_s >= progress.now_s for s in extra)
     budget = 1.0 - big.mission.safety.battery_reserve
     assert max(s.energy for s in new.sorties) <= budget
+    # drones with battery to spare sweep some of it on their way
+    assert longer
 
 
 def test_a_new_keep_out_zone_is_flown_round(big: Plan) -> None:
@@ -191,3 +202,80 @@ def test_lanes_of_a_wider_swath_are_swept_again_when_no_drone_that_wide_is_left(
     new = replan(plan, progress, lost=[hexa])
     assert all(s.drone != hexa or s.number <= 1 for s in new.sorties)
     assert new.metrics.coverage_fraction >= 0.995
+
+
+# Four drones with three times the battery their sorties need, round a cliff.
+ROOMY = """
+name: roomy
+area: {type: Polygon, coordinates: [[[8.000, 46.500], [8.012, 46.500], [8.012, 46.509],
+       [8.000, 46.509], [8.000, 46.500]]]}
+keep_out:
+  - name: cliff
+    geometry: {type: Polygon, coordinates: [[[8.005, 46.503], [8.007, 46.503], [8.007, 46.506],
+               [8.005, 46.506], [8.005, 46.503]]]}
+launch_sites:
+  - {name: base, lon: 8.002, lat: 46.501, pads: 2, launch_interval_s: 5}
+fleet:
+  - {model: quad, count: 4, launch_site: base, speed_mps: 10, endurance_s: 2400, swath_m: 50}
+weather: {wind_mps: 3, wind_from_deg: 200}
+"""
+
+
+@pytest.fixture(scope="module")
+def roomy() -> Plan:
+    return plan_mission(mission.parse(yaml.safe_load(ROOMY), "roomy"))
+
+
+def _lose_one_mid_sweep(plan: Plan, reroutable: frozenset[int] | None = None) -> Plan:
+    first = plan.of_drone(0)[0]
+    now = first.launch_s + 0.5 * first.duration_s
+    tracks = Progress.as_planned(plan, now).tracks
+    return replan(plan, Progress(now, tracks, reroutable=reroutable), lost=[0])
+
+
+def test_drones_in_the_air_with_battery_to_spare_sweep_a_lost_drones_rest(roomy: Plan) -> None:
+    """The lost drone's rest is swept by the others on the sorties they are flying, before
+    they go home: no fresh sortie, the same path as far as their own sweep went, round the
+    cliff, within the battery, and the mission ends sooner than with fresh sorties."""
+    m = roomy.mission
+    assert {s.number for s in roomy.sorties} == {1}
+    assert max(s.energy for s in roomy.sorties) < 0.4  # battery to spare
+    new = _lose_one_mid_sweep(roomy)
+    assert new.metrics.coverage_fraction >= 0.995
+    assert {s.number for s in new.sorties} == {1} and 0 not in {s.drone for s in new.sorties}
+    cliff = m.keep_out[0].geometry
+    budget = 1.0 - m.safety.battery_reserve
+    longer = 0
+    for s in new.sorties:
+        old = roomy.of_drone(s.drone)[0]
+        assert s.energy <= budget
+        assert not shapely.intersects(shapely.LineString(s.path[:, :2]), cliff)
+        if s is old:
+            continue
+        longer += 1
+        j = int(np.flatnonzero(old.legs == Leg.SWEEP)[-1]) + 1
+        assert np.array_equal(s.path[: j + 1], old.path[: j + 1]) and s.launch_s == old.launch_s
+        assert s.land_s > old.land_s and (s.legs[j:] == Leg.SWEEP).any()
+    assert longer
+    # told that no drone in the air can be re-routed, the re-plan flies fresh sorties instead
+    fresh = _lose_one_mid_sweep(roomy, reroutable=frozenset())
+    assert fresh.metrics.coverage_fraction >= 0.995
+    assert max(s.number for s in fresh.sorties) == 2
+    assert all(s is roomy.of_drone(s.drone)[0] for s in fresh.sorties if s.number == 1)
+    assert new.metrics.makespan_s < fresh.metrics.makespan_s
+
+
+def test_a_longer_sortie_that_would_not_fit_the_battery_is_not_made(roomy: Plan) -> None:
+    from skysweep.plan.paths import PathFinder
+    from skysweep.plan.sorties import extend_sortie
+
+    m = roomy.mission
+    s = roomy.of_drone(1)[0]
+    finder = PathFinder.of(m)
+    pad = m.pad_xy_m[1]
+    lane = np.array([[-400.0, 300.0], [400.0, 300.0]])
+    near = extend_sortie(m, s, [lane], finder, pad)
+    assert near is not None and near.energy > s.energy and near.duration_s > s.duration_s
+    # back and forth over the area until no battery could fly it
+    far = [lane if k % 2 == 0 else lane[::-1] for k in range(40)]
+    assert extend_sortie(m, s, far, finder, pad) is None

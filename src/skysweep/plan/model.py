@@ -24,6 +24,10 @@ class Leg(IntEnum):
     DESCEND = 4
 
 
+# plain ints for hot paths: Python 3.11 looks enum members up through a slow __getattr__
+SWEEP_LEG = int(Leg.SWEEP)
+
+
 @dataclass(frozen=True)
 class Sortie:
     """One flight on one battery, pad to pad.
@@ -46,10 +50,10 @@ class Sortie:
     def land_s(self) -> float:
         return self.launch_s + self.duration_s
 
-    @property
+    @cached_property
     def sweep_xy(self) -> FloatArray:
-        """The sweep part of the path, (m, 2)."""
-        idx = np.flatnonzero(self.legs == Leg.SWEEP)
+        """The sweep part of the path, (m, 2) (computed once: do not write to it)."""
+        idx = np.flatnonzero(self.legs == SWEEP_LEG)
         if not len(idx):
             return np.empty((0, 2))
         return self.path[idx[0] : idx[-1] + 2, :2]

@@ -113,7 +113,7 @@ def plan_optimal_search(mission: Mission, grid: ProbabilityGrid) -> Plan:
     spec = mission.spec.search.prior
     assert spec is not None
     fleet = mission.fleet
-    finder = PathFinder(mission.flyable)
+    finder = PathFinder.of(mission)
     passes = plan_passes(grid, width_per_swath(), spec.target_pos)
     launch = launch_slots(mission)
     pads = mission.pad_xy_m
@@ -174,7 +174,7 @@ def reallocate(
     """
     m = plan.mission
     fleet = m.fleet
-    finder = PathFinder(m.flyable)
+    finder = PathFinder.of(m)
     pads = m.pad_xy_m
     kept = [s for s in plan.sorties if s.number <= launched.get(s.drone, 0)]
     drones = np.array(sorted(free_s), np.intp)

@@ -8,6 +8,7 @@ flies straight when it can, else joins the graph at the corners both ends can se
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import shapely
@@ -20,6 +21,7 @@ from shapely.ops import nearest_points
 from skysweep.errors import InfeasibleError
 from skysweep.fence import FenceField, segment_clear, segments_clear
 from skysweep.geo import FloatArray
+from skysweep.mission import Mission
 
 #: The first ellipse of corners tried for a path, times the shortest way through one corner.
 _ELLIPSE_START = 1.25
@@ -29,10 +31,25 @@ INSET_M = 0.5
 #: How many of a point's nearest corners (by path length through them) are picked one by one
 #: when finding distances to many points; the rest are sorted only for a point that sees none.
 _FIRST_CORNERS = 8
+#: PathFinder.of's cache: a mission's id → (a weak reference to it, its finder).
+_OF_MISSION: dict[int, tuple[weakref.ref[Mission], PathFinder]] = {}
 
 
 class PathFinder:
     """Shortest collision-free paths in a flyable region (local metres)."""
+
+    @classmethod
+    def of(cls, mission: Mission) -> PathFinder:
+        """The finder over ``mission.flyable``, built once per mission object: planning and
+        every re-plan of the mission share it (building one takes about 0.1 s with 50
+        keep-outs, a fifth of the re-planning budget)."""
+        key = id(mission)
+        hit = _OF_MISSION.get(key)
+        if hit is not None and hit[0]() is mission:
+            return hit[1]
+        finder = cls(mission.flyable)
+        _OF_MISSION[key] = (weakref.ref(mission, lambda _: _OF_MISSION.pop(key, None)), finder)
+        return finder
 
     def __init__(self, flyable: shapely.Geometry) -> None:
         self.flyable = flyable

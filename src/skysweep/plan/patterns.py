@@ -480,7 +480,7 @@ def plan_pattern(mission: Mission) -> Plan:
             "the search pattern's region lies in keep-out zones or outside the area: "
             "nothing of it to search"
         )
-    finder = PathFinder(mission.flyable)
+    finder = PathFinder.of(mission)
     reach = _reachable(mission, finder)
     track = fly_track(pattern.track, target, reach, pattern.spacing_m, finder)
     if len(track) < 2:

@@ -63,7 +63,7 @@ def plan_mission(mission: Mission) -> Plan:
     samples, _ = sample_points(mission.searchable)
     if not len(samples):
         raise InfeasibleError("the searchable area is too small to plan")
-    finder = PathFinder(mission.flyable)
+    finder = PathFinder.of(mission)
     _check_reachable(mission, finder, samples)
     launch = launch_slots(mission)
     area = sample_area(mission, finder) if len(mission.sites) > 1 else None

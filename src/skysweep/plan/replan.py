@@ -7,8 +7,10 @@ still valid (a sortie that crosses a new keep-out zone is cut where it would ent
 rest re-routed), and its later sorties too. What is handed on is the unswept rest of every lost
 drone's route, cut into chunks; chunks go to the healthy or newly added drones in rounds of
 :func:`scipy.optimize.linear_sum_assignment`, each round giving at most one chunk to each drone
-at the least total finish time, until every chunk is taken. A drone flies what it was given
-after its own work, in fresh sorties cut to its battery from its pad.
+at the least total finish time, until every chunk is taken. A drone whose last sortie is open
+(not launched yet, or in the air and re-routable: ``Progress.reroutable``) sweeps what it was
+given at the end of that sortie's sweep, before it goes home, as far as its battery lasts; the
+rest it flies after its own work, in fresh sorties cut to its battery from its pad.
 
 Everything is in the mission's local frame (metres) and seconds from mission start.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import shapely
@@ -29,13 +31,22 @@ from skysweep.geo import FloatArray, sample_points
 from skysweep.mission import Mission
 from skysweep.plan.lanes import sweep_route
 from skysweep.plan.metrics import coverage_fraction
-from skysweep.plan.model import Leg, Plan, PlanMetrics, Sortie
+from skysweep.plan.model import SWEEP_LEG, Plan, PlanMetrics, Sortie
 from skysweep.plan.paths import PathFinder
-from skysweep.plan.sorties import fly_routes
+from skysweep.plan.sorties import extend_sortie, fly_routes, sweep_end
 
-#: Orphaned work is cut into chunks of about this many seconds of sweeping: small enough to
-#: spread over many drones, large enough that transits stay a small share.
+#: Orphaned work is cut into chunks of about this many seconds of sweeping for fresh sorties:
+#: small enough to spread over many drones, large enough that transits stay a small share.
 CHUNK_S = 300.0
+#: Orphaned work is first offered to open sorties (see _Work) in pieces of about this many
+#: seconds of sweeping, to fit the battery they have to spare; what they do not take is joined
+#: up again and handed out in CHUNK_S chunks (small chunks handed out for fresh sorties cost
+#: hops between them: on the reliability run's seed 354, 100 s chunks took a degraded
+#: hexacopter's mission from 4,803 s to 5,648 s).
+TACK_S = 100.0
+#: Where a flown track ends, metres from the route: the first segment of the route this close
+#: to it (beyond the nearest one's distance) is where the rest begins.
+REST_TOLERANCE_M = 1.0
 #: Samples for the re-plan's coverage figure (fewer than planning uses: re-planning is timed).
 COVERAGE_SAMPLES = 8_000
 #: A drone is given a chunk only if it could fly straight out to its farthest point and home
@@ -44,6 +55,10 @@ COVERAGE_SAMPLES = 8_000
 REACH_SWEEP_S = 30.0
 #: Cost standing for "cannot reach" in the assignment (finite: the solver needs numbers).
 UNREACHABLE_S = 1e12
+#: A sortie in the air is given a chunk to sweep before it goes home if straight lines there
+#: and home, at full head-wind, need at most 1 / TACK_SLACK of the battery it has left: the rest
+#: is for corners and ways round keep-outs (the sortie is then costed exactly, see _extend).
+TACK_SLACK = 1.15
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,10 @@ class Progress:
     """Drone → number of the last sortie it took off on (0: none yet), if the runtime knows.
     Its sorties after that one are still to fly in full and those up to it are flown (but the
     one in ``in_air``), whatever the plan's clock says: a flight runs late or early."""
+    reroutable: frozenset[int] | None = None
+    """Drones in the air that can be given a longer route now (flying their sortie's sweep, no
+    failsafe or detour): the runtime's word. None: every drone whose sortie is under way and
+    has sweep left, by the plan's clock (what-ifs and benchmarks)."""
 
     @classmethod
     def as_planned(cls, plan: Plan, now_s: float) -> Progress:
@@ -91,6 +110,10 @@ class _Work:
     kept: list[Sortie]
     free_s: float
     """When the drone is back on its pad with its kept sorties flown (and a fresh pack)."""
+    open: bool = False
+    """Whether its last kept sortie may sweep more before it goes home (see
+    :func:`skysweep.plan.sorties.extend_sortie`): one not launched yet, or one in the air that
+    the runtime can re-route."""
 
 
 def replan(
@@ -118,10 +141,13 @@ def replan(
         if not 0 <= int(i) < len(fleet):
             raise InfeasibleError(f"replan: no drone {i} in a fleet of {len(fleet)}")
     flyable = m.flyable
-    zones = [z.buffer(m.safety.geofence_margin_m) for z in new_keep_out]
+    # grown as the mission's own zones and the safety kernel's fence are (mitre corners): a
+    # rounded corner would put waypoints inside the kernel's margin, and launches be refused
+    margin = m.safety.geofence_margin_m
+    zones = [z.buffer(margin, join_style="mitre") if margin > 0 else z for z in new_keep_out]
     if zones:
         flyable = shapely.difference(flyable, shapely.union_all(zones))
-    finder = PathFinder(flyable) if zones else PathFinder(m.flyable)
+    finder = PathFinder(flyable) if zones else PathFinder.of(m)
     blocked = shapely.union_all(zones) if zones else None
     now = progress.now_s
 
@@ -159,20 +185,39 @@ def replan(
                 home_s = now + finder.length(there, pads[i]) / float(fleet.speed_mps[i])
         free = max([s.land_s for s in kept] + [home_s]) + float(fleet.swap_s[i])
         if kept or i in added or track is not None:
-            works[i] = _Work(i, kept, free if kept or home_s > now else now)
+            is_open = bool(kept) and home_s == now and _open(kept[-1], ahead, progress, i)
+            works[i] = _Work(i, kept, free if kept or home_s > now else now, is_open)
     for i in added_drones:
         works.setdefault(int(i), _Work(int(i), [], now))
     if not works:
         raise InfeasibleError("replan: no drone is left to fly the rest of the search")
 
-    if added:
-        orphans += _share_with(added, works, progress, fleet.track_spacing_m, fleet.swap_s)
-    step_m = CHUNK_S * float(np.median(fleet.speed_mps))
-    pieces = [(c, w) for r, w in orphans for c in _chunks(r, step_m)]
+    # sorties taken from the drones that finish last for the added ones: not for open sorties
+    shared = (
+        _share_with(added, works, progress, fleet.track_spacing_m, fleet.swap_s) if added else []
+    )
+    speed = float(np.median(fleet.speed_mps))
+    extra: dict[int, list[FloatArray]] = {}
+    if orphans and any(w.open for w in works.values()):
+        # first what open sorties can sweep before they go home, in small pieces to fit the
+        # battery they have to spare; the pieces nobody took are joined up again
+        fine = [(c, w, k) for k, (r, w) in enumerate(orphans) for c in _chunks(r, TACK_S * speed)]
+        chunks = [c for c, _, _ in fine]
+        swaths = np.array([w for _, w, _ in fine])
+        _, tacked, left = _assign(chunks, swaths, works, m, pads, tack_only=True)
+        for i, routes in _relane(tacked, chunks, swaths, m, finder, pads).items():
+            if routes:
+                works[i], extra[i] = _extend(works[i], routes, [], m, finder, pads[i])
+        orphans = _rejoin([fine[k] for k in left])
+    works = {i: replace(w, open=False) for i, w in works.items()}
+    pieces = [(c, w) for r, w in orphans + shared for c in _chunks(r, CHUNK_S * speed)]
     chunks = [c for c, _ in pieces]
     swaths = np.array([w for _, w in pieces])
-    chosen = _assign(chunks, swaths, works, m, pads)
+    chosen, _, _ = _assign(chunks, swaths, works, m, pads)
     given = _relane(chosen, chunks, swaths, m, finder, pads)
+    for i, routes in extra.items():
+        # what turned out not to fit its battery on the flyable paths: first after it
+        given[i] = [*routes, *given.get(i, [])]
     sorties = _sorties(plan, works, given, finder, pads, progress.launched)
     return _with_metrics(plan, sorties, progress, new_keep_out)
 
@@ -218,6 +263,39 @@ def _share_with(
     return pool
 
 
+def _open(last: Sortie, ahead: list[tuple[Sortie, FloatArray]], progress: Progress, i: int) -> bool:
+    """Whether drone ``i``'s last kept sortie ``last`` may sweep more before it goes home: it
+    has not taken off, or it is in the air, still sweeping, and can be re-routed."""
+    up = progress.in_air.get(i)
+    launched = progress.launched.get(i)
+    if not _under_way(last, progress.now_s, up, launched):
+        return last.launch_s > progress.now_s if launched is None else last.number > launched
+    if progress.reroutable is not None and i not in progress.reroutable:
+        return False
+    rest = next((r for s, r in ahead if s is last), np.empty((0, 2)))
+    return len(rest) >= 2 and float(np.hypot(*np.diff(rest, axis=0).T).sum()) > 1.0
+
+
+def _extend(
+    work: _Work,
+    tacked: list[FloatArray],
+    given: list[FloatArray],
+    m: Mission,
+    finder: PathFinder,
+    pad: FloatArray,
+) -> tuple[_Work, list[FloatArray]]:
+    """``work`` with ``tacked`` swept at the end of its last kept sortie, as many of them as
+    still fit its battery on the flyable paths; the rest go in front of ``given``, flown in
+    fresh sorties after it."""
+    last = work.kept[-1]
+    for n in range(len(tacked), 0, -1):
+        longer = extend_sortie(m, last, tacked[:n], finder, pad)
+        if longer is not None:
+            free = longer.land_s + float(m.fleet.swap_s[work.drone])
+            return _Work(work.drone, [*work.kept[:-1], longer], free), [*tacked[n:], *given]
+    return work, [*tacked, *given]
+
+
 def _under_way(s: Sortie, now: float, in_air: int | None, launched: int | None) -> bool:
     """Whether sortie ``s`` has taken off and not landed: as the runtime knows it, or else
     by the plan's clock."""
@@ -258,7 +336,10 @@ def _rest_of(route: FloatArray, at: FloatArray) -> FloatArray:
         np.einsum("ij,ij->i", at - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12), 0, 1
     )
     foot = a + t[:, None] * ab
-    k = int(np.argmin(np.hypot(*(foot - at).T)))
+    off = np.hypot(*(foot - at).T)
+    # the first segment that passes by: a route that joins pieces of work crosses its own
+    # later lanes, and taking a later one would count what lies between as swept
+    k = int(np.argmax(off <= off.min() + REST_TOLERANCE_M))
     return np.vstack([foot[k], route[k + 1 :]])
 
 
@@ -297,27 +378,59 @@ def _chunks(route: FloatArray, length_m: float) -> list[FloatArray]:
     return out
 
 
+def _rejoin(pieces: list[tuple[FloatArray, float, int]]) -> list[tuple[FloatArray, float]]:
+    """Routes again from ``pieces`` (route, track spacing, number of the route they were cut
+    from), in order: pieces of one route that followed each other are joined."""
+    out: list[tuple[FloatArray, float]] = []
+    last = -1
+    for piece, w, k in pieces:
+        if k == last and np.array_equal(out[-1][0][-1], piece[0]):
+            out[-1] = (np.vstack([out[-1][0], piece[1:]]), w)
+        else:
+            out.append((piece, w))
+        last = k
+    return out
+
+
 def _assign(
     chunks: list[FloatArray],
     swaths: FloatArray,
     works: dict[int, _Work],
     m: Mission,
     all_pads: FloatArray,
-) -> dict[int, list[int]]:
-    """Chunks (indices) for each drone: rounds of linear_sum_assignment on finish time. A
-    chunk's lanes are spaced for the swath of the drone it was planned for: a drone with a
-    narrower swath would leave stripes between them unseen, so it takes a chunk only if no
-    drone with a wide enough swath can reach it (and then sweeps it again, see
-    :func:`_relane`)."""
+    *,
+    tack_only: bool = False,
+) -> tuple[dict[int, list[int]], dict[int, list[int]], list[int]]:
+    """Chunks (indices) for each drone: rounds of linear_sum_assignment on finish time. Two
+    lists per drone: the chunks it sweeps at the end of its last kept sortie, before it goes
+    home (a drone whose sortie is open, see :class:`_Work`, while its battery lasts: an
+    estimate on straight lines, which :func:`_extend` checks), and those it sweeps in fresh
+    sorties after that. A chunk's lanes are spaced for the swath of the drone it was planned
+    for: a drone with a narrower swath would leave stripes between them unseen, so it takes a
+    chunk only if no drone with a wide enough swath can reach it (and then sweeps it again,
+    see :func:`_relane`). With ``tack_only``, only the first kind is handed out; the third
+    value is the chunks nobody took."""
     fleet = m.fleet
     drones = np.array(sorted(works), np.intp)
     given: dict[int, list[int]] = {int(i): [] for i in drones}
+    tacked: dict[int, list[int]] = {int(i): [] for i in drones}
     if not chunks or not len(drones):
-        return {}
+        return {}, {}, list(range(len(chunks)))
     v = fleet.speed_mps[drones]
     pads = all_pads[drones]
     finish = np.array([works[int(i)].free_s for i in drones])
     where = pads.copy()
+    # an open sortie: from the end of its sweep, with the battery it has left there
+    is_open = np.array([works[int(i)].open for i in drones])
+    left_cs = np.zeros(len(drones))
+    budget_all = (1.0 - m.safety.battery_reserve - PLAN_MARGIN) * fleet.endurance_s[drones]
+    for r in np.flatnonzero(is_open):
+        last = works[int(drones[r])].kept[-1]
+        finish[r], used = sweep_end(m, last)
+        left_cs[r] = budget_all[r] - used
+        where[r] = last.sweep_xy[-1]
+    # from the end of an open sortie to a fresh pack on the pad: down and swapped
+    down_s = m.altitude_m / fleet.climb_mps[drones] + fleet.swap_s[drones]
     start = np.array([c[0] for c in chunks])
     end = np.array([c[-1] for c in chunks])
     length = np.array([float(np.hypot(*np.diff(c, axis=0).T).sum()) for c in chunks])
@@ -326,7 +439,7 @@ def _assign(
     # are cut); drones share pads, so the distances are taken per pad
     wind = float(np.hypot(*m.wind_vector_mps))
     head = power_factor(v + wind, v)
-    budget_cs = (1.0 - m.safety.battery_reserve - PLAN_MARGIN) * fleet.endurance_s[drones]
+    budget_cs = budget_all
     spots, spot_of = np.unique(pads, axis=0, return_inverse=True)
     # (spots, chunks) each chunk's farthest point from each spot, over all chunks' points at once
     points = np.vstack(chunks)
@@ -344,32 +457,61 @@ def _assign(
     wide = fleet.track_spacing_m[drones][:, None] >= swaths[None, :] - 1e-6
     reachable &= wide | ~(reachable & wide).any(axis=0)
     nobody = np.flatnonzero(~reachable.any(axis=0))
-    if len(nobody):
+    if len(nobody) and not tack_only:
         raise InfeasibleError(
             f"replan: work at {start[nobody[0]].round()} m is beyond one battery of every "
             "drone left to fly it"
         )
     left = np.arange(len(chunks))
+    spot_of = spot_of.ravel()
+    # an open sortie sweeps a chunk before going home if its battery lasts (corners and
+    # detours round keep-outs are what TACK_SLACK leaves room for), else after a swap
+    tack_cs_per_m = head / v * TACK_SLACK
     while len(left):
-        reach = np.hypot(
-            where[:, None, 0] - start[None, left, 0], where[:, None, 1] - start[None, left, 1]
-        )
-        back = np.hypot(
-            pads[:, None, 0] - end[None, left, 0], pads[:, None, 1] - end[None, left, 1]
-        )
-        cost = finish[:, None] + (reach + length[None, left] + back) / v[:, None]
-        cost = np.where(reachable[:, left], cost, UNREACHABLE_S)
+        # drones share pads: distances from pads are taken per pad
+        work = length[None, left] + _dist(spots, end[left])[spot_of]
+        fly = _dist(where, start[left])
+        fly += work
+        tack = fly * tack_cs_per_m[:, None] <= np.where(is_open, left_cs, -1.0)[:, None]
+        if is_open.any():
+            home_m = np.hypot(*(where - pads).T) + down_s * v
+            later = _dist(spots, start[left])[spot_of]
+            later += work
+            later += home_m[:, None]
+            fly = np.where(tack | ~is_open[:, None], fly, later)
+        fly /= v[:, None]
+        fly += finish[:, None]
+        ok = reachable[:, left] & tack if tack_only else reachable[:, left]
+        cost = np.where(ok, fly, UNREACHABLE_S)
         rows, cols = linear_sum_assignment(cost)
         # the assignment maximises reachable pairs first; a drone left with none waits
         keep = cost[rows, cols] < UNREACHABLE_S
         rows, cols = rows[keep], cols[keep]
+        if not len(rows):
+            break  # only when tacking: no open sortie has battery for any chunk left
         for r, c in zip(rows, cols, strict=True):
             k = int(left[c])
-            given[int(drones[r])].append(k)
-            finish[r] += (reach[r, c] + length[k]) / v[r]
+            hop = float(np.hypot(*(where[r] - start[k])))
+            if tack[r, c]:
+                tacked[int(drones[r])].append(k)
+                left_cs[r] -= (hop + length[k]) * tack_cs_per_m[r]
+                finish[r] += (hop + length[k]) / v[r]
+            else:
+                if is_open[r]:
+                    is_open[r] = False
+                    finish[r] += float(np.hypot(*(where[r] - pads[r]))) / v[r] + down_s[r]
+                    where[r] = pads[r]
+                    hop = float(np.hypot(*(where[r] - start[k])))
+                finish[r] += (hop + length[k]) / v[r]
+                given[int(drones[r])].append(k)
             where[r] = end[k]
         left = np.delete(left, cols)
-    return given
+    return given, tacked, [int(k) for k in left]
+
+
+def _dist(a: FloatArray, b: FloatArray) -> FloatArray:
+    """(len(a), len(b)) straight distances between points, metres."""
+    return np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1])
 
 
 def _relane(
@@ -433,7 +575,7 @@ def _with_metrics(
     tracks = [
         (np.asarray(t, float)[:, :2], fleet.swath_m[i] / 2) for i, t in progress.tracks.items()
     ]
-    tracks += [(s.path[:, :2], fleet.swath_m[s.drone] / 2) for s in sorties if Leg.SWEEP in s.legs]
+    tracks += [(s.path[:, :2], fleet.swath_m[s.drone] / 2) for s in sorties if SWEEP_LEG in s.legs]
     coverage, _ = coverage_fraction(samples, tracks)
     makespan = max([s.land_s for s in sorties], default=progress.now_s)
     metrics = PlanMetrics(

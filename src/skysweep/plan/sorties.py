@@ -20,8 +20,10 @@ from skysweep.footprint import densify_with_vertices
 from skysweep.geo import FloatArray
 from skysweep.kinematics import corner_loss_s
 from skysweep.mission import Mission
-from skysweep.plan.model import Leg, Sortie
+from skysweep.plan.model import SWEEP_LEG, Leg, Sortie
 from skysweep.plan.paths import PathFinder
+
+_TRANSIT, _RETURN, _DESCEND = int(Leg.TRANSIT), int(Leg.RETURN), int(Leg.DESCEND)
 
 #: Candidate points where a sortie may end, at most this far apart along the route (metres).
 SPLIT_STEP_M = 25.0
@@ -206,3 +208,95 @@ def fly_routes(
         out.append(Sortie(drone, number, t, leg.path, leg.legs, leg.duration_s, leg.energy))
         t += leg.duration_s + float(fleet.swap_s[drone])
     return out
+
+
+def extend_sortie(
+    mission: Mission,
+    sortie: Sortie,
+    routes: list[FloatArray],
+    finder: PathFinder,
+    pad_xy: FloatArray,
+) -> Sortie | None:
+    """``sortie`` with ``routes`` swept after its own sweep, before it goes home: its path as
+    far as its last sweep point, flyable hops to and between the routes, and a flyable way
+    home. None if that no longer fits one battery (costed as :func:`cut_sorties` costs a
+    sortie) or ``sortie`` sweeps nothing. The path up to the last sweep point is unchanged, so
+    a drone flying ``sortie`` can be given the longer one in the air (same number and launch)."""
+    legs = sortie.legs
+    sweeps = np.flatnonzero(legs == SWEEP_LEG)
+    routes = [r for r in routes if len(r) >= 2]
+    if not len(sweeps) or not routes:
+        return None
+    j = int(sweeps[-1]) + 1
+    rows: list[FloatArray] = []
+    kinds: list[int] = []
+    at = sortie.path[j, :2]
+    for route in routes:
+        for piece, kind in ((finder.path(at, route[0]), _TRANSIT), (route, SWEEP_LEG)):
+            step = np.hypot(*np.diff(piece, axis=0).T) > 1e-6
+            rows.append(piece[1:][step])
+            kinds += [kind] * int(step.sum())
+            at = piece[-1]
+    back = finder.path(at, pad_xy)
+    step = np.hypot(*np.diff(back, axis=0).T) > 1e-6
+    rows.append(back[1:][step])
+    kinds += [_RETURN] * int(step.sum())
+    fleet = mission.fleet
+    i = sortie.drone
+    alt = mission.altitude_m
+    tail = np.vstack(rows)
+    if not len(tail) or np.hypot(*(tail[-1] - pad_xy)) > 1e-6:
+        tail = np.vstack([tail, pad_xy])
+        kinds.append(_RETURN)
+    path = np.vstack(
+        [
+            sortie.path[: j + 1],
+            np.column_stack([tail, np.full(len(tail), alt)]),
+            [[*pad_xy, 0.0]],
+        ]
+    )
+    new_legs = np.concatenate([legs[:j], np.array([*kinds, _DESCEND], np.int8)])
+    v = float(fleet.speed_mps[i])
+    accel = float(fleet.accel_mps2[i])
+    climb = float(fleet.climb_mps[i])
+    flat = path[1:-1, :2]
+    flying = new_legs[1:-1]
+    wind = mission.wind_vector_mps
+    head = float(power_factor(v + float(np.hypot(*wind)), v))
+    per_leg = leg_energy(flat, v, wind)
+    home = flying == _RETURN
+    per_leg[home] = np.hypot(*np.diff(flat, axis=0)[home].T) * head / v
+    corners = corner_loss_s(flat, v, accel)
+    vertical_s = alt / climb
+    vertical = vertical_s * float(power_factor(0.0, 1.0, climb) + power_factor(0.0, 1.0))
+    vertical += v / accel
+    energy_cs = vertical + float(per_leg.sum() + corners.sum())
+    budget = (1.0 - mission.safety.battery_reserve - PLAN_MARGIN) * float(fleet.endurance_s[i])
+    if energy_cs > budget:
+        return None
+    horizontal = float(np.hypot(*np.diff(flat, axis=0).T).sum())
+    duration = horizontal / v + 2.0 * vertical_s + float(corners.sum()) + v / accel
+    endurance = float(fleet.endurance_s[i])
+    return Sortie(
+        i, sortie.number, sortie.launch_s, path, new_legs, duration, energy_cs / endurance
+    )
+
+
+def sweep_end(mission: Mission, sortie: Sortie) -> tuple[float, float]:
+    """When ``sortie`` (seconds from mission start) reaches its last sweep point, and the
+    battery it has used by then (cruise-seconds), its way home taken off at cruise speed and
+    full head-wind, as :func:`cut_sorties` costs it. A sortie that sweeps nothing: its end."""
+    sweeps = np.flatnonzero(sortie.legs == SWEEP_LEG)
+    endurance = float(mission.fleet.endurance_s[sortie.drone])
+    if not len(sweeps):
+        return sortie.land_s, sortie.energy * endurance
+    i = sortie.drone
+    fleet = mission.fleet
+    v, climb = float(fleet.speed_mps[i]), float(fleet.climb_mps[i])
+    head = float(power_factor(v + float(np.hypot(*mission.wind_vector_mps)), v))
+    j = int(sweeps[-1]) + 1
+    home_m = float(np.hypot(*np.diff(sortie.path[j:-1, :2], axis=0).T).sum())
+    down_s = mission.altitude_m / climb
+    t = sortie.land_s - home_m / v - down_s
+    used = sortie.energy * endurance - home_m * head / v - down_s * float(power_factor(0.0, 1.0))
+    return t, used

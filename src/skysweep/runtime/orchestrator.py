@@ -30,7 +30,7 @@ from skysweep.footprint import CoverageGrid
 from skysweep.geo import FloatArray
 from skysweep.link.base import Link
 from skysweep.mission import zone_from_geojson
-from skysweep.plan.model import Leg, Plan
+from skysweep.plan.model import Leg, Plan, Sortie
 from skysweep.plan.optimal_search import reallocate
 from skysweep.plan.paths import PathFinder
 from skysweep.plan.patterns import track_runs
@@ -1151,13 +1151,19 @@ class Orchestrator:
             reason += f"; reserve{'s' if len(reserves) > 1 else ''} " + ", ".join(
                 self.ids[i] for i in reserves
             )
+        # zones the operator added since the mission was planned, this one and earlier ones:
+        # the plan's mission does not have them, and new routes must go round every one
+        planned = {z.name for z in self.plan.mission.keep_out}
+        added_zones = [z for name, z in self._zones.items() if name not in planned]
+        reroutable = self._reroutable(fs, lost_all)
+        was_flying = {i: self._flying_sortie(i) for i in reroutable}
         started = time.perf_counter()
         try:
             new = replan(
                 self.plan,
-                Progress(now_s, tracks, in_air, launched),
+                Progress(now_s, tracks, in_air, launched, frozenset(reroutable)),
                 lost=lost_all,
-                new_keep_out=list(zones),
+                new_keep_out=added_zones,
                 cut_short=cut,
                 added_drones=sorted(joining),
             )
@@ -1184,6 +1190,17 @@ class Orchestrator:
         self.plan = new
         self.plan_version += 1
         self.book, dropped = self.book.adopt(new)
+        # a drone whose sortie in the air was given more to sweep before it goes home gets
+        # the longer route from where it is on it now (its path so far is the same)
+        for d, old in was_flying.items():
+            longer = self._flying_sortie(d)
+            if longer is None or longer is old or old is None:
+                continue
+            k = int(fs.mission_seq[d] + self._seq_shift[d])
+            self._detour_pending[d] = (k, 0)
+            orders.append(
+                Order(d, Command.START_MISSION, longer.path[k:], Purpose.WORK, "more work")
+            )
         if self.lifecycle.state in (MissionState.RUNNING, MissionState.AUTHORISED) and (
             degrade and (lost_all or zones)
         ):
@@ -1209,6 +1226,34 @@ class Orchestrator:
         for i in np.flatnonzero(dropped & fs.airborne & ~self.lost & ~skip):
             if self.mode[i] not in (FlightMode.RETURN, FlightMode.LANDING):
                 orders.append(self._home_order(int(i), fs.pos_m[i, :2], fs, "re-planned", events))
+
+    def _flying_sortie(self, i: int) -> Sortie | None:
+        """The planned sortie drone ``i`` is flying, if any."""
+        k = int(self.book.flying[i])
+        return None if k < 0 else self.book.sorties[i][k - int(self.book.first[i])]
+
+    def _reroutable(self, fs: FleetState, lost: Sequence[int]) -> set[int]:
+        """Drones in the air that a re-plan may give more to sweep before they go home, by
+        uploading a longer route (see Progress.reroutable): flying their own sortie in AUTO,
+        not yet past its last sweep point, with no failsafe, detour, recall or other order
+        for them under way."""
+        ok = fs.airborne & (fs.mode == AutopilotMode.AUTO) & ~self.lost & ~self.held
+        ok &= ~self.recalled & (self.failsafe.action == Action.NONE) & (self.book.flying >= 0)
+        ok &= (self._return_items == 0) & (fs.mission_seq >= self._detour_end)
+        ok &= np.isin(self.mode, (FlightMode.TRANSIT, FlightMode.SWEEP))
+        ok[list(lost)] = False
+        busy = {*self._cut_short, *self._pending_home, *self._detour_pending}
+        busy |= {*self._confirm_pending, *self._pending_resume, *self._steps}
+        out = set()
+        for i in np.flatnonzero(ok):
+            sortie = self._flying_sortie(int(i))
+            if int(i) in busy or sortie is None:
+                continue
+            sweeps = np.flatnonzero(sortie.legs == Leg.SWEEP)
+            k = int(fs.mission_seq[i] + self._seq_shift[i])
+            if len(sweeps) and 1 <= k <= int(sweeps[-1]) + 1:
+                out.add(int(i))
+        return out
 
     def _off_route(
         self,
@@ -1408,6 +1453,13 @@ class Orchestrator:
                 number = self._confirm_pending.pop(i, None)
                 if number is not None:
                     self.confirmations[number].tried.add(i)
+            if o.reason == "more work" and sent is not o:
+                # it flies on with the route it has, and the plan gives it more: it comes
+                # home at the next re-plan (at once), and the rest of its sweep is handed on
+                self._detour_pending.pop(i, None)
+                self._cut_short.add(i)
+                self._last_replan_s = -np.inf
+                continue
             if sent is None:
                 waited = now_s - self._pending_resume.get(i, now_s)
                 if o.reason == "resume" and v.why.startswith("separation"):
@@ -1462,6 +1514,11 @@ class Orchestrator:
                 far = float(np.hypot(*(np.asarray(c.xy_m) - self._uploaded_at(i))))
                 started = {"detection": c.number, "distance_m": round(far, 1)}
                 events.append(Event(now_s, "confirm_start", self.ids[i], started))
+                continue
+            if o.reason == "more work" and sent is o:
+                self._seq_shift[i], self._detour_end[i] = self._detour_pending.pop(i)
+                more: dict[str, Any] = {"sortie": int(self.book.last_number[i])}
+                events.append(Event(now_s, "more_work", self.ids[i], more))
                 continue
             if o.reason == "resume" and sent.command is Command.START_MISSION:
                 # a step out of the band: the rest of the sortie as a detour
