@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import shapely
 import yaml
+from test_run import SMALL
 
 from skysweep import mission
 from skysweep.errors import InfeasibleError
@@ -204,21 +205,8 @@ def test_lanes_of_a_wider_swath_are_swept_again_when_no_drone_that_wide_is_left(
     assert new.metrics.coverage_fraction >= 0.995
 
 
-# Four drones with three times the battery their sorties need, round a cliff.
-ROOMY = """
-name: roomy
-area: {type: Polygon, coordinates: [[[8.000, 46.500], [8.012, 46.500], [8.012, 46.509],
-       [8.000, 46.509], [8.000, 46.500]]]}
-keep_out:
-  - name: cliff
-    geometry: {type: Polygon, coordinates: [[[8.005, 46.503], [8.007, 46.503], [8.007, 46.506],
-               [8.005, 46.506], [8.005, 46.503]]]}
-launch_sites:
-  - {name: base, lon: 8.002, lat: 46.501, pads: 2, launch_interval_s: 5}
-fleet:
-  - {model: quad, count: 4, launch_site: base, speed_mps: 10, endurance_s: 2400, swath_m: 50}
-weather: {wind_mps: 3, wind_from_deg: 200}
-"""
+# test_run's four drones round a cliff, with three times the battery their sorties need.
+ROOMY = SMALL.replace("endurance_s: 900", "endurance_s: 2400")
 
 
 @pytest.fixture(scope="module")
@@ -279,3 +267,18 @@ def test_a_longer_sortie_that_would_not_fit_the_battery_is_not_made(roomy: Plan)
     # back and forth over the area until no battery could fly it
     far = [lane if k % 2 == 0 else lane[::-1] for k in range(40)]
     assert extend_sortie(m, s, far, finder, pad) is None
+
+
+def test_the_rest_of_a_route_that_crosses_itself_begins_at_the_first_pass() -> None:
+    """A route joined from pieces of work crosses its own later lanes: a drone at a crossing
+    is on the earlier pass, and what lies between is still to sweep (taking the later pass
+    would count it as swept)."""
+    from skysweep.plan.replan import _rest_of
+
+    route = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 50.0], [50.0, 50.0], [50.0, -50.0]])
+    # where the drone got to on its first pass, with the rounding of a foot on its leg
+    rest = _rest_of(route, np.array([50.0, 1e-9]))
+    assert np.allclose(rest[0], [50.0, 0.0]) and len(rest) == 5
+    # off the crossing, the nearest pass is the one
+    later = _rest_of(route, np.array([50.0, -20.0]))
+    assert np.allclose(later, [[50.0, -20.0], [50.0, -50.0]])

@@ -7,10 +7,11 @@ still valid (a sortie that crosses a new keep-out zone is cut where it would ent
 rest re-routed), and its later sorties too. What is handed on is the unswept rest of every lost
 drone's route, cut into chunks; chunks go to the healthy or newly added drones in rounds of
 :func:`scipy.optimize.linear_sum_assignment`, each round giving at most one chunk to each drone
-at the least total finish time, until every chunk is taken. A drone whose last sortie is open
-(not launched yet, or in the air and re-routable: ``Progress.reroutable``) sweeps what it was
-given at the end of that sortie's sweep, before it goes home, as far as its battery lasts; the
-rest it flies after its own work, in fresh sorties cut to its battery from its pad.
+at the least total finish time, until every chunk is taken: first small pieces to drones whose
+last sortie is open (not launched yet, or in the air and re-routable: ``Progress.reroutable``),
+swept at the end of that sortie's sweep before it goes home, as far as its battery lasts; then
+what is left, in larger chunks, flown after a drone's own work in fresh sorties cut to its
+battery from its pad.
 
 Everything is in the mission's local frame (metres) and seconds from mission start.
 """
@@ -329,7 +330,7 @@ def _ahead(
 
 
 def _rest_of(route: FloatArray, at: FloatArray) -> FloatArray:
-    """The part of ``route`` after the point on it nearest ``at``."""
+    """The part of ``route`` after the point on it nearest ``at`` (on its first pass there)."""
     a, b = route[:-1], route[1:]
     ab = b - a
     t = np.clip(
