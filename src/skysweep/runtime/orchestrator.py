@@ -1153,8 +1153,9 @@ class Orchestrator:
             )
         # zones the operator added since the mission was planned, this one and earlier ones:
         # the plan's mission does not have them, and new routes must go round every one
-        planned = {z.name for z in self.plan.mission.keep_out}
-        added_zones = [z for name, z in self._zones.items() if name not in planned]
+        # (by identity: a zone removed may be added again under its name, with a new shape)
+        planned = {id(z.geometry) for z in self.plan.mission.keep_out}
+        added_zones = [z for z in self._zones.values() if id(z) not in planned]
         reroutable = self._reroutable(fs, lost_all)
         was_flying = {i: self._flying_sortie(i) for i in reroutable}
         started = time.perf_counter()
