@@ -39,6 +39,35 @@ class Airframe:
     climb_mps: float
     accel_mps2: float
 
+    @classmethod
+    def of(cls, mission: Mission, drone: int) -> Airframe:
+        fleet = mission.fleet
+        return cls(
+            fleet.ids[drone],
+            float(fleet.speed_mps[drone]),
+            float(fleet.endurance_s[drone]),
+            float(fleet.climb_mps[drone]),
+            float(fleet.accel_mps2[drone]),
+        )
+
+    def head_factor(self, wind: FloatArray) -> float:
+        """Power relative to cruise flying into a head-wind as strong as ``wind`` (m/s)."""
+        return float(power_factor(self.speed_mps + float(np.hypot(*wind)), self.speed_mps))
+
+    def vertical_cs(self, altitude_m: float) -> float:
+        """Battery (cruise-seconds) to climb to ``altitude_m`` over the pad and come down again,
+        getting up to speed after the climb and stopping over the pad."""
+        climb = power_factor(0.0, 1.0, self.climb_mps) + power_factor(0.0, 1.0)
+        return altitude_m / self.climb_mps * float(climb) + self.speed_mps / self.accel_mps2
+
+    def flight_s(self, flat: FloatArray, altitude_m: float, corners_s: float) -> float:
+        """Seconds to fly the horizontal path ``flat`` (pad to pad) at cruise speed, climbing
+        to ``altitude_m`` and down again, with ``corners_s`` lost slowing into its corners and
+        getting up to speed and stopping again (see skysweep.kinematics)."""
+        horizontal = float(np.hypot(*np.diff(flat[:, :2], axis=0).T).sum())
+        up_down = 2.0 * altitude_m / self.climb_mps + self.speed_mps / self.accel_mps2
+        return horizontal / self.speed_mps + up_down + corners_s
+
 
 @dataclass(frozen=True)
 class FlightLeg:
@@ -73,12 +102,8 @@ def cut_sorties(
     if len(route) < 2:
         return []
     budget = (1.0 - reserve - PLAN_MARGIN) * frame.endurance_s  # cruise-seconds
-    wind_speed = float(np.hypot(*wind))
-    head = power_factor(frame.speed_mps + wind_speed, frame.speed_mps)
-    vertical_s = altitude_m / frame.climb_mps
-    vertical = vertical_s * (power_factor(0.0, 1.0, frame.climb_mps) + power_factor(0.0, 1.0))
-    # up to speed after the climb and down to a stop over the pad
-    vertical += frame.speed_mps / frame.accel_mps2
+    head = frame.head_factor(wind)
+    vertical = frame.vertical_cs(altitude_m)
     v, accel = frame.speed_mps, frame.accel_mps2
 
     dense, is_vertex = _dense_with_flags(route)
@@ -157,11 +182,8 @@ def _assemble(
     alt = np.full(len(flat), altitude_m)
     alt[[0, -1]] = 0.0
     path = np.column_stack([flat, alt])
-    horizontal = float(np.hypot(*np.diff(flat, axis=0).T).sum())
-    duration = horizontal / frame.speed_mps + 2.0 * altitude_m / frame.climb_mps
-    # the corners, and getting up to speed and stopping again (see skysweep.kinematics)
-    corners = corner_loss_s(flat, frame.speed_mps, frame.accel_mps2)
-    duration += float(corners.sum()) + frame.speed_mps / frame.accel_mps2
+    corners = float(corner_loss_s(flat, frame.speed_mps, frame.accel_mps2).sum())
+    duration = frame.flight_s(flat, altitude_m, corners)
     return FlightLeg(path, np.array(kinds, np.int8), duration, energy_cs / frame.endurance_s)
 
 
@@ -185,13 +207,7 @@ def fly_routes(
     for route in routes[1:]:
         hop = finder.path(joined[-1][-1], route[0])
         joined += [hop[1:-1], route]
-    frame = Airframe(
-        fleet.ids[drone],
-        float(fleet.speed_mps[drone]),
-        float(fleet.endurance_s[drone]),
-        float(fleet.climb_mps[drone]),
-        float(fleet.accel_mps2[drone]),
-    )
+    frame = Airframe.of(mission, drone)
     pad = mission.pad_xy_m[drone] if pad_xy is None else pad_xy
     legs = cut_sorties(
         np.vstack(joined),
@@ -230,18 +246,18 @@ def extend_sortie(
     j = int(sweeps[-1]) + 1
     rows: list[FloatArray] = []
     kinds: list[int] = []
+
+    def add(piece: FloatArray, kind: int) -> FloatArray:
+        step = np.hypot(*np.diff(piece, axis=0).T) > 1e-6  # no zero-length legs
+        rows.append(piece[1:][step])
+        kinds.extend([kind] * int(step.sum()))
+        return piece[-1]
+
     at = sortie.path[j, :2]
     for route in routes:
-        for piece, kind in ((finder.path(at, route[0]), _TRANSIT), (route, SWEEP_LEG)):
-            step = np.hypot(*np.diff(piece, axis=0).T) > 1e-6
-            rows.append(piece[1:][step])
-            kinds += [kind] * int(step.sum())
-            at = piece[-1]
-    back = finder.path(at, pad_xy)
-    step = np.hypot(*np.diff(back, axis=0).T) > 1e-6
-    rows.append(back[1:][step])
-    kinds += [_RETURN] * int(step.sum())
-    fleet = mission.fleet
+        add(finder.path(at, route[0]), _TRANSIT)
+        at = add(route, SWEEP_LEG)
+    add(finder.path(at, pad_xy), _RETURN)
     i = sortie.drone
     alt = mission.altitude_m
     tail = np.vstack(rows)
@@ -256,29 +272,21 @@ def extend_sortie(
         ]
     )
     new_legs = np.concatenate([legs[:j], np.array([*kinds, _DESCEND], np.int8)])
-    v = float(fleet.speed_mps[i])
-    accel = float(fleet.accel_mps2[i])
-    climb = float(fleet.climb_mps[i])
+    frame = Airframe.of(mission, i)
+    v = frame.speed_mps
     flat = path[1:-1, :2]
-    flying = new_legs[1:-1]
     wind = mission.wind_vector_mps
-    head = float(power_factor(v + float(np.hypot(*wind)), v))
+    # as cut_sorties costs a sortie: cruise with the wind, the way home at full head-wind
     per_leg = leg_energy(flat, v, wind)
-    home = flying == _RETURN
-    per_leg[home] = np.hypot(*np.diff(flat, axis=0)[home].T) * head / v
-    corners = corner_loss_s(flat, v, accel)
-    vertical_s = alt / climb
-    vertical = vertical_s * float(power_factor(0.0, 1.0, climb) + power_factor(0.0, 1.0))
-    vertical += v / accel
-    energy_cs = vertical + float(per_leg.sum() + corners.sum())
-    budget = (1.0 - mission.safety.battery_reserve - PLAN_MARGIN) * float(fleet.endurance_s[i])
-    if energy_cs > budget:
+    home = new_legs[1:-1] == _RETURN
+    per_leg[home] = np.hypot(*np.diff(flat, axis=0)[home].T) * frame.head_factor(wind) / v
+    corners = float(corner_loss_s(flat, v, frame.accel_mps2).sum())
+    energy_cs = frame.vertical_cs(alt) + float(per_leg.sum()) + corners
+    if energy_cs > (1.0 - mission.safety.battery_reserve - PLAN_MARGIN) * frame.endurance_s:
         return None
-    horizontal = float(np.hypot(*np.diff(flat, axis=0).T).sum())
-    duration = horizontal / v + 2.0 * vertical_s + float(corners.sum()) + v / accel
-    endurance = float(fleet.endurance_s[i])
+    duration = frame.flight_s(flat, alt, corners)
     return Sortie(
-        i, sortie.number, sortie.launch_s, path, new_legs, duration, energy_cs / endurance
+        i, sortie.number, sortie.launch_s, path, new_legs, duration, energy_cs / frame.endurance_s
     )
 
 
@@ -290,13 +298,12 @@ def sweep_end(mission: Mission, sortie: Sortie) -> tuple[float, float]:
     endurance = float(mission.fleet.endurance_s[sortie.drone])
     if not len(sweeps):
         return sortie.land_s, sortie.energy * endurance
-    i = sortie.drone
-    fleet = mission.fleet
-    v, climb = float(fleet.speed_mps[i]), float(fleet.climb_mps[i])
-    head = float(power_factor(v + float(np.hypot(*mission.wind_vector_mps)), v))
+    frame = Airframe.of(mission, sortie.drone)
+    v = frame.speed_mps
     j = int(sweeps[-1]) + 1
     home_m = float(np.hypot(*np.diff(sortie.path[j:-1, :2], axis=0).T).sum())
-    down_s = mission.altitude_m / climb
+    down_s = mission.altitude_m / frame.climb_mps
     t = sortie.land_s - home_m / v - down_s
-    used = sortie.energy * endurance - home_m * head / v - down_s * float(power_factor(0.0, 1.0))
+    used = sortie.energy * endurance - home_m * frame.head_factor(mission.wind_vector_mps) / v
+    used -= down_s * float(power_factor(0.0, 1.0))
     return t, used

@@ -173,7 +173,7 @@ class Orchestrator:
         # fence, out of a new zone): its length in mission items, or 0
         self._return_items = np.zeros(n, np.intp)
         self._uploaded: list[FloatArray | None] = [None] * n
-        self._finder = PathFinder(m.flyable)
+        self._finder = PathFinder.of(m)
         self._zones: dict[str, shapely.Geometry] = {z.name: z.geometry for z in m.keep_out}
         self._kernel = SafetyKernel(link, SafetyContext.of(m, self._finder))
         self._refused = [""] * n  # the last refusal logged per drone, so a retry is not logged

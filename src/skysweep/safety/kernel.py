@@ -159,7 +159,7 @@ class SafetyContext:
         )
         guard_out = [z.buffer(margin, join_style="mitre") for z in zones] if margin else zones
         if finder is None:
-            finder = PathFinder(mission.flyable)
+            finder = PathFinder.of(mission)
         fleet = mission.fleet
         reserve = mission.safety.battery_reserve
         return cls(
