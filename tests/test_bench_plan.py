@@ -134,6 +134,9 @@ def test_small_scenarios_plan(name: str) -> None:
     assert row["sorties"] >= row["drones"] - row["idle_drones"]
     assert row["max_sortie_energy"] <= row["battery_budget"]
     assert row["keep_out_intrusions"] == 0
+    # no plan beats the fleet bound, and it is never below the mission's own
+    assert row["efficiency"] <= row["ceiling"] <= 1.01
+    assert 0 < row["of_fleet_bound"] <= 1.0
 
 
 def test_intrusions_count_crossing_paths_not_touching_ones() -> None:
@@ -165,6 +168,8 @@ def _row(name: str, eff: float, one: bool, **kw: Any) -> dict[str, Any]:
         "coverage_fraction": 1.0,
         "keep_out_intrusions": 0,
         "planning_s": 0.1,
+        "ceiling": 1.0,
+        "of_fleet_bound": eff,
     }
     return {**base, **kw}
 
@@ -196,6 +201,18 @@ def test_summary_reports_bars_without_raising() -> None:
     assert bars(bad)["every scenario plans"] is False
 
 
+def test_summary_names_the_one_battery_scenarios_no_plan_can_bring_to_the_bar() -> None:
+    s = bench.summarise(
+        [
+            _row("hub-and-airstrip", 0.55, True, ceiling=0.74),
+            _row("meadow", 0.75, True, ceiling=0.96),
+            _row("battery-bound", 0.40, False, ceiling=0.70),
+        ]
+    )
+    assert s["one_battery_out_of_reach"] == ["hub-and-airstrip"]
+    assert s["median_ceiling"] == pytest.approx(0.74)
+
+
 def test_cli_json_for_one_scenario() -> None:
     r = CliRunner().invoke(app, ["bench", "plan", "--only", "meadow-3", "--json"])
     assert r.exit_code == 0, r.output
@@ -213,6 +230,9 @@ def test_cli_json_for_one_scenario() -> None:
         "one_battery",
         "max_sortie_energy",
         "battery_budget",
+        "fleet_bound_s",
+        "ceiling",
+        "of_fleet_bound",
     ):
         assert key in row, key
     assert row["drones"] == 3

@@ -20,6 +20,9 @@ from skysweep import mission
 from skysweep.errors import InfeasibleError, MissionError
 from skysweep.export import KML_NS, plan_to_geojson, plan_to_kml, plan_to_qgc, write_qgc
 from skysweep.plan import Plan, plan_mission
+from skysweep.plan.allocate import sample_area
+from skysweep.plan.fleet_bound import fleet_bound_s
+from skysweep.plan.metrics import launch_slots
 from skysweep.plan.model import Leg
 from skysweep.plan.paths import PathFinder
 
@@ -398,6 +401,11 @@ def _check_random_mission(data: dict[str, Any]) -> None:
     _assert_inside_keep_in(plan)
     usable = 1.0 - m.safety.battery_reserve
     assert all(s.energy <= usable + 1e-9 for s in plan.sorties)
+    # no plan beats the fleet bound, which is at least the mission's (4,000 of its samples:
+    # a little slack for the sampling)
+    fleet = fleet_bound_s(m, sample_area(m, PathFinder.of(m)), launch_slots(m))
+    assert fleet <= plan.metrics.makespan_s
+    assert fleet >= 0.99 * plan.metrics.lower_bound_s
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

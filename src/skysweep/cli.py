@@ -877,7 +877,9 @@ def bench_plan(
 ) -> None:
     """Plan every mission of the scenario suite (3 to 2,500 drones; concave, multi-part and
     corridor areas; up to 50 keep-outs) and check the planner's bars: efficiency, coverage,
-    keep-out intrusions and planning time. A failing bar is reported, not an error."""
+    keep-out intrusions and planning time. A failing bar is reported, not an error. Each
+    scenario's ceiling is the most efficiency any plan could reach on it (by a tighter bound
+    that flies each drone from its own site, with its climbs and batteries)."""
     from skysweep.bench import plan as bench
     from skysweep.bench.plan_scenarios import PlanScenario, scenario
 
@@ -902,6 +904,8 @@ def bench_plan(
         t.add_column(col, justify="left" if col == "scenario" else "right", no_wrap=True)
     t.add_column("sorties", justify="right", no_wrap=True)
     t.add_column("intrusions", justify="right", no_wrap=True)
+    t.add_column("ceiling", justify="right", no_wrap=True)
+    t.add_column("of fleet bound", justify="right", no_wrap=True)
     for r in figures["scenarios"]:
         if "error" in r:
             t.add_row(r["name"], f"{r['drones']:,}", f"{r['area_km2']:.1f}", "[red]failed[/]")
@@ -915,13 +919,23 @@ def bench_plan(
             f"{r['planning_s']:.2f}",
             f"{r['sorties']:,}" + ("" if r["one_battery"] else "*"),
             str(r["keep_out_intrusions"]),
+            f"{r['ceiling']:.3f}",
+            f"{r['of_fleet_bound']:.3f}",
         )
-    # eight columns need about 96 characters: piped output is not squeezed into rich's 80
-    (out if out.is_terminal else Console(width=100)).print(t)
+    # ten columns need about 120 characters: piped output is not squeezed into rich's 80
+    (out if out.is_terminal else Console(width=124)).print(t)
     for r in figures["scenarios"]:
         if "error" in r:
             out.print(f"[red]{r['name']} failed to plan:[/] {r['error']}")
     out.print("sorties*: some drone flew more than one sortie (not a one-battery scenario)")
+    out.print(
+        "ceiling: the most efficiency any plan can reach (lower bound / fleet bound); "
+        "of fleet bound: fleet bound / makespan"
+    )
+    summary = figures["summary"]
+    if summary["one_battery_out_of_reach"]:
+        names = ", ".join(summary["one_battery_out_of_reach"])
+        out.print(f"one-battery scenarios no plan can bring to the bar: {names}")
     for b in figures["summary"]["bars"]:
         mark = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "[dim]n/a[/] "}[b["holds"]]
         v = b["value"]

@@ -15,6 +15,13 @@ The bars (issue 3):
 - no sortie's path (climb, transit, sweep, return) enters the interior of a keep-out zone;
 - ``speed-2500`` plans in ≤ 5 s and ``speed-200`` in ≤ 0.5 s.
 
+Beside the mission's own lower bound, every scenario gets the tighter
+:func:`~skysweep.plan.fleet_bound.fleet_bound_s` (each drone flown from its own site, with its
+climbs and batteries): ``ceiling`` = lower bound / fleet bound is the most efficiency any plan
+can reach on the scenario, and ``of_fleet_bound`` = fleet bound / makespan how close the plan
+comes to what the mission allows. A one-battery scenario whose ceiling is under the bar fails it
+whatever the planner does; the summary names them.
+
 A bar that fails is reported, not raised: the benchmark measures. A scenario the planner
 refuses (an :class:`~skysweep.errors.SkysweepError`) is reported with its error and fails the
 "every scenario plans" bar.
@@ -36,6 +43,10 @@ from skysweep.errors import SkysweepError
 from skysweep.geo import FloatArray
 from skysweep.mission import Mission
 from skysweep.plan import Plan, plan_mission
+from skysweep.plan.allocate import sample_area
+from skysweep.plan.fleet_bound import fleet_bound_s
+from skysweep.plan.metrics import launch_slots
+from skysweep.plan.paths import PathFinder
 
 #: The bars of issue 3.
 MEDIAN_EFFICIENCY_BAR = 0.90
@@ -67,6 +78,9 @@ def measure(sc: PlanScenario, mission: Mission, plan: Plan, planning_s: float) -
     per_drone = np.bincount([s.drone for s in plan.sorties], minlength=len(fleet))
     budget = 1.0 - mission.safety.battery_reserve
     max_energy = max((s.energy for s in plan.sorties), default=0.0)
+    fleet_s = fleet_bound_s(
+        mission, sample_area(mission, PathFinder.of(mission)), launch_slots(mission)
+    )
     return {
         "name": sc.name,
         "description": sc.description,
@@ -78,6 +92,9 @@ def measure(sc: PlanScenario, mission: Mission, plan: Plan, planning_s: float) -
         "coverage_fraction": round(m.coverage_fraction, 5),
         "makespan_s": round(m.makespan_s, 1),
         "lower_bound_s": round(m.lower_bound_s, 1),
+        "fleet_bound_s": round(fleet_s, 1),
+        "ceiling": round(m.lower_bound_s / fleet_s, 4),
+        "of_fleet_bound": round(fleet_s / m.makespan_s, 4),
         "planning_s": round(planning_s, 3),
         "sorties": m.sorties,
         "max_sorties_per_drone": int(per_drone.max()),
@@ -123,6 +140,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     median_eff = statistics.median(eff) if eff else None
     min_one = min(one) if one else None
     min_cov = min(cov) if cov else None
+    ceilings = [r["ceiling"] for r in planned]
 
     def bar(name: str, value: Any, holds: bool | None) -> dict[str, Any]:
         return {"bar": name, "value": value, "holds": holds}
@@ -158,6 +176,15 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "median_efficiency": median_eff,
         "min_efficiency_one_battery": min_one,
         "one_battery_scenarios": [r["name"] for r in planned if r["one_battery"]],
+        "median_ceiling": statistics.median(ceilings) if ceilings else None,
+        "one_battery_out_of_reach": [
+            r["name"]
+            for r in planned
+            if r["one_battery"] and r["ceiling"] < ONE_BATTERY_EFFICIENCY_BAR
+        ],
+        "median_of_fleet_bound": (
+            statistics.median(r["of_fleet_bound"] for r in planned) if planned else None
+        ),
         "min_coverage": min_cov,
         "total_intrusions": intrusions,
         "bars": bars,
