@@ -928,10 +928,8 @@ def bench_plan(
         if "error" in r:
             out.print(f"[red]{r['name']} failed to plan:[/] {r['error']}")
     out.print("sorties*: some drone flew more than one sortie (not a one-battery scenario)")
-    out.print(
-        "ceiling: the most efficiency any plan can reach (lower bound / fleet bound); "
-        "of fleet bound: fleet bound / makespan"
-    )
+    out.print("ceiling: the most efficiency any plan can reach (lower bound / fleet bound)")
+    out.print("of fleet bound: how near the plan comes to it (fleet bound / makespan)")
     summary = figures["summary"]
     if summary["one_battery_out_of_reach"]:
         names = ", ".join(summary["one_battery_out_of_reach"])
