@@ -53,9 +53,10 @@ def _lower_bound(m: Mission) -> float:
 
 
 def _one_drone_by_hand(m: Mission) -> float:
-    """The bound for one drone at one site, worked out independently of the flow: the max over
-    distances r of the time to sweep the area beyond r (exact areas from shapely) with a sortie
-    overhead of 2r/v plus the climb, as many sorties as the pack needs and a swap between two."""
+    """The bound for one drone at one site, worked out independently of the flow: the max
+    over distances r of the time to sweep the area beyond r (exact areas from shapely), each
+    sortie flying out to half a swath short of r and back and climbing, with as many sorties
+    as the pack needs and a swap between two."""
     (site,) = m.site_xy_m
     area = m.searchable
     d = area.distance(shapely.Point(site))
@@ -75,8 +76,9 @@ def _one_drone_by_hand(m: Mission) -> float:
         x = float(area.difference(disc).area) / rate
         if x <= 0.0:
             continue
-        overhead = 2.0 * r / SPEED_MPS + vertical_s
-        sweep = level_s - 2.0 * r / SPEED_MPS
+        out_back_s = 2.0 * (r - SWATH_M / 2) / SPEED_MPS
+        overhead = out_back_s + vertical_s
+        sweep = level_s - out_back_s
         n = max(1.0, x / sweep)
         worst = max(worst, x + n * overhead + (n - 1.0) * SWAP_S)
     return worst
@@ -87,7 +89,7 @@ def test_a_strip_run_out_and_back_is_bound_by_its_far_end() -> None:
     m = _mission(shapely.box(0, 0, 2000, 40), [Site("a", (-100, 20), 1)], [_quads(1, "a")])
     (site,) = m.site_xy_m
     far = max(math.dist(site, c) for c in m.searchable.exterior.coords)
-    expected = 2.0 * far / SPEED_MPS + 2.0 * ALTITUDE_M / CLIMB_MPS
+    expected = 2.0 * (far - SWATH_M / 2) / SPEED_MPS + 2.0 * ALTITUDE_M / CLIMB_MPS
     assert _fleet_bound(m) == pytest.approx(expected, abs=3.0)
 
 

@@ -8,20 +8,23 @@ need several packs, no plan comes near it, however good. This bound keeps the sa
 (area swept at speed × swath, every point flown out to and back from) and tightens it where
 the physics does:
 
-- each site's drones fly from their own site, over the flyable distance (round keep-outs);
+- each site's drones fly from their own site, over the flyable distance (round keep-outs),
+  to within half a swath of what they sweep;
 - every sortie climbs to the mission altitude and comes down again (time and battery);
-- a sortie sweeps beyond distance r for at most B/k − 2r/v seconds, B the usable pack
-  (endurance less the reserve, less the climb and descent) in cruise-seconds, and the pack is
-  swapped at the site between sorties. k = 1 + (1 − h)·w²/v² is what a second of level flight
-  costs on average over any closed path flown at ground speed v in a wind w, h the share of
-  cruise power a hover takes (:mod:`skysweep.energy`): the power is h + (1 − h)·|v·u − w|²/v²
-  for the ground track's heading u, and over a loop u averages to nothing.
+- a sortie sweeps beyond distance r for at most B/k − 2r'/v seconds, r' = r less half a
+  swath, B the usable pack (endurance less the reserve, less the climb and descent) in
+  cruise-seconds, and the pack is swapped at the site between sorties. k = 1 + (1 − h)·w²/v²
+  is what a second of level flight costs on average over any closed path flown at ground
+  speed v in a wind w, h the share of cruise power a hover takes (:mod:`skysweep.energy`):
+  the power is h + (1 − h)·|v·u − w|²/v² for the ground track's heading u, and over a loop u
+  averages to nothing.
 
 Each of these only holds a plan to what it must do anyway (corners, lane overlap and the
-battery rule's head-wind home are left out), so no plan that meets the mission's battery rule
-lands before this bound. So
-``lower_bound_s / fleet_bound_s`` is the most efficiency any plan can reach on a mission (its
-*ceiling*), and ``fleet_bound_s / makespan_s`` says how close the planner comes to it.
+battery rule's head-wind home are left out). So, with the mission's launch slots
+(:func:`skysweep.plan.metrics.launch_slots`, as the planner launches), no plan that meets the
+mission's battery rule lands before this bound: ``lower_bound_s / fleet_bound_s`` is the most
+efficiency any plan can reach on a mission (its *ceiling*), and ``fleet_bound_s / makespan_s``
+says how close the planner comes to it.
 
 Whether the fleet can finish by T is a maximum flow: each area sample's share runs to one of
 the sites, down that site's chain of distance levels (the level of r holds at most what the
@@ -123,7 +126,9 @@ class _Sweepers:
         wind2 = float(np.hypot(*mission.wind_vector_mps)) ** 2
         # the battery's level flight in seconds: a loop's mean power in the wind (see above)
         level_s = (budget_cs - vertical_cs) / (1.0 + (1.0 - HOVER_POWER) * wind2 / v**2)
-        out_back_s = 2.0 * np.maximum(radii_m, d_site_m)[:, None] / v[None, :]
+        # a drone sweeps a point from half a swath off it
+        reach_m = np.maximum(radii_m, d_site_m)[:, None] - 0.5 * fleet.swath_m[drones][None, :]
+        out_back_s = 2.0 * np.maximum(reach_m, 0.0) / v[None, :]
         return cls(
             rate_m2ps=np.broadcast_to(fleet.sweep_rate_m2ps[drones], out_back_s.shape),
             start_s=np.broadcast_to(launch_s[drones], out_back_s.shape),
