@@ -106,7 +106,8 @@ class _Sweepers:
     rate_m2ps: FloatArray
     start_s: FloatArray
     overhead_s: FloatArray
-    """A sortie's time out to the level and back, with its climb and descent."""
+    """A sortie's time out to the level (less half a swath) and back, with its climb and
+    descent."""
     sweep_s: FloatArray
     """The seconds a sortie has left to sweep beyond the level."""
     swap_s: FloatArray
@@ -162,7 +163,6 @@ class _Graph:
     def __init__(
         self, k: int, levels: list[int], level: list[NDArray[np.intp]], supply: int
     ) -> None:
-        self.k = k
         self.source, self.sink = 0, 1
         first = 2 + k
         self.level_node = []
