@@ -38,15 +38,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import shapely
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
-from skysweep.energy import HOVER_POWER, power_factor
+from skysweep.energy import HOVER_POWER
 from skysweep.geo import FloatArray
 from skysweep.mission import Mission
-from skysweep.plan.allocate import AreaSamples
+from skysweep.plan.allocate import AreaSamples, DroneCosts
+from skysweep.plan.metrics import site_distances_m
 
 #: Area samples the flow runs on (a fixed random subset of the area's samples).
 FLOW_SAMPLES = 4_000
@@ -73,10 +73,9 @@ def fleet_bound_s(mission: Mission, area: AreaSamples, launch_s: FloatArray) -> 
         np.unique(np.concatenate([[0.0], np.quantile(d, np.linspace(0, 1, LEVELS))])) for d in dist
     ]
     level = [np.searchsorted(r, d, side="right") - 1 for r, d in zip(radii, dist, strict=True)]
-    d_site = np.array([mission.searchable.distance(shapely.Point(xy)) for xy in mission.site_xy_m])
-    sweepers = [
-        _Sweepers.of(mission, launch_s, s, float(d_site[s]), radii[s]) for s in range(n_sites)
-    ]
+    d_site = site_distances_m(mission)
+    costs = DroneCosts.of(mission, launch_s)
+    sweepers = [_Sweepers.of(mission, costs, s, float(d_site[s]), radii[s]) for s in range(n_sites)]
     graph = _Graph(k, [len(r) for r in radii], level, supply)
 
     def feasible(t_s: float) -> bool:
@@ -114,28 +113,27 @@ class _Sweepers:
 
     @classmethod
     def of(
-        cls, mission: Mission, launch_s: FloatArray, site: int, d_site_m: float, radii_m: FloatArray
+        cls, mission: Mission, costs: DroneCosts, site: int, d_site_m: float, radii_m: FloatArray
     ) -> _Sweepers:
         fleet = mission.fleet
-        drones = np.flatnonzero(fleet.site == site)
-        v = fleet.speed_mps[drones]
-        climb = fleet.climb_mps[drones]
-        alt = mission.altitude_m
-        vertical_s = 2.0 * alt / climb
-        vertical_cs = alt / climb * (power_factor(0.0, 1.0, climb) + power_factor(0.0, 1.0))
+        drones = np.flatnonzero(costs.site == site)
+        v = costs.speed_mps[drones]
+        # the whole usable pack: the planner's own margin (costs.budget_cs) is no rule
         budget_cs = fleet.endurance_s[drones] * (1.0 - mission.safety.battery_reserve)
         wind2 = float(np.hypot(*mission.wind_vector_mps)) ** 2
         # the battery's level flight in seconds: a loop's mean power in the wind (see above)
-        level_s = (budget_cs - vertical_cs) / (1.0 + (1.0 - HOVER_POWER) * wind2 / v**2)
+        level_s = (budget_cs - costs.vertical_cs[drones]) / (
+            1.0 + (1.0 - HOVER_POWER) * wind2 / v**2
+        )
         # a drone sweeps a point from half a swath off it
         reach_m = np.maximum(radii_m, d_site_m)[:, None] - 0.5 * fleet.swath_m[drones][None, :]
         out_back_s = 2.0 * np.maximum(reach_m, 0.0) / v[None, :]
         return cls(
             rate_m2ps=np.broadcast_to(fleet.sweep_rate_m2ps[drones], out_back_s.shape),
-            start_s=np.broadcast_to(launch_s[drones], out_back_s.shape),
-            overhead_s=out_back_s + vertical_s,
+            start_s=np.broadcast_to(costs.launch_s[drones], out_back_s.shape),
+            overhead_s=out_back_s + costs.vertical_s[drones],
             sweep_s=level_s - out_back_s,
-            swap_s=np.broadcast_to(fleet.swap_s[drones], out_back_s.shape),
+            swap_s=np.broadcast_to(costs.swap_s[drones], out_back_s.shape),
         )
 
     def beyond_m2(self, t_s: float) -> FloatArray:

@@ -30,6 +30,11 @@ def launch_slots(mission: Mission) -> FloatArray:
     return out
 
 
+def site_distances_m(mission: Mission) -> FloatArray:
+    """(S,) each launch site's straight distance to the searchable area, metres (0 inside)."""
+    return np.asarray(shapely.distance(mission.searchable, shapely.points(mission.site_xy_m)))
+
+
 def lower_bound_s(
     mission: Mission, samples: FloatArray, launch_s: FloatArray | None = None
 ) -> float:
@@ -45,8 +50,7 @@ def lower_bound_s(
     sites = mission.site_xy_m
     dist = np.min(np.hypot(samples[:, None, 0] - sites[:, 0], samples[:, None, 1] - sites[:, 1]), 1)
     total = float(mission.searchable.area)
-    d_site = np.array([mission.searchable.distance(shapely.Point(xy)) for xy in sites])
-    d = d_site[fleet.site]
+    d = site_distances_m(mission)[fleet.site]
     ordered = np.sort(dist)
     # the distances' quantiles (np.quantile's linear rule) read off the one sort
     at = np.linspace(0.0, len(ordered) - 1.0, _BOUND_RADII)
