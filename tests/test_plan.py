@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from skysweep import mission
 from skysweep.errors import InfeasibleError, MissionError
 from skysweep.export import KML_NS, plan_to_geojson, plan_to_kml, plan_to_qgc, write_qgc
+from skysweep.geo import polygonal
 from skysweep.plan import Plan, plan_mission
 from skysweep.plan.allocate import sample_area
 from skysweep.plan.fleet_bound import fleet_bound_s
@@ -666,16 +667,16 @@ def test_a_band_the_rectangle_clip_gets_wrong_is_cut_again_alone(
         assert shapely.is_valid(band) and band.symmetric_difference(want).area < 1e-6
 
 
-def test_lanes_never_cross_a_fence_even_when_the_quick_clip_is_wrong(
+def test_lines_never_cross_a_fence_even_when_the_quick_clip_is_wrong(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Lanes that cross a fence are cut against the region near them, taken by GEOS's clip by
-    rectangle; were that part wrong (here: the whole rectangle, the keep-out forgotten), the
-    cut pieces would leave the region, and the lanes are cut against the whole region."""
+    """Lines (a missed strip's lanes) are cut against the region near them, taken by GEOS's
+    clip by rectangle; were that part wrong (here: the whole rectangle, the keep-out
+    forgotten), the cut pieces would leave the region, and they are cut against the whole
+    region."""
     from skysweep.plan import lanes
 
-    field = shapely.box(0, 0, 1000, 600)
-    flyable = field.difference(shapely.box(400, 200, 600, 400))
+    flyable = shapely.box(0, 0, 1000, 600).difference(shapely.box(400, 200, 600, 400))
     box = shapely.clip_by_rect
 
     def forgetful(geom: shapely.Geometry, x0: float, y0: float, x1: float, y1: float) -> object:
@@ -684,11 +685,71 @@ def test_lanes_never_cross_a_fence_even_when_the_quick_clip_is_wrong(
         return box(geom, x0, y0, x1, y1)
 
     monkeypatch.setattr(lanes.shapely, "clip_by_rect", forgetful)
-    pieces = lanes.lane_pieces(field, 50.0, 0.0, flyable)
+    lines = shapely.linestrings([[(10, y), (990, y)] for y in (100.0, 250.0, 300.0, 500.0)])
+    cut = lanes._clip_lines(lines, flyable)
     hole = shapely.box(400, 200, 600, 400).buffer(-1e-6)
-    assert len(pieces) > 12  # the lanes beside the hole are cut in two
-    for _, xy in pieces:
-        assert not shapely.LineString(xy).intersects(hole)
+    assert not shapely.intersects(cut, hole).any()
+    assert shapely.length(cut) == pytest.approx([980, 780, 780, 980])
+
+
+@st.composite
+def fenced_lanes(draw: st.DrawFn) -> tuple[shapely.Geometry, float, float]:
+    """A concave field with keep-outs (some boxes with corners at whole metres, on the lanes'
+    lines), a lane direction (radians from east) and a lane spacing (metres)."""
+    n = draw(st.integers(4, 12))
+    radii = draw(st.lists(st.floats(300, 1500), min_size=n, max_size=n))
+    angles = np.sort(draw(st.lists(st.floats(0, 6.28), min_size=n, max_size=n, unique=True)))
+    corners = np.column_stack([np.cos(angles), np.sin(angles)]) * np.array(radii)[:, None]
+    field = polygonal(shapely.make_valid(shapely.Polygon(np.round(corners, 3))))
+    holes = []
+    for _ in range(draw(st.integers(0, 10))):
+        x, y = draw(st.integers(-900, 900)), draw(st.integers(-900, 900))
+        if draw(st.booleans()):
+            w, h = draw(st.integers(10, 300)), draw(st.integers(10, 300))
+            holes.append(shapely.box(x, y, x + w, y + h))
+        else:
+            holes.append(shapely.Point(x, y).buffer(draw(st.floats(10, 200)), quad_segs=3))
+    flyable = polygonal(shapely.difference(field, shapely.union_all(holes))) if holes else field
+    level = draw(st.booleans())
+    theta = draw(st.sampled_from([0.0, np.pi / 2]) if level else st.floats(0, 3.14))
+    return flyable, theta, float(draw(st.integers(10, 80)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=fenced_lanes())
+def test_lanes_are_cut_where_geos_cuts_them(case: tuple[shapely.Geometry, float, float]) -> None:
+    """The scan line cuts level lanes, some through the keep-outs' corners, where GEOS's
+    intersection with the flyable region cuts them. A lane along an edge of the region is cut
+    as the lane a hair above it (GEOS keeps all of it, boundary included): what it keeps is on
+    the region all the same."""
+    from skysweep.geo import rotation
+    from skysweep.plan.lanes import scan_clip
+
+    flyable, theta, spacing = case
+    assume(not flyable.is_empty and flyable.is_valid)
+    to_lane = rotation(-theta)
+    x0, y0, x1, y1 = shapely.transform(flyable, lambda xy: xy @ to_lane.T).bounds
+    y = np.arange(np.floor(y0), y1, spacing)  # whole metres: through the boxes' corners
+    assume(len(y))
+    left, right = np.full(len(y), x0 - 5.0), np.full(len(y), x1 + 5.0)
+    left[::3] += 0.3 * (x1 - x0)  # some lanes end inside the region
+    seg, a, b = scan_clip(y, left, right, flyable, to_lane)
+    assert np.all(b > a) and np.all(np.diff(seg) >= 0)
+    got = shapely.linestrings(
+        np.stack([np.column_stack([a, y[seg]]), np.column_stack([b, y[seg]])], axis=1) @ to_lane
+    )
+    for share in (0.0, 0.3, 0.5, 0.7, 1.0):  # on the region (to rounding)
+        at = shapely.line_interpolate_point(got, share, normalized=True)
+        assert shapely.distance(at, flyable).max(initial=0.0) < 1e-6
+    # GEOS keeps all of a lane that runs along the region's edge (to rounding); the scan line
+    # may keep less of it, never more
+    lines = shapely.linestrings(
+        np.stack([np.column_stack([left, y]), np.column_stack([right, y])], axis=1) @ to_lane
+    )
+    want = shapely.length(shapely.intersection(lines, flyable))
+    along_edge = shapely.length(shapely.intersection(lines, flyable.boundary.buffer(1e-6)))
+    length = np.bincount(seg, shapely.length(got), minlength=len(y))
+    assert np.all(np.abs(length - want) <= along_edge + 1e-6)
 
 
 def test_a_strip_beside_a_keep_outs_margin_gets_a_lane_of_its_own() -> None:

@@ -208,33 +208,49 @@ def _lane_pieces(
     ends = np.column_stack([b[:, 2], ymid]) @ to_lane
     lines = shapely.linestrings(np.stack([starts, ends], axis=1))
     # most lanes are clear of every fence: only the others are clipped (a prepared test is far
-    # cheaper than an intersection with the whole flyable region)
+    # cheaper than any cut)
     shapely.prepare(flyable)
-    clipped = lines.copy()
-    crossing = np.flatnonzero(~shapely.contains_properly(flyable, lines))
+    inside = shapely.contains_properly(flyable, lines)
+    clear, crossing = np.flatnonzero(inside), np.flatnonzero(~inside)
+    xy, src = np.stack([starts[clear], ends[clear]], axis=1), clear
     if len(crossing):
-        clipped[crossing] = _clip_lines(lines[crossing], flyable)
+        # the crossing lanes cut along themselves where they cross the fence's rings, in the
+        # lanes' frame (where they are level)
+        lane, x0, x1 = scan_clip(ymid[crossing], b[crossing, 0], b[crossing, 2], flyable, to_lane)
+        y = ymid[crossing][lane]
+        bits = np.stack([np.column_stack([x0, y]), np.column_stack([x1, y])], axis=1) @ to_lane
+        xy, src = np.concatenate([xy, bits]), np.concatenate([src, crossing[lane]])
         # a band's middle can lie in a fence's margin where the rest of it does not: the
         # strip beside the margin gets a lane of its own
-        lost = shapely.length(lines[crossing]) - shapely.length(clipped[crossing])
-        lost = lost > STRIP_LANES * spacing
-        if lost.any():
+        kept = np.bincount(lane, x1 - x0, minlength=len(crossing))
+        lost = np.flatnonzero(b[crossing, 2] - b[crossing, 0] - kept > STRIP_LANES * spacing)
+        if len(lost):
+            mine = np.isin(lane, lost)
+            swept = np.full(len(crossing), None, dtype=object)
+            swept[lost] = shapely.MultiLineString()
+            found = np.unique(lane[mine])
+            swept[found] = shapely.multilinestrings(
+                shapely.linestrings(bits[mine]), indices=np.searchsorted(found, lane[mine])
+            )
             at = crossing[lost]
             strips, strip_band = _missed_strips(
-                parts[at], band_idx[at], clipped[at], spacing, flyable, to_lane
+                parts[at], band_idx[at], swept[lost], spacing, flyable, to_lane
             )
-            clipped = np.concatenate([clipped, strips])
-            band_idx = np.concatenate([band_idx, strip_band])
-    pieces, src = shapely.get_parts(clipped, return_index=True)
-    length = shapely.length(pieces)
-    keep = (shapely.get_type_id(pieces) == 1) & (length >= MIN_PIECE_M)  # line strings
-    pieces, src, length = pieces[keep], src[keep], length[keep]
-    if not len(pieces):
+            pieces, which = shapely.get_parts(strips, return_index=True)
+            line = shapely.get_type_id(pieces) == 1  # line strings
+            pieces, which = pieces[line], which[line]
+            if len(pieces):
+                coords, of = shapely.get_coordinates(pieces, return_index=True)
+                first = np.searchsorted(of, np.arange(len(pieces)))
+                last = np.r_[first[1:], len(coords)] - 1
+                xy = np.concatenate([xy, np.stack([coords[first], coords[last]], axis=1)])
+                src = np.concatenate([src, len(band_idx) + which])
+                band_idx = np.concatenate([band_idx, strip_band])
+    length = np.hypot(*(xy[:, 1] - xy[:, 0]).T)
+    keep = length >= MIN_PIECE_M
+    xy, src, length = xy[keep], src[keep], length[keep]
+    if not len(xy):
         return []
-    coords, which = shapely.get_coordinates(pieces, return_index=True)
-    first = np.searchsorted(which, np.arange(len(pieces)))
-    last = np.r_[first[1:], len(coords)] - 1
-    xy = np.stack([coords[first], coords[last]], axis=1)  # (P, 2, 2)
     direction = np.array([np.cos(theta), np.sin(theta)])
     backward = (xy[:, 1] - xy[:, 0]) @ direction < 0
     xy[backward] = xy[backward, ::-1]
@@ -244,6 +260,46 @@ def _lane_pieces(
     band = band_idx[src]
     order = np.lexsort((xy[:, 0] @ direction, band))
     return [(int(b), e) for b, e in zip(band[order].tolist(), xy[order], strict=True)]
+
+
+def scan_clip(
+    y: FloatArray, x0: FloatArray, x1: FloatArray, region: shapely.Geometry, to_lane: FloatArray
+) -> tuple[NDArray[np.intp], FloatArray, FloatArray]:
+    """The level segments ``[x0, x1] × {y}`` (lane frame, metres: ``to_lane`` rotates world
+    into it) cut to the polygonal ``region`` (world): each piece's segment (index into ``y``)
+    and its two ends' x, left to right, segment by segment.
+
+    A scan line, as a polygon is filled: along each segment's line the region is inside
+    between its rings' first and second crossings, third and fourth, ... (a valid polygon's
+    rings do not cross). An edge counts for the heights from its lower end up to, not at, its
+    upper one: a line through a vertex then crosses once where the ring goes on through it,
+    twice or never where the ring turns back there, and every ring an even number of times.
+    The pieces are GEOS's intersection's (without testing every segment against every edge),
+    but for a segment that runs along an edge of the region: it is cut as the segment a hair
+    above it is, so it keeps less of that edge than GEOS would, never more."""
+    rings = shapely.get_rings(shapely.get_parts(region))
+    coords, ring = shapely.get_coordinates(rings, return_index=True)
+    coords = coords @ to_lane.T
+    same = ring[1:] == ring[:-1]
+    a, c = coords[:-1][same], coords[1:][same]
+    lo, hi = np.minimum(a[:, 1], c[:, 1]), np.maximum(a[:, 1], c[:, 1])
+    level = lo < hi  # (an edge along a line never crosses it)
+    a, c, lo, hi = a[level], c[level], lo[level], hi[level]
+    # every (edge, segment) pair whose line the edge crosses, from the segments by height
+    order = np.argsort(y, kind="stable")
+    first = np.searchsorted(y[order], lo, "left")
+    count = np.searchsorted(y[order], hi, "left") - first
+    edge = np.repeat(np.arange(len(a)), count)
+    seg = order[np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count) + first[edge]]
+    ae, ce = a[edge], c[edge]
+    x = ae[:, 0] + (y[seg] - ae[:, 1]) * (ce[:, 0] - ae[:, 0]) / (ce[:, 1] - ae[:, 1])
+    along = np.lexsort((x, seg))
+    seg, x = seg[along], x[along]
+    # each segment's crossings pair up, in and out
+    seg = seg[0::2]
+    left, right = np.maximum(x[0::2], x0[seg]), np.minimum(x[1::2], x1[seg])
+    keep = right > left
+    return seg[keep], left[keep], right[keep]
 
 
 def _missed_strips(
