@@ -778,6 +778,26 @@ def test_a_strip_beside_a_keep_outs_margin_gets_a_lane_of_its_own() -> None:
     assert not [xy for _, xy in pieces if 50 < xy[0, 1] < 55]
 
 
+def test_a_strip_beside_a_keep_out_is_found_whatever_the_last_bits() -> None:
+    """Lanes north-south past a box keep-out: the strip beside it gets its lane. The scan
+    line cuts a lane in the lanes' frame; turned back to the world, the end of a kept lane
+    can stop a hair (1e-14 m) short of the box's edge, and the sliver between them joined the
+    strips either side of the box into one piece, whose lane through its middle crossed the
+    box and was cut away: 6,400 m² left unswept here (the box's corners are as they are for
+    that)."""
+    from skysweep.plan import lanes
+
+    field = shapely.box(0, -800, 1000, 800)
+    x0, y0, y1 = 547.567557458432, 28.612560408283557, 319.6884604089534
+    box = shapely.box(x0, y0, x0 + 193.8774156770538, y1)
+    pieces = lanes.lane_pieces(field, 55.5, np.pi / 2, field.buffer(20.0).difference(box))
+    swept = shapely.union_all(
+        [shapely.LineString(xy).buffer(27.75, cap_style="flat") for _, xy in pieces]
+    )
+    assert field.difference(box).difference(swept).area < 1000.0
+    assert [xy for _, xy in pieces if x0 - 56 < xy[0, 0] < x0 and y0 < xy[0, 1] < y1]
+
+
 def test_a_ground_keeps_only_its_polygons() -> None:
     """Making a ground valid or cutting it can leave stray lines and points in a collection;
     only the polygons are ground (GEOS's clip by rectangle miscounts a collection's area)."""

@@ -22,6 +22,9 @@ MIN_PIECE_M = 1.0
 #: many lane spacings long and a quarter of one wide (smaller ones, as beside a round keep-out,
 #: are nearly all seen by the neighbouring lanes, and a lane there costs more than it sees).
 STRIP_LANES = 4.0
+#: A lane's kept pieces are taken this much longer (metres) at each end as what they sweep
+#: when looking for strips they miss (:func:`_missed_strips`).
+SLIVER_M = 1e-6
 #: Lanes of one band closer than this end to start (metres; two END_INSET_M and a bit) are
 #: one lane.
 MERGE_GAP_M = 0.6
@@ -225,16 +228,22 @@ def _lane_pieces(
         kept = np.bincount(lane, x1 - x0, minlength=len(crossing))
         lost = np.flatnonzero(b[crossing, 2] - b[crossing, 0] - kept > STRIP_LANES * spacing)
         if len(lost):
+            # what each lost lane kept (nothing: empty), to leave its strips out of; a hair
+            # longer, so that where a kept piece's end and the fence's edge differ in their
+            # last bits (the scan's frame turned back), no sliver between them joins the strips
+            # either side of a keep-out into one, whose lane through its middle would cross it
             mine = np.isin(lane, lost)
-            swept = np.full(len(crossing), None, dtype=object)
-            swept[lost] = shapely.MultiLineString()
-            found = np.unique(lane[mine])
-            swept[found] = shapely.multilinestrings(
-                shapely.linestrings(bits[mine]), indices=np.searchsorted(found, lane[mine])
+            grow = SLIVER_M * np.array(
+                [[-np.cos(theta), -np.sin(theta)], [np.cos(theta), np.sin(theta)]]
+            )
+            swept = shapely.multilinestrings(
+                shapely.linestrings(bits[mine] + grow),
+                indices=np.searchsorted(lost, lane[mine]),
+                out=np.full(len(lost), shapely.MultiLineString(), dtype=object),
             )
             at = crossing[lost]
             strips, strip_band = _missed_strips(
-                parts[at], band_idx[at], swept[lost], spacing, flyable, to_lane
+                parts[at], band_idx[at], swept, spacing, flyable, to_lane
             )
             pieces, which = shapely.get_parts(strips, return_index=True)
             line = shapely.get_type_id(pieces) == 1  # line strings
