@@ -778,6 +778,20 @@ def test_a_strip_beside_a_keep_outs_margin_gets_a_lane_of_its_own() -> None:
     assert not [xy for _, xy in pieces if 50 < xy[0, 1] < 55]
 
 
+def test_a_strip_beside_a_wall_across_the_whole_band_gets_its_lane() -> None:
+    """A keep-out's margin over the whole length of a band's middle leaves its lane nothing;
+    the strip beside it still gets a lane of its own."""
+    from skysweep.plan import lanes
+
+    field = shapely.box(0, 0, 2000, 500)
+    flyable = field.buffer(20.0).difference(shapely.box(-100, 55, 2100, 85))
+    pieces = lanes.lane_pieces(field, 50.0, 0.0, flyable)
+    strip = [xy for _, xy in pieces if 85 < xy[0, 1] < 100]
+    assert len(strip) == 1 and strip[0][:, 1] == pytest.approx([92.5, 92.5])
+    assert strip[0][0, 0] < 1 and strip[0][1, 0] > 1999
+    assert not [xy for _, xy in pieces if 55 <= xy[0, 1] <= 85]
+
+
 def test_a_strip_beside_a_keep_out_is_found_whatever_the_last_bits() -> None:
     """Lanes north-south past a box keep-out: the strip beside it gets its lane. The scan
     line cuts a lane in the lanes' frame; turned back to the world, the end of a kept lane

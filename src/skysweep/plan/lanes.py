@@ -236,10 +236,12 @@ def _lane_pieces(
             grow = SLIVER_M * np.array(
                 [[-np.cos(theta), -np.sin(theta)], [np.cos(theta), np.sin(theta)]]
             )
-            swept = shapely.multilinestrings(
+            swept = np.full(len(lost), shapely.MultiLineString(), dtype=object)
+            # (filled in place: given no lines at all, shapely returns an empty array instead)
+            shapely.multilinestrings(
                 shapely.linestrings(bits[mine] + grow),
                 indices=np.searchsorted(lost, lane[mine]),
-                out=np.full(len(lost), shapely.MultiLineString(), dtype=object),
+                out=swept,
             )
             at = crossing[lost]
             strips, strip_band = _missed_strips(
