@@ -206,6 +206,46 @@ def test_a_new_keep_out_zone_reroutes_the_fleet(plan: Plan, tmp_path: Path) -> N
     assert figures["keep_out_breaches"] == 0
 
 
+def test_a_drone_a_new_zone_is_laid_over_is_led_out_and_flies_again(tmp_path: Path) -> None:
+    """A zone added over a drone's position is not the drone's breach: it is led out and
+    home like the drones the zone cut short, free to fly again. (The geofence failsafe once
+    fired on it as well, and a drone a failsafe sends home is grounded for the rest of the
+    mission: in test_a_re_plan_after_a_zone_was_added_still_routes_round_it the fleet, one
+    short, then ran out of time.)"""
+    p = _roomy_plan()
+    m = p.mission
+    # where drone 0 is at 100 s: its planned path, at cruise speed after the climb
+    first = p.of_drone(0)[0]
+    flat = first.path[:, :2]
+    along = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(flat, axis=0).T))])
+    speed = float(m.fleet.speed_mps[0])
+    climb_s = m.altitude_m / float(m.fleet.climb_mps[0])
+    at = 100.0 - first.launch_s - climb_s
+    here = np.array([np.interp(at * speed, along, flat[:, k]) for k in (0, 1)])
+    zone_local = shapely.box(*(here - 150.0), *(here + 150.0))
+    zone_ll = m.frame.geom_to_lonlat(zone_local)
+    figures, events = _fly(
+        p,
+        tmp_path / "c.db",
+        [
+            {
+                "command": "add_keep_out",
+                "at_s": 100,
+                "name": "slide",
+                "geometry": json.loads(json.dumps(shapely.geometry.mapping(zone_ll))),
+            }
+        ],
+    )
+    op = _kinds(events, "operator")[0]
+    assert op.data["result"].startswith("ok") and not op.data["result"].startswith("ok: 0 "), op
+    fired = [e for e in _kinds(events, "failsafe") if "fence" in e.data["why"]]
+    assert not fired, fired
+    reasons = " ".join(e.data["reason"] for e in _kinds(events, "replan"))
+    assert "grounded" not in reasons
+    assert figures["state"] == "COMPLETE" and figures["landed"] == 4
+    assert figures["keep_out_breaches"] == 0
+
+
 def test_a_bad_operator_command_is_refused_and_logged(plan: Plan, tmp_path: Path) -> None:
     _, events = _fly(
         plan, tmp_path / "r.db", [{"command": "remove_keep_out", "at_s": 50, "name": "nope"}]

@@ -230,6 +230,9 @@ class Orchestrator:
         shapely.prepare(m.keep_in)
         self._in_keep_out = np.zeros(n, bool)
         self._out_keep_in = np.zeros(n, bool)
+        # drones in a zone (or its margin) when the operator added it, until they are out:
+        # they are being led out (_add_zone), and the geofence failsafe leaves them be
+        self._caught = np.zeros(n, bool)
         self.keep_out_breaches = 0
         self.keep_in_breaches = 0
         self.min_sep = np.inf
@@ -604,6 +607,10 @@ class Orchestrator:
             )
         est = state.est_pos_m
         inside = self._kernel.ctx.hard.sample(est)[0] > 0.0
+        # a drone a new zone was laid over did not breach the fence: it is led out and home
+        # like the others the zone cut short, and flies again (a failsafe would ground it)
+        self._caught &= ~inside & fs.airborne & ~self.lost
+        inside = inside | self._caught
         signals = Signals(
             airborne=fs.airborne & ~self.lost,
             last_seen_s=fs.last_seen_s,
@@ -942,6 +949,7 @@ class Orchestrator:
         inside = air & shapely.contains_xy(grown, fs.pos_m[:, 0], fs.pos_m[:, 1])
         # being inside when the zone appears is not a breach; going back in would be
         self._in_keep_out |= air & shapely.contains_xy(polygon, fs.pos_m[:, 0], fs.pos_m[:, 1])
+        self._caught |= inside
         for i in np.flatnonzero(inside):
             self._cut_short.discard(int(i))
             orders.append(
