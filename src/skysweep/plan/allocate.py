@@ -382,14 +382,37 @@ def _owner(
 ) -> NDArray[np.intp]:
     """The site each sample goes to: the nearest, distances shifted by the sites' weights,
     among the sites whose drones can fly there and back on one battery (any site if none)."""
-    cost = samples.dist + weights[:, None]
-    if reach_m is not None:
-        far = samples.dist > reach_m[:, None]
-        cost = np.where(far & ~far.all(axis=0), np.inf, cost)
-        # a site with no drones (reach 0) never owns ground, not even out of everyone's reach
-        if (reach_m > 0).any():
-            cost[reach_m <= 0] = np.inf
-    return np.argmin(cost, axis=0)
+    if reach_m is None:
+        reach_m = np.full(len(weights), np.inf)
+    return _owner_kernel(samples.dist, np.asarray(weights, float), np.asarray(reach_m, float))
+
+
+@njit(cache=True)
+def _owner_kernel(
+    dist: FloatArray, weights: FloatArray, reach_m: FloatArray
+) -> NDArray[np.intp]:  # pragma: no cover - compiled
+    """:func:`_owner` on the (S, N) distances: the first site of least ``dist + weights``
+    among those within ``reach_m``; among all sites where none is, and never a site with no
+    reach (0) unless every site has none. Site 0 if every cost is infinite."""
+    n_sites, n = dist.shape
+    any_reach = False
+    for s in range(n_sites):
+        any_reach |= reach_m[s] > 0
+    # site by site (rows of ``dist`` are contiguous)
+    in_reach = np.zeros(n, np.bool_)
+    for s in range(n_sites):
+        for i in range(n):
+            in_reach[i] |= dist[s, i] <= reach_m[s]
+    out = np.zeros(n, np.intp)
+    best = np.full(n, np.inf)
+    for s in range(n_sites):
+        if any_reach and reach_m[s] <= 0:
+            continue
+        for i in range(n):
+            cost = dist[s, i] + weights[s]
+            if cost < best[i] and not (in_reach[i] and dist[s, i] > reach_m[s]):
+                best[i], out[i] = cost, s
+    return out
 
 
 def _reach_m(costs: DroneCosts, n_sites: int) -> FloatArray:
@@ -426,10 +449,13 @@ def site_bound_s(
 def _site_bounds(samples: AreaSamples, costs: DroneCosts, owner: NDArray[np.intp]) -> FloatArray:
     """:func:`site_bound_s` of every site for the samples it owns (0 for a site owning none)."""
     n_sites = len(samples.dist)
+    count = np.bincount(owner, minlength=n_sites)
+    start = np.concatenate([[0], np.cumsum(count)])
+    owned = _owned_sorted(samples.sorted_dist, samples.order, owner, start)
     return np.array(
         [
             site_bound_s(
-                samples.sorted_dist[s][owner[samples.order[s]] == s],
+                owned[start[s] : start[s + 1]],
                 samples.cell_m2,
                 np.flatnonzero(costs.site == s),
                 costs,
@@ -437,6 +463,23 @@ def _site_bounds(samples: AreaSamples, costs: DroneCosts, owner: NDArray[np.intp
             for s in range(n_sites)
         ]
     )
+
+
+@njit(cache=True)
+def _owned_sorted(
+    sorted_dist: FloatArray, order: NDArray[np.intp], owner: NDArray[np.intp], start: NDArray
+) -> FloatArray:  # pragma: no cover - compiled
+    """Each site's distances (``sorted_dist``, in its ``order``) to the samples ``owner``
+    gives it, nearest first, site s's from ``start[s]`` on."""
+    n_sites, n = sorted_dist.shape
+    out = np.empty(n)
+    for s in range(n_sites):
+        k = start[s]
+        for i in range(n):
+            if owner[order[s, i]] == s:
+                out[k] = sorted_dist[s, i]
+                k += 1
+    return out
 
 
 def _balance(

@@ -17,6 +17,12 @@ of one long lane. A few lane directions, slab counts and starts of the lawnmower
 judged first on straight connectors and straight distances, then the best few again with the
 connectors and distances around obstacles.
 
+Judged again, a lawnmower's long lanes are cut into pieces (an eighth of a drone's share or of
+a battery's sweep, whichever is less) that a block may end between: where a share is a few
+long lanes, whole lanes leave some drones a lane more than the others. The greedy split does
+not always gain by it, so blocks of pieces are kept only where they land before whole lanes.
+A drone flies its block's pieces of a lane as the one lane.
+
 Times and battery along the lawnmower are those of :mod:`skysweep.plan.sorties`: each leg at
 cruise speed, the corners' slow-downs (:mod:`skysweep.kinematics`), the wind on every leg and
 a full head-wind on the way home. The planner keeps this split or the lane columns, whichever
@@ -71,6 +77,9 @@ CLASS_SPREAD = 1.15
 CLASS_ROUNDS = 4
 #: Points a site's ground is sampled with to share it among classes of drones.
 RING_SAMPLES = 4000
+#: A lane longer than this share of a block's lane metres is cut into pieces a block may end
+#: between.
+PIECES_PER_BLOCK = 8
 #: Bisection on the deadline stops at this precision, seconds.
 DEADLINE_TOL_S = 0.5
 
@@ -86,7 +95,9 @@ class Split:
     deadline_s: float
     """Predicted finish of the site's last drone, seconds from mission start."""
     lanes: FloatArray
-    """(L, 2, 2) local metres: each lane's two ends, in the order the lawnmower flies them."""
+    """(L, 2, 2) local metres: each lane's two ends, in the order the lawnmower flies them. A
+    lane a block may end part way along is here as its pieces (:func:`cut_lanes`), end to
+    end."""
     bands: NDArray[np.intp]
     """(L,) each lane's band: the lanes of one band lie end to end, cut apart by holes."""
     ground: shapely.Geometry
@@ -111,11 +122,13 @@ class Split:
         out: dict[int, list[FloatArray]] = {}
         for drone, a, b, mirrored in self.parts:
             block = self.lanes[a : b + 1]
+            bands = self.bands[a : b + 1]
             if mirrored:
-                bands = self.bands[a : b + 1]
                 cuts = np.flatnonzero(np.diff(bands)) + 1
                 block = np.concatenate([g[::-1, ::-1] for g in np.split(block, cuts)])
-            out.setdefault(drone, []).append(connect_lanes(block.reshape(-1, 2), finder))
+            # a lane cut into pieces (:func:`cut_lanes`) is flown as one again
+            route, _ = merge_touching(block.reshape(-1, 2), bands)
+            out.setdefault(drone, []).append(connect_lanes(route, finder))
         return out
 
 
@@ -514,6 +527,9 @@ def _split_route(
 ) -> Split | None:
     """The split of the lawnmower ``raw`` (lane ends, in order); with no ``finder``, judged on
     straight connectors and straight distances from the site."""
+    # judged roughly, a lawnmower keeps whole lanes: pieces only for the exact candidates
+    piece_m = np.inf if finder is None else _piece_m(raw, drones)
+    raw, bands, stop = cut_lanes(raw, bands, piece_m)
     if finder is None:
         route, at = raw, np.arange(len(raw))
         dist = np.hypot(*(raw - site_xy).T)
@@ -543,30 +559,74 @@ def _split_route(
     last = np.minimum.accumulate(np.where(end_band, np.arange(len(bands)), len(bands))[::-1])[::-1]
     band_ends = np.column_stack([first, last, bands // BANDS_PER_SLAB]).astype(np.int64)
     mirror_m = mirror_extra_m(raw, bands)
-    lo = 0.0
-    hi = float(
-        drone_f[:, 0].max()
-        + drone_f[:, 1].max()
-        + cum_t.max()
-        + 2 * dist.max() * drone_f[:, 5].max()
-    )
-    rows = None
-    for _ in range(20):
-        rows = _split_kernel(cum_t, cum_e, dist, out_pf, band_ends, mirror_m, drone_f, kind, hi)
-        if rows is not None:
-            break
-        lo, hi = hi, 2 * hi
-    if rows is None:
+
+    def kernel(deadline: float, whole_only: bool) -> list[tuple[int, int, int, bool]] | None:
+        args = (cum_t, cum_e, dist, out_pf, band_ends, mirror_m, drone_f, kind)
+        return _split_kernel(*args, deadline, stop, whole_only)
+
+    def least_deadline(
+        whole_only: bool, hi: float, grow: bool
+    ) -> tuple[float, list[tuple[int, int, int, bool]]] | None:
+        """The earliest deadline the kernel meets, to ``DEADLINE_TOL_S``: at most ``hi``
+        or, if ``grow``, whatever the doubling of ``hi`` first meets; None if not met."""
+        lo, rows = 0.0, kernel(hi, whole_only)
+        for _ in range(20 if grow else 0):
+            if rows is not None:
+                break
+            lo, hi = hi, 2 * hi
+            rows = kernel(hi, whole_only)
+        if rows is None:
+            return None
+        while hi - lo > DEADLINE_TOL_S:
+            mid = 0.5 * (lo + hi)
+            attempt = kernel(mid, whole_only)
+            if attempt is None:
+                lo = mid
+            else:
+                hi, rows = mid, attempt
+        return hi, rows
+
+    start = drone_f[:, 0].max() + drone_f[:, 1].max() + cum_t.max()
+    best = least_deadline(True, float(start + 2 * dist.max() * drone_f[:, 5].max()), True)
+    if best is not None and not stop.all():
+        # the kernel is greedy: blocks that may end part way along a lane usually land
+        # earlier, not always; they are kept only if they beat whole lanes
+        pieces = least_deadline(False, best[0], False)
+        if pieces is not None and pieces[0] < best[0]:
+            best = pieces
+    if best is None:
         return None
-    while hi - lo > DEADLINE_TOL_S:
-        mid = 0.5 * (lo + hi)
-        attempt = _split_kernel(cum_t, cum_e, dist, out_pf, band_ends, mirror_m, drone_f, kind, mid)
-        if attempt is None:
-            lo = mid
-        else:
-            hi, rows = mid, attempt
+    hi, rows = best
     parts = tuple((int(drones.order[p]), int(a), int(b), bool(m)) for p, a, b, m in rows)
     return Split(hi, raw.reshape(-1, 2, 2), bands, ground, drones.order, parts, lawnmowers)
+
+
+def _piece_m(raw: FloatArray, drones: _Drones) -> float:
+    """The longest lane piece worth splitting the lawnmower ``raw`` at among ``drones``: a
+    :data:`PIECES_PER_BLOCK` th of the lane metres a block holds, the drones' even share of
+    all of them or what one battery sweeps, whichever is less."""
+    lanes = raw.reshape(-1, 2, 2)
+    total_m = float(np.hypot(*(lanes[:, 1] - lanes[:, 0]).T).sum())
+    battery_m = float((drones.drone_f[:, 4] / drones.drone_f[:, 5]).min())
+    return min(total_m / len(drones.order), battery_m) / PIECES_PER_BLOCK
+
+
+def cut_lanes(
+    raw: FloatArray, bands: NDArray[np.intp], piece_m: float
+) -> tuple[FloatArray, NDArray[np.intp], NDArray[np.bool_]]:
+    """The lawnmower ``raw`` (lane ends, (2L, 2)) with every lane longer than ``piece_m``
+    cut into equal pieces no longer, end to end in its band, so that a block may end part way
+    along it."""
+    lanes = raw.reshape(-1, 2, 2)
+    length = np.hypot(*(lanes[:, 1] - lanes[:, 0]).T)
+    k = np.maximum(np.ceil(length / max(piece_m, MIN_PIECE_M)), 1).astype(np.intp)
+    if np.all(k == 1):
+        return raw, bands, np.ones(len(lanes), np.bool_)
+    lane = np.repeat(np.arange(len(lanes)), k)
+    j = np.arange(len(lane)) - np.repeat(np.cumsum(k) - k, k)
+    start, step = lanes[lane, 0], (lanes[lane, 1] - lanes[lane, 0]) / k[lane, None]
+    out = np.stack([start + j[:, None] * step, start + (j + 1)[:, None] * step], axis=1)
+    return out.reshape(-1, 2), bands[lane], j == k[lane] - 1
 
 
 def mirror_extra_m(raw: FloatArray, bands: NDArray[np.intp]) -> FloatArray:
@@ -601,10 +661,13 @@ def _split_kernel(
     drone_f: FloatArray,
     kind: NDArray[np.int64],
     deadline: float,
+    stop: NDArray[np.bool_],
+    whole_only: bool,
 ) -> list[tuple[int, int, int, bool]] | None:  # pragma: no cover - compiled
     """Rows (drone position, first lane, last lane, mirrored) that sweep every lane by
     ``deadline``, each drone taking as many lanes as its time and battery allow; None if the
-    drones run out first.
+    drones run out first. Lanes here may be pieces of lanes (:func:`cut_lanes`): with
+    ``whole_only`` a block ends only at a lane's last piece (``stop``).
 
     Lane k runs from point 2k to point 2k + 1 of ``cum_t``, ``cum_e`` (time and battery along
     the lawnmower) and ``dist`` (flyable metres from the site). A block of lanes is flown as the
@@ -633,6 +696,8 @@ def _split_kernel(
                 de = cum_e[c, 2 * b + 1] - cum_e[c, 2 * a]
                 if t_base + dt > deadline or drone_f[p, 2] + de > budget:
                     break
+                if whole_only and not stop[b]:
+                    continue
                 # (mirrored across slabs, the joins between them would change)
                 whole = (
                     band_ends[a, 0] == a
