@@ -43,6 +43,7 @@ from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError
 from skysweep.geo import FloatArray, cell_squares, rotation, sample_points
 from skysweep.mission import Mission
+from skysweep.plan.deadline import least_deadline
 from skysweep.plan.lanes import lane_directions
 from skysweep.plan.metrics import finish_bound_s
 from skysweep.plan.paths import PathFinder
@@ -572,23 +573,12 @@ def _site_plan(
     rate = float(np.sum(costs.speed_mps[drones] * costs.spacing_m[drones]))
     far = max(max(c.dist) for c in chains)
     v = float(costs.speed_mps[drones].min())
-    lo = 0.0
     hi = float(costs.launch_s[drones].max() + area / rate + 2 * far / v + costs.vertical_s.max())
     packed = _Packed.of(chains, drones, costs)
-    for _ in range(40):
-        taken = _greedy(packed, hi)
-        if taken is not None:
-            break
-        lo, hi = hi, hi * 2
-    else:
+    found = least_deadline(lambda t: _greedy(packed, t), hi, DEADLINE_TOL_S)
+    if found is None:
         raise InfeasibleError(_beyond_battery(far, drones, costs))
-    while hi - lo > DEADLINE_TOL_S:
-        mid = 0.5 * (lo + hi)
-        attempt = _greedy(packed, mid)
-        if attempt is None:
-            lo = mid
-        else:
-            hi, taken = mid, attempt
+    hi, taken = found
     return hi, chains, taken
 
 

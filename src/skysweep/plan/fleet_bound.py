@@ -46,6 +46,7 @@ from skysweep.energy import HOVER_POWER
 from skysweep.geo import FloatArray
 from skysweep.mission import Mission
 from skysweep.plan.allocate import AreaSamples, DroneCosts
+from skysweep.plan.deadline import least_deadline
 from skysweep.plan.metrics import site_distances_m
 
 #: Area samples the flow runs on (a fixed random subset of the area's samples).
@@ -83,18 +84,9 @@ def fleet_bound_s(mission: Mission, area: AreaSamples, launch_s: FloatArray) -> 
         return graph.max_flow(caps) >= supply * k
 
     hi = max(1.0, float(np.max(launch_s, initial=0.0)))
-    while not feasible(hi):
-        hi *= 2.0
-        if hi > 1e9:
-            return float("inf")
-    lo = 0.0
-    while hi - lo > TOLERANCE_S:
-        mid = 0.5 * (lo + hi)
-        if feasible(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    # (30 doublings pass 1e9 s: beyond that the fleet cannot finish at all)
+    found = least_deadline(lambda t: True if feasible(t) else None, hi, TOLERANCE_S, grow=30)
+    return float("inf") if found is None else found[0]
 
 
 @dataclass(frozen=True)

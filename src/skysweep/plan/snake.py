@@ -45,6 +45,7 @@ from skysweep.kinematics import corner_loss_s
 from skysweep.mission import Mission
 from skysweep.plan.allocate import DroneCosts, next_ratio, site_bound_s
 from skysweep.plan.arms import arm_parts, long_axis
+from skysweep.plan.deadline import least_deadline
 from skysweep.plan.lanes import (
     MIN_PIECE_M,
     connect_lanes,
@@ -564,34 +565,13 @@ def _split_route(
         args = (cum_t, cum_e, dist, out_pf, band_ends, mirror_m, drone_f, kind)
         return _split_kernel(*args, deadline, stop, whole_only)
 
-    def least_deadline(
-        whole_only: bool, hi: float, grow: bool
-    ) -> tuple[float, list[tuple[int, int, int, bool]]] | None:
-        """The earliest deadline the kernel meets, to ``DEADLINE_TOL_S``: at most ``hi``
-        or, if ``grow``, whatever the doubling of ``hi`` first meets; None if not met."""
-        lo, rows = 0.0, kernel(hi, whole_only)
-        for _ in range(20 if grow else 0):
-            if rows is not None:
-                break
-            lo, hi = hi, 2 * hi
-            rows = kernel(hi, whole_only)
-        if rows is None:
-            return None
-        while hi - lo > DEADLINE_TOL_S:
-            mid = 0.5 * (lo + hi)
-            attempt = kernel(mid, whole_only)
-            if attempt is None:
-                lo = mid
-            else:
-                hi, rows = mid, attempt
-        return hi, rows
-
     start = drone_f[:, 0].max() + drone_f[:, 1].max() + cum_t.max()
-    best = least_deadline(True, float(start + 2 * dist.max() * drone_f[:, 5].max()), True)
+    hi = float(start + 2 * dist.max() * drone_f[:, 5].max())
+    best = least_deadline(lambda t: kernel(t, True), hi, DEADLINE_TOL_S, grow=20)
     if best is not None and not stop.all():
         # the kernel is greedy: blocks that may end part way along a lane usually land
         # earlier, not always; they are kept only if they beat whole lanes
-        pieces = least_deadline(False, best[0], False)
+        pieces = least_deadline(lambda t: kernel(t, False), best[0], DEADLINE_TOL_S, grow=0)
         if pieces is not None and pieces[0] < best[0]:
             best = pieces
     if best is None:
