@@ -78,8 +78,8 @@ CLASS_SPREAD = 1.15
 CLASS_ROUNDS = 4
 #: Points a site's ground is sampled with to share it among classes of drones.
 RING_SAMPLES = 4000
-#: A lane longer than this share of a block's lane metres is cut into pieces a block may end
-#: between.
+#: For the exact judgement, lanes are cut into pieces a block may end between, each at most
+#: a block's lane metres (a drone's even share, or what a battery sweeps) over this.
 PIECES_PER_BLOCK = 8
 #: Bisection on the deadline stops at this precision, seconds.
 DEADLINE_TOL_S = 0.5
