@@ -48,7 +48,11 @@ def lower_bound_s(
     fleet = mission.fleet
     launch = launch_slots(mission) if launch_s is None else launch_s
     sites = mission.site_xy_m
-    dist = np.min(np.hypot(samples[:, None, 0] - sites[:, 0], samples[:, None, 1] - sites[:, 1]), 1)
+    # nearest site, site by site: no (samples × sites) temporaries
+    near2 = np.full(len(samples), np.inf)
+    for x, y in sites:
+        near2 = np.minimum(near2, (samples[:, 0] - x) ** 2 + (samples[:, 1] - y) ** 2)
+    dist = np.sqrt(near2)
     total = float(mission.searchable.area)
     d = site_distances_m(mission)[fleet.site]
     ordered = np.sort(dist)
