@@ -944,7 +944,8 @@ class Orchestrator:
         self._zones[name] = polygon
         self._set_fence()
         # a drone inside the zone (or its margin) leaves by the shortest way, then goes home
-        grown = polygon.buffer(self.plan.mission.safety.geofence_margin_m)
+        # (grown as the fence grows it: square corners)
+        grown = polygon.buffer(self.plan.mission.safety.geofence_margin_m, join_style="mitre")
         air = fs.airborne & ~self.lost
         inside = air & shapely.contains_xy(grown, fs.pos_m[:, 0], fs.pos_m[:, 1])
         # being inside when the zone appears is not a breach; going back in would be
