@@ -554,10 +554,7 @@ def _split_route(
         out_pf[k] = power_factor(np.hypot(*(away * v - wind_mps).T), v)
     drone_f, kind = drones.drone_f, drones.kind
     # each lane's band's first and last lane: a block is mirrored band by band
-    new_band = np.r_[True, bands[1:] != bands[:-1]]
-    first = np.maximum.accumulate(np.where(new_band, np.arange(len(bands)), 0))
-    end_band = np.r_[bands[1:] != bands[:-1], True]
-    last = np.minimum.accumulate(np.where(end_band, np.arange(len(bands)), len(bands))[::-1])[::-1]
+    first, last = _band_bounds(bands)
     band_ends = np.column_stack([first, last, bands // BANDS_PER_SLAB]).astype(np.int64)
     mirror_m = mirror_extra_m(raw, bands)
 
@@ -609,6 +606,16 @@ def cut_lanes(
     return out.reshape(-1, 2), bands[lane], j == k[lane] - 1
 
 
+def _band_bounds(bands: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """(L,) each lane's band's first lane, and its last (lanes of a band are consecutive)."""
+    lane = np.arange(len(bands))
+    new_band = np.r_[True, bands[1:] != bands[:-1]]
+    end_band = np.r_[bands[1:] != bands[:-1], True]
+    first = np.maximum.accumulate(np.where(new_band, lane, 0))
+    last = np.minimum.accumulate(np.where(end_band, lane, len(bands))[::-1])[::-1]
+    return first, last
+
+
 def mirror_extra_m(raw: FloatArray, bands: NDArray[np.intp]) -> FloatArray:
     """(L,) the metres a block of the lawnmower ``raw`` (lane ends, (2L, 2)) flown mirrored
     adds by its joins between bands: lanes ``a .. b`` add ``out[b] - out[a]``.
@@ -618,11 +625,8 @@ def mirror_extra_m(raw: FloatArray, bands: NDArray[np.intp]) -> FloatArray:
     straight joins, and never counted less than the lawnmower's own.
     """
     ends = raw.reshape(-1, 2, 2)
-    new_band = np.r_[True, bands[1:] != bands[:-1]]
-    end_band = np.r_[bands[1:] != bands[:-1], True]
-    first = np.maximum.accumulate(np.where(new_band, np.arange(len(bands)), 0))
-    last = np.minimum.accumulate(np.where(end_band, np.arange(len(bands)), len(bands))[::-1])[::-1]
-    join = np.flatnonzero(end_band[:-1])  # lane i ends its band, lane i + 1 starts the next
+    first, last = _band_bounds(bands)
+    join = np.flatnonzero(bands[1:] != bands[:-1])  # lane i ends its band, i + 1 starts the next
     own = np.hypot(*(ends[join, 1] - ends[join + 1, 0]).T)
     other = np.hypot(*(ends[first[join], 0] - ends[last[join + 1], 1]).T)
     extra = np.zeros(len(bands))
