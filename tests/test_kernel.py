@@ -435,6 +435,57 @@ def test_a_neighbour_flying_into_the_path_is_seen(ctx: SafetyContext) -> None:
     assert one(work(0, (400, 300)), fs, ctx).outcome is Outcome.ACCEPTED
 
 
+def _silent(fs: FleetState, drone: int, silent_s: float) -> FleetState:
+    seen = fs.last_seen_s.copy()
+    seen[drone] = fs.t_s - silent_s
+    return dataclasses.replace(fs, last_seen_s=seen)
+
+
+@pytest.mark.parametrize(
+    ("silent_s", "outcome"),
+    [
+        (0.0, Outcome.REFUSED),  # heard now: it flies on into the path
+        (9.0, Outcome.REFUSED),  # within the lost-link timeout (10 s): still taken as flying
+        (250.0, Outcome.ACCEPTED),  # minutes old: where it was seen, at rest, 60 m off the path
+        (np.inf, Outcome.ACCEPTED),  # never heard since (NaN below)
+    ],
+)
+def test_a_neighbour_not_heard_for_long_is_not_flown_on(
+    ctx: SafetyContext, silent_s: float, outcome: Outcome
+) -> None:
+    """Reliability seed 930: a drone that fell at 50 s, its last report 'crossing the path at
+    10 m/s' still taken as flying at 300 s, kept a neighbour's way home refused for minutes."""
+    fs = fleet(pos={0: (200.0, 300.0, ALT), 1: (260.0, 360.0, ALT)}, vel={1: (0.0, -10.0)})
+    fs = _silent(fs, 1, silent_s)
+    if np.isinf(silent_s):
+        fs.last_seen_s[1] = np.nan
+    v = one(work(0, (400, 300)), fs, ctx)
+    assert v.outcome is outcome, v.why
+
+
+def test_a_neighbour_not_heard_for_long_still_bars_where_it_was_seen(ctx: SafetyContext) -> None:
+    """Its last fix is kept: a route straight through it is refused, and one a step above its
+    band goes (the way out the orchestrator takes)."""
+    fs = _silent(fleet(pos={0: (300.0, 300.0, ALT), 1: (320.0, 300.0, ALT)}), 1, 250.0)
+    assert one(work(0, (400, 300)), fs, ctx).why == "separation"
+    up = ALT + SEPARATION_BAND_M + 2.0
+    step = work(0, (300, 300, up), (400, 300, up))
+    assert one(step, fs, ctx).outcome is Outcome.ACCEPTED
+    # its stale velocity does not carry it under the column of the step
+    fs = dataclasses.replace(fs, vel_mps=np.array([[0.0, 0, 0], [-15.0, 0, 0], [0, 0, 0]]))
+    assert one(step, fs, ctx).outcome is Outcome.ACCEPTED
+    assert one(step, _silent(fs, 1, 0.0), ctx).why == "separation"
+
+
+def test_a_launch_is_not_kept_waiting_by_a_phantom(ctx: SafetyContext) -> None:
+    """A drone not heard for minutes, last seen 40 m from the pad flying at it, is not taken to
+    be passing over the pad now."""
+    x, y = PADS[0]
+    fs = fleet(pos={1: (x - 40.0, y, 20.0)}, vel={1: (7.0, 0.0)})
+    assert one(sortie(0, (-400, 400)), fs, ctx).why == "separation"
+    assert one(sortie(0, (-400, 400)), _silent(fs, 1, 250.0), ctx).outcome is Outcome.ACCEPTED
+
+
 @pytest.mark.parametrize("to", [(200.0, 300.0), (300.0, 400.0), (300.0, 200.0)])
 def test_drones_already_too_close_may_still_be_given_routes(
     ctx: SafetyContext, to: tuple[float, float]

@@ -142,6 +142,9 @@ class SafetyContext:
     endurance_s: FloatArray
     climb_mps: FloatArray
     accel_mps2: FloatArray
+    lost_link_timeout_s: float = 10.0
+    """A drone not heard for longer is judged where it was last seen, at rest
+    (:func:`reported_velocity`)."""
 
     @classmethod
     def of(
@@ -176,7 +179,23 @@ class SafetyContext:
             endurance_s=fleet.endurance_s,
             climb_mps=fleet.climb_mps,
             accel_mps2=fleet.accel_mps2,
+            lost_link_timeout_s=mission.safety.lost_link_timeout_s,
         )
+
+
+def reported_velocity(fs: FleetState, ctx: SafetyContext) -> FloatArray:
+    """(n, 2) the horizontal velocity (m/s) each neighbour is taken to fly on at: its last
+    report, or none for one not heard for more than the lost-link timeout. A report that old
+    says nothing of where the drone is going (it may have fallen, or be flying its own
+    failsafe); flown on, it sweeps a phantom across the sky that bars every route near its
+    path (reliability seed 930: a drone that fell at 50 s, still "flying east at 15 m/s" from
+    its last fix at 300 s, kept a neighbour's way home and every step out of its band
+    refused for 375 s). Where it was last seen is kept: that is where the operator's map
+    shows it."""
+    v = fs.vel_mps[:, :2].copy()
+    heard = fs.t_s - np.asarray(fs.last_seen_s, float) <= ctx.lost_link_timeout_s
+    v[~heard] = 0.0  # never heard (NaN) is not heard either
+    return v
 
 
 def stopping_point(fs: FleetState, accel_mps2: FloatArray) -> FloatArray:
@@ -442,7 +461,7 @@ def _separation_conflicts(
     d = target - p0[:, :2]
     dn = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
     vel = d / dn[:, None] * v[:, None]
-    moving = fs.vel_mps[:, :2].copy()
+    moving = reported_velocity(fs, ctx)
     reach = (v + ctx.speed_mps.max()) * (SEPARATION_HORIZON_S + t_step) + sep
     hits_of = tree.query_ball_point(p0[:, :2], reach)
     # drones let through on a step, in their new band: column, altitude, velocity, step end
@@ -598,7 +617,8 @@ def _climb_conflicts(
     climb = np.maximum(ctx.climb_mps[drone], 0.1)
     top = np.array([max(float(path[a:b, 2].max()), 0.0) for a, b in zip(first, ends, strict=True)])
     t_max = np.minimum((top + SEPARATION_BAND_M) / climb, LAUNCH_LOOKAHEAD_S)
-    speed = np.hypot(fs.vel_mps[up, 0], fs.vel_mps[up, 1])
+    moving = reported_velocity(fs, ctx)
+    speed = np.hypot(moving[up, 0], moving[up, 1])
     reach = sep + (speed.max() if len(speed) else 0.0) * t_max
     for k, hits in enumerate(tree.query_ball_point(pads, reach)):
         j = up[np.asarray(hits, np.intp)]
@@ -613,7 +633,7 @@ def _climb_conflicts(
             float(climb[k]),
             float(t_max[k]),
             fs.pos_m[j, :2],
-            fs.vel_mps[j, :2],
+            moving[j],
             fs.pos_m[j, 2],
             sep,
         )
