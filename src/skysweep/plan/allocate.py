@@ -199,6 +199,8 @@ class SiteShares:
     bound_s: FloatArray
     """(S,) each site's lower bound on its finish for its share (:func:`site_bound_s`),
     seconds from mission start; 0 for a site with no share."""
+    weights_m: FloatArray
+    """(S,) the metres added to each site's distances to share the samples (:func:`_owner`)."""
 
 
 def share_sites(
@@ -206,16 +208,22 @@ def share_sites(
     launch_s: FloatArray,
     samples: AreaSamples,
     ratio: FloatArray | None = None,
+    weights_m: FloatArray | None = None,
 ) -> SiteShares:
     """The area shared among the sites so that their bounds on their finish, each times its
     ``ratio`` (the factor by which its real plan takes longer, if known), are as equal as the
     distances let them be: a weighted nearest-site partition, every sample within reach of a
-    site's drones there and back."""
+    site's drones there and back. Given ``weights_m``, the partition with those weights."""
     costs = DroneCosts.of(mission, launch_s)
     n_sites = len(mission.sites)
-    scale = np.ones(n_sites) if ratio is None else np.asarray(ratio, float)
-    owner = _balance(samples, costs, _reach_m(costs, n_sites), scale)
-    return SiteShares(samples, owner, _site_bounds(samples, costs, owner))
+    reach = _reach_m(costs, n_sites)
+    if weights_m is not None:
+        weights = np.asarray(weights_m, float)
+        owner = _owner(samples, weights, reach)
+    else:
+        scale = np.ones(n_sites) if ratio is None else np.asarray(ratio, float)
+        owner, weights = _balance(samples, costs, reach, scale)
+    return SiteShares(samples, owner, _site_bounds(samples, costs, owner), weights)
 
 
 def next_ratio(
@@ -264,7 +272,7 @@ def allocate(
     # plans take and share again.
     reach = _reach_m(costs, n_sites)
     ratio = np.ones(n_sites)
-    owner = _balance(samples, costs, reach, ratio)
+    owner, _ = _balance(samples, costs, reach, ratio)
     best: tuple[float, list[_Columns], NDArray[np.intp], list[_SitePlan]] | None = None
     for theta in lane_directions(mission.searchable, ANGLE_STEP_DEG):
         for pairs in LANE_PAIRS:
@@ -286,7 +294,7 @@ def allocate(
         # a site's plan takes longer than its bound by a factor of its own (its shape, its
         # transit); share again with the bounds scaled by it
         ratio = np.where(bounds > 0, deadlines / np.maximum(bounds, 1e-9), ratio)
-        new_owner = _balance(samples, costs, reach, ratio)
+        new_owner, _ = _balance(samples, costs, reach, ratio)
         if np.array_equal(new_owner, owner):
             break
         owner = new_owner
@@ -485,9 +493,9 @@ def _owned_sorted(
 
 def _balance(
     samples: AreaSamples, costs: DroneCosts, reach_m: FloatArray, ratio: FloatArray
-) -> NDArray[np.intp]:
+) -> tuple[NDArray[np.intp], FloatArray]:
     """The sites' shares of the samples (each sample's site) that make the sites' bounds, each
-    times its ``ratio``, as equal as the distances let them be.
+    times its ``ratio``, as equal as the distances let them be, and the sites' weights.
 
     The shares are a weighted nearest-site partition (:func:`_owner`): a site that would finish
     late gets a larger weight, so its far samples go to its neighbours. The step is cut in half,
@@ -497,7 +505,7 @@ def _balance(
     weights = np.zeros(n_sites)
     owner = _owner(samples, weights, reach_m)
     if n_sites == 1:
-        return owner
+        return owner, weights
     active = (np.bincount(costs.site, minlength=n_sites) > 0) & (reach_m > 0)
     speed = float(np.mean(costs.speed_mps))
     step = 0.5
@@ -530,7 +538,7 @@ def _balance(
         weights = weights + step * np.where(active, t - t[active].mean(), 0.0) * speed
         owner = _owner(samples, weights, reach_m)
         t = ratio * _site_bounds(samples, costs, owner)
-    return best_owner
+    return best_owner, best_w
 
 
 def _lighter(

@@ -46,6 +46,10 @@ SITE_ROUNDS = 3
 #: third gains it 1.1 % and costs 0.1 s of its 0.5 s bar. No other scenario of the suite
 #: stops earlier at 3 % than at 2 %.
 SITE_SPREAD = 0.03
+#: Rounds of sharing between two sites: from the third, by false position on the finishes
+#: measured (:func:`between_finishes`). The bounds' correction alone can swing a share from
+#: one site to the other (star-40's hub: 6 %, 48 %, 33 %, then nothing).
+TWO_SITE_ROUNDS = 6
 
 
 def plan_mission(mission: Mission) -> Plan:
@@ -115,7 +119,12 @@ def _split_sites(
     best: tuple[float, list[list[Split]]] | None = None
     ratio = best_ratio = np.ones(n_sites)
     angles: list[list[float] | None] = [None] * n_sites
-    for round_ in range(SITE_ROUNDS):
+    staffed = np.flatnonzero(np.bincount(mission.fleet.site, minlength=n_sites) > 0)
+    two = len(staffed) == 2
+    # two sites: (the first's weight less the second's, m; its finish less the second's, s)
+    seen: list[tuple[float, float]] = []
+    rounds = TWO_SITE_ROUNDS if two else SITE_ROUNDS
+    for round_ in range(rounds):
         splits = _split_grounds(mission, _site_grounds(mission, shares), launch, finder, angles)
         if splits is None:
             break
@@ -128,15 +137,45 @@ def _split_sites(
             angles = [[sp.angle_rad for sp in site] or None for site in splits]
         busy = (finish > 0) & (shares.bound_s > 0)
         even = max(2 * DEADLINE_TOL_S, SITE_SPREAD * float(finish.max()))
-        if round_ == SITE_ROUNDS - 1 or busy.sum() < 2 or np.ptp(finish[busy]) < even:
+        if round_ == rounds - 1 or (busy.sum() >= 2 and np.ptp(finish[busy]) < even):
             break
-        factor = np.where(busy, finish / np.maximum(shares.bound_s, 1e-9), ratio)
-        ratio = next_ratio(ratio, factor, best_ratio, improved)
-        again = share_sites(mission, launch, shares.samples, ratio)
+        again = None
+        if two:
+            # a site left with nothing finishes first: a share ending on either side of the
+            # even finish, and the weights between them come next
+            a, b = staffed
+            seen.append(
+                (float(shares.weights_m[a] - shares.weights_m[b]), float(finish[a] - finish[b]))
+            )
+            diff = between_finishes(seen)
+            if diff is not None:
+                weights = np.zeros(n_sites)
+                weights[a], weights[b] = diff / 2, -diff / 2
+                again = share_sites(mission, launch, shares.samples, weights_m=weights)
+        if again is None:
+            # the bounds' correction has its SITE_ROUNDS; only false position goes on
+            if busy.sum() < 2 or round_ >= SITE_ROUNDS - 1:
+                break
+            factor = np.where(busy, finish / np.maximum(shares.bound_s, 1e-9), ratio)
+            ratio = next_ratio(ratio, factor, best_ratio, improved)
+            again = share_sites(mission, launch, shares.samples, ratio)
         if np.array_equal(again.site, shares.site):
             break
         shares = again
     return None if best is None else _fly_sites(mission, best[1], launch, finder)
+
+
+def between_finishes(seen: list[tuple[float, float]]) -> float | None:
+    """The next difference of two sites' weights (metres) to share the area on, given rounds
+    ``seen`` as (weight difference, finish difference, seconds): by false position between the
+    two rounds nearest an even finish on either side of it (the finish difference falls as
+    the first site's weight grows: it gets less); None until the rounds lie on both sides."""
+    early = [r for r in seen if r[1] < 0]
+    late = [r for r in seen if r[1] > 0]
+    if not early or not late:
+        return None
+    (d0, g0), (d1, g1) = max(early, key=lambda r: r[1]), min(late, key=lambda r: r[1])
+    return d0 - g0 * (d1 - d0) / (g1 - g0)
 
 
 def _split_grounds(
