@@ -142,7 +142,7 @@ class SafetyContext:
     endurance_s: FloatArray
     climb_mps: FloatArray
     accel_mps2: FloatArray
-    lost_link_timeout_s: float = 10.0
+    lost_link_timeout_s: float
     """A drone not heard for longer is judged where it was last seen, at rest
     (:func:`reported_velocity`)."""
 
