@@ -101,6 +101,15 @@ def cell_squares(xy: FloatArray, cell_m2: float) -> shapely.Geometry:
     return shapely.coverage_union_all(boxes)
 
 
+def fence_margin(geom: shapely.Geometry, by_m: float) -> shapely.Geometry:
+    """``geom`` grown by ``by_m`` metres (shrunk if negative) as the geofence margin grows a
+    keep-out zone and shrinks the keep-in area: with square corners. The mission's flyable
+    region, the safety kernel's fence, a re-plan's new zones and the orchestrator's all grow
+    it so; a rounded corner anywhere would put a waypoint, or a drone, on the wrong side of
+    another's fence."""
+    return geom.buffer(by_m, join_style="mitre") if by_m else geom
+
+
 def smooth_share(
     share: shapely.Geometry, pad_m: float, within: shapely.Geometry
 ) -> shapely.Geometry:

@@ -30,7 +30,7 @@ from pydantic import (
 from scipy.spatial import cKDTree
 
 from skysweep.errors import MissionError
-from skysweep.geo import FloatArray, LocalFrame
+from skysweep.geo import FloatArray, LocalFrame, fence_margin
 
 #: How far the default keep-in fence reaches beyond the area and launch sites, metres.
 DEFAULT_KEEP_IN_MARGIN_M = 500.0
@@ -761,10 +761,9 @@ def build(spec: MissionSpec, source: str = "<mission>") -> Mission:
         raise fail("keep_out", "the keep-out zones cover the whole area: nothing left to search")
 
     margin = spec.safety.geofence_margin_m
-    flyable = keep_in.buffer(-margin, join_style="mitre") if margin > 0 else keep_in
+    flyable = fence_margin(keep_in, -margin)
     if keep_out_union is not None and not flyable.is_empty:
-        grown = keep_out_union.buffer(margin, join_style="mitre") if margin > 0 else keep_out_union
-        flyable = flyable.difference(grown)
+        flyable = flyable.difference(fence_margin(keep_out_union, margin))
     if flyable.is_empty:
         raise fail("keep_in", "nothing is left to fly in once the geofence margin is applied")
 

@@ -28,7 +28,7 @@ from scipy.optimize import linear_sum_assignment
 
 from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError
-from skysweep.geo import FloatArray, sample_points
+from skysweep.geo import FloatArray, fence_margin, sample_points
 from skysweep.mission import Mission
 from skysweep.plan.lanes import sweep_route
 from skysweep.plan.metrics import coverage_fraction
@@ -145,7 +145,7 @@ def replan(
     # grown as the mission's own zones and the safety kernel's fence are (mitre corners): a
     # rounded corner would put waypoints inside the kernel's margin, and launches be refused
     margin = m.safety.geofence_margin_m
-    zones = [z.buffer(margin, join_style="mitre") if margin > 0 else z for z in new_keep_out]
+    zones = [fence_margin(z, margin) for z in new_keep_out]
     if zones:
         flyable = shapely.difference(flyable, shapely.union_all(zones))
     finder = PathFinder(flyable) if zones else PathFinder.of(m)

@@ -27,7 +27,7 @@ from skysweep.energy import RETURN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError, SkysweepError, StoreError, TransitionError
 from skysweep.fence import segments_clear
 from skysweep.footprint import CoverageGrid
-from skysweep.geo import FloatArray
+from skysweep.geo import FloatArray, fence_margin
 from skysweep.link.base import Link
 from skysweep.mission import zone_from_geojson
 from skysweep.plan.model import Leg, Plan, Sortie
@@ -917,10 +917,11 @@ class Orchestrator:
     def _set_fence(self) -> None:
         m = self.plan.mission
         zones = list(self._zones.values())
-        flyable = m.keep_in.buffer(-m.safety.geofence_margin_m, join_style="mitre")
+        flyable = fence_margin(m.keep_in, -m.safety.geofence_margin_m)
         if zones:
-            grown = shapely.union_all(zones).buffer(m.safety.geofence_margin_m, join_style="mitre")
-            flyable = flyable.difference(grown)
+            flyable = flyable.difference(
+                fence_margin(shapely.union_all(zones), m.safety.geofence_margin_m)
+            )
         self._finder = PathFinder(flyable)
         self._kernel.with_context(SafetyContext.of(m, self._finder, keep_out=zones), zones)
         union = shapely.union_all(zones) if zones else None
@@ -944,8 +945,7 @@ class Orchestrator:
         self._zones[name] = polygon
         self._set_fence()
         # a drone inside the zone (or its margin) leaves by the shortest way, then goes home
-        # (grown as the fence grows it: square corners)
-        grown = polygon.buffer(self.plan.mission.safety.geofence_margin_m, join_style="mitre")
+        grown = fence_margin(polygon, self.plan.mission.safety.geofence_margin_m)
         air = fs.airborne & ~self.lost
         inside = air & shapely.contains_xy(grown, fs.pos_m[:, 0], fs.pos_m[:, 1])
         # being inside when the zone appears is not a breach; going back in would be

@@ -47,7 +47,7 @@ from scipy.spatial import cKDTree
 from skysweep.energy import HOVER_POWER, power_factor
 from skysweep.errors import InfeasibleError, LinkError
 from skysweep.fence import FenceField, segments_clear
-from skysweep.geo import FloatArray
+from skysweep.geo import FloatArray, fence_margin
 from skysweep.link.base import Link
 from skysweep.mission import Mission
 from skysweep.plan.paths import PathFinder
@@ -157,10 +157,8 @@ class SafetyContext:
         added or removed one)."""
         zones = [z.geometry for z in mission.keep_out] if keep_out is None else list(keep_out)
         margin = max(mission.safety.geofence_margin_m - GUARD_TOLERANCE_M, 0.0)
-        guard_in = (
-            mission.keep_in.buffer(-margin, join_style="mitre") if margin else mission.keep_in
-        )
-        guard_out = [z.buffer(margin, join_style="mitre") for z in zones] if margin else zones
+        guard_in = fence_margin(mission.keep_in, -margin)
+        guard_out = [fence_margin(z, margin) for z in zones]
         if finder is None:
             finder = PathFinder.of(mission)
         fleet = mission.fleet
