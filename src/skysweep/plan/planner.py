@@ -49,7 +49,7 @@ SITE_SPREAD = 0.03
 #: Rounds of sharing between two sites: from the third, by false position on the finishes
 #: measured (:func:`between_finishes`). The bounds' correction alone can swing a share from
 #: one site to the other (star-40's hub: 6 %, 48 %, 33 %, then nothing).
-TWO_SITE_ROUNDS = 6
+TWO_SITE_ROUNDS = 8
 
 
 def plan_mission(mission: Mission) -> Plan:
@@ -169,12 +169,25 @@ def between_finishes(seen: list[tuple[float, float]]) -> float | None:
     """The next difference of two sites' weights (metres) to share the area on, given rounds
     ``seen`` as (weight difference, finish difference, seconds): by false position between the
     two rounds nearest an even finish on either side of it (the finish difference falls as
-    the first site's weight grows: it gets less); None until the rounds lie on both sides."""
+    the first site's weight grows: it gets less); None until the rounds lie on both sides.
+
+    The Illinois rule keeps false position from creeping up on the even finish from one side
+    while the far round on the other is held: when the last rounds came ever nearer on one
+    side, the other side's finish difference counts half for each of them after the first."""
     early = [r for r in seen if r[1] < 0]
     late = [r for r in seen if r[1] > 0]
     if not early or not late:
         return None
     (d0, g0), (d1, g1) = max(early, key=lambda r: r[1]), min(late, key=lambda r: r[1])
+    streak = 0
+    for (_, after), (_, before) in zip(seen[::-1], seen[-2::-1], strict=False):
+        if after * before <= 0 or abs(after) >= abs(before):
+            break
+        streak += 1
+    if seen[-1][1] < 0:
+        g1 /= 2.0**streak
+    else:
+        g0 /= 2.0**streak
     return d0 - g0 * (d1 - d0) / (g1 - g0)
 
 

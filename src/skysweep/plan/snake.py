@@ -45,6 +45,7 @@ from skysweep.kinematics import corner_loss_s
 from skysweep.mission import Mission
 from skysweep.plan.allocate import DroneCosts, next_ratio, site_bound_s
 from skysweep.plan.arms import arm_parts, long_axis
+from skysweep.plan.contours import contour_routes
 from skysweep.plan.deadline import least_deadline
 from skysweep.plan.lanes import (
     MIN_PIECE_M,
@@ -83,6 +84,12 @@ RING_SAMPLES = 4000
 PIECES_PER_BLOCK = 8
 #: Bisection on the deadline stops at this precision, seconds.
 DEADLINE_TOL_S = 0.5
+#: Contour lanes (:mod:`skysweep.plan.contours`) are tried over a ground whose lanes total
+#: at most this many metres (area / spacing): about 5 km² at 50 m. Offsetting a larger ground
+#: ring by ring, and splitting its thousands of ring segments, would cost more than the
+#: planning time bars allow (speed-200: 41 s), and there the straight lawnmowers' turns and
+#: trips are a small share of the flight.
+CONTOUR_MAX_LANE_M = 100_000.0
 
 
 _Lawnmower: TypeAlias = tuple[FloatArray, NDArray[np.intp]]
@@ -129,7 +136,10 @@ class Split:
                 block = np.concatenate([g[::-1, ::-1] for g in np.split(block, cuts)])
             # a lane cut into pieces (:func:`cut_lanes`) is flown as one again
             route, _ = merge_touching(block.reshape(-1, 2), bands)
-            out.setdefault(drone, []).append(connect_lanes(route, finder))
+            route = connect_lanes(route, finder)
+            # a contour's lanes touch end to start: one waypoint, not two
+            keep = np.r_[True, np.any(np.diff(route, axis=0) != 0, axis=1)]
+            out.setdefault(drone, []).append(route[keep])
         return out
 
 
@@ -355,7 +365,22 @@ def _lawnmowers(
                 if np.hypot(*(raw[0] - site_xy)) <= np.hypot(*(raw[-1] - site_xy)) + 1.0:
                     out.append((raw, bands))
     out += _arm_lawnmowers(ground, spacing_m, finder, site_xy)
+    if float(ground.area) / spacing_m <= CONTOUR_MAX_LANE_M:
+        out += _contour_lawnmowers(ground, spacing_m, site_xy)
     return tuple(out)
+
+
+def _contour_lawnmowers(
+    ground: shapely.Geometry, spacing_m: float, site_xy: FloatArray
+) -> list[_Lawnmower]:
+    """Lawnmowers along ``ground``'s contours (:mod:`skysweep.plan.contours`), begun nearest
+    the site, one each way round. Every lane is a slab of its own: a block is never mirrored
+    (a ring's lanes are not a band's)."""
+    out = []
+    for lanes in contour_routes(ground, spacing_m, site_xy):
+        bands = np.arange(len(lanes), dtype=np.intp) * BANDS_PER_SLAB
+        out.append((lanes.reshape(-1, 2), bands))
+    return out
 
 
 def _arm_lawnmowers(
@@ -547,8 +572,14 @@ def _split_route(
     seg = np.hypot(*np.diff(route, axis=0).T)
     away = raw - site_xy
     away /= np.maximum(np.hypot(*away.T), 1e-9)[:, None]
+    # a contour's lanes touch end to start: its corners are those of the route without its
+    # repeated points (a zero-length leg reads as going straight on)
+    moves = np.r_[True, seg > 0]
+    unique = route[moves]
+    uid = np.cumsum(moves) - 1
     for k, (v, accel) in enumerate(drones.kinds):
-        corners = np.append(corner_loss_s(route, v, accel), 0.0)
+        at_vertex = np.r_[0.0, corner_loss_s(unique, v, accel), 0.0]
+        corners = np.where(moves[1:], at_vertex[uid[1:]], 0.0)
         cum_t[k] = np.r_[0.0, np.cumsum(seg / v + corners)][at]
         cum_e[k] = np.r_[0.0, np.cumsum(leg_energy(route, v, wind_mps) + corners)][at]
         out_pf[k] = power_factor(np.hypot(*(away * v - wind_mps).T), v)
