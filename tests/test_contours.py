@@ -145,7 +145,7 @@ def test_a_contour_split_is_flown_as_estimated_without_repeated_waypoints() -> N
         split = snake._split_route(
             raw, bands, m.searchable, crew, m.wind_vector_mps, finder, site, ()
         )
-        assert split is not None
+        assert split is not None and split.along_contours
         land = 0.0
         for i, routes in split.drone_routes(finder).items():
             for route in routes:

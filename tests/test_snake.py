@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from skysweep.bench.plan_scenarios import scenario
 from skysweep.geo import sample_points
 from skysweep.mission import Mission
-from skysweep.plan import lanes, planner
+from skysweep.plan import lanes, planner, snake
 from skysweep.plan.allocate import sample_area, share_sites
 from skysweep.plan.metrics import coverage_fraction, launch_slots
 from skysweep.plan.paths import PathFinder
@@ -301,8 +301,8 @@ def test_on_a_plateau_the_latest_site_keeps_the_least_to_sweep() -> None:
     Among shares no later it now keeps the one that leaves the latest site the least. The
     rounds after the second share by false position on the sites' finishes: both sites land
     within 3 % of each other (711 s and 796 s when every round corrected the bounds: a fourth
-    such round gave the hub nothing). Contour lanes (skysweep.plan.contours) give the hub a
-    slightly earlier first round and the rounds another path: 0.546, against 0.552 without."""
+    such round gave the hub nothing). 0.561 since the hub may fly contour lanes and two sites
+    are shared by the Illinois rule."""
     m = scenario("star-40").mission()
     plan = planner.plan_mission(m)
     land = np.zeros(len(m.sites))
@@ -310,7 +310,7 @@ def test_on_a_plateau_the_latest_site_keeps_the_least_to_sweep() -> None:
         site = int(m.fleet.site[s.drone])
         land[site] = max(land[site], s.land_s)
     assert land.max() < 1.03 * land.min()
-    assert plan.metrics.efficiency > 0.54  # 0.453, then 0.537, then 0.552 before
+    assert plan.metrics.efficiency > 0.555  # 0.453, then 0.537, then 0.552 before
     assert plan.metrics.coverage_fraction >= 0.995
 
 
@@ -366,10 +366,14 @@ def test_cell_squares_are_the_samples_squares() -> None:
     assert union.area == pytest.approx(len(xy) * cell)
 
 
-def test_a_direction_hint_is_tried_beside_the_grounds_axes(meadow: Mission) -> None:
+def test_a_direction_hint_is_tried_beside_the_grounds_axes(
+    meadow: Mission, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Given the directions a ground much like this one was best swept in (the planner's later
     rounds of sharing the sites), the split tries those and the ground's own axes only: a
-    hint off the axes is taken when it is the better, never a direction it was not given."""
+    hint off the axes is taken when it is the better, never a direction it was not given.
+    (Straight lanes only: the meadow's contour lanes land first, and have no direction.)"""
+    monkeypatch.setattr(snake, "CONTOUR_MAX_LANE_M", 0.0)
     finder = PathFinder(meadow.flyable)
     drones = np.arange(len(meadow.fleet))
     launch = launch_slots(meadow)

@@ -134,7 +134,9 @@ def _split_sites(
             best, best_ratio = (float(finish.max()), splits), ratio
             # a share moves a little from round to round: later rounds try the directions its
             # lanes took in the best round, and its own axes, not every direction again
-            angles = [[sp.angle_rad for sp in site] or None for site in splits]
+            angles = [
+                [sp.angle_rad for sp in site if not sp.along_contours] or None for site in splits
+            ]
         busy = (finish > 0) & (shares.bound_s > 0)
         even = max(2 * DEADLINE_TOL_S, SITE_SPREAD * float(finish.max()))
         if round_ == rounds - 1 or (busy.sum() >= 2 and np.ptp(finish[busy]) < even):

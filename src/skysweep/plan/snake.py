@@ -93,7 +93,8 @@ CONTOUR_MAX_LANE_M = 100_000.0
 
 
 _Lawnmower: TypeAlias = tuple[FloatArray, NDArray[np.intp]]
-"""(2L, 2) lane ends in flying order, straight-joined; (L,) each lane's band."""
+"""(2L, 2) lane ends in flying order, straight-joined; (L,) each lane's band (negative for a
+lawnmower along contours, every lane a slab of its own)."""
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,15 @@ class Split:
     """Every lawnmower over the ground it was chosen among (to split it again)."""
 
     @property
+    def along_contours(self) -> bool:
+        """Whether the lanes are a ground's contours (:mod:`skysweep.plan.contours`), not
+        straight lanes in one direction."""
+        return bool(self.bands[0] < 0)
+
+    @property
     def angle_rad(self) -> float:
-        """The lanes' direction, radians from east in [0, π)."""
+        """The lanes' direction, radians from east in [0, π) (of the first lane only, for
+        lanes along contours)."""
         d = self.lanes[0, 1] - self.lanes[0, 0]
         return float(np.arctan2(d[1], d[0])) % np.pi
 
@@ -378,7 +386,8 @@ def _contour_lawnmowers(
     (a ring's lanes are not a band's)."""
     out = []
     for lanes in contour_routes(ground, spacing_m, site_xy):
-        bands = np.arange(len(lanes), dtype=np.intp) * BANDS_PER_SLAB
+        # negative: a contour lawnmower is told from a straight one by its bands alone
+        bands = -np.arange(1, len(lanes) + 1, dtype=np.intp) * BANDS_PER_SLAB
         out.append((lanes.reshape(-1, 2), bands))
     return out
 
