@@ -38,7 +38,7 @@ QUAD_SEGS = 4
 SIMPLIFY_M = 0.5
 #: A convex corner's spur is at most this many track spacings long: what a sharper corner
 #: leaves unseen is left to the patches.
-MAX_PULL_SPACINGS = 1.0
+MAX_SPUR_SPACINGS = 1.0
 #: Shorter spurs are not flown, metres (a corner of 150° or more needs none at 50 m).
 MIN_SPUR_M = 1.0
 #: Unseen pieces smaller than this share of a track spacing squared are left (numerical
@@ -52,8 +52,8 @@ MIN_LANE_M = 1.0
 
 def contour_rings(ground: shapely.Geometry, spacing_m: float) -> list[FloatArray]:
     """Closed rings (n + 1, 2) that sweep ``ground`` with lanes ``spacing_m`` apart, outermost
-    level first, each oriented with the ring's own region on its left and its convex corners
-    spurs (see the module's docstring). Patches are not included."""
+    level first, each oriented with the ring's own region on its left, with a spur into each
+    of its convex corners (:func:`corner_spurs`). Patches are not included."""
     rings: list[FloatArray] = []
     k = 0
     while True:
@@ -74,7 +74,7 @@ def contour_rings(ground: shapely.Geometry, spacing_m: float) -> list[FloatArray
 def corner_spurs(ring: FloatArray, spacing_m: float) -> FloatArray:
     """The closed ``ring`` (n + 1, 2), its region on the left, with a spur flown out and back
     from every convex corner along its bisector, (spacing/2)·(1/sin(α/2) − 1) long and at
-    most :data:`MAX_PULL_SPACINGS` spacings: so far that the corner sees half a spacing
+    most :data:`MAX_SPUR_SPACINGS` spacings: so far that the corner sees half a spacing
     beyond the previous ring's corner (or the ground's own), as a straight stretch of the ring
     does. (Moving the corner itself would move its edges with it.)"""
     pts = ring[:-1]
@@ -88,7 +88,7 @@ def corner_spurs(ring: FloatArray, spacing_m: float) -> FloatArray:
     sin_half = np.sqrt(np.clip((1.0 + np.sum(a * b, axis=1)) / 2.0, 0.0, 1.0))
     pull = np.minimum(
         0.5 * spacing_m * (1.0 / np.maximum(sin_half, 1e-9) - 1.0),
-        MAX_PULL_SPACINGS * spacing_m,
+        MAX_SPUR_SPACINGS * spacing_m,
     )
     spur = ok & left & (pull >= MIN_SPUR_M)
     if not spur.any():
@@ -169,7 +169,8 @@ def contour_routes(
     """Two orders of lanes ((L, 2, 2), in flying order) that sweep ``ground`` along its
     contours: the rings outermost first, each begun where it comes nearest the end of the one
     before (the first nearest ``start_xy``), flown one way round or the other; every patch
-    flown right after the ring segment nearest it. Empty when the ground has no ring."""
+    flown right after the ring segment whose end is nearest it. Empty when the ground has no
+    ring."""
     rings = contour_rings(ground, spacing_m)
     if not rings:
         return []
@@ -184,28 +185,30 @@ def contour_routes(
 
 
 def _chain(loops: list[FloatArray], start_xy: FloatArray) -> list[FloatArray]:
-    """``loops`` (each (n, 2), open) as closed polylines, in order, each rotated to begin at
-    its vertex nearest where the one before ends (the first: nearest ``start_xy``). Rings
-    keep their order of depth; among the rest, the nearest comes next."""
+    """``loops`` (each (n, 2), open) as closed polylines in the same order, each begun at its
+    vertex nearest where the one before ends (the first: nearest ``start_xy``)."""
     out = []
     end = start_xy
     for loop in loops:
-        j = int(np.argmin(np.hypot(*(loop - end).T)))
-        closed = np.vstack([loop[j:], loop[:j], loop[j : j + 1]])
-        out.append(closed)
-        end = closed[-1]
+        out.append(_begun_at(loop, end))
+        end = out[-1][-1]
     return out
+
+
+def _begun_at(loop: FloatArray, xy: FloatArray) -> FloatArray:
+    """The open ``loop`` (n, 2) closed, begun and ended at its vertex nearest ``xy``."""
+    j = int(np.argmin(np.hypot(*(loop - xy).T)))
+    return np.vstack([loop[j:], loop[:j], loop[j : j + 1]])
 
 
 def _with_patches(segs: list[FloatArray], patches: list[FloatArray]) -> FloatArray:
     """The rings' segments (each ring's (m, 2, 2)) in order, every patch's lanes after the
-    segment whose end is nearest it, begun at its end nearer there: (L, 2, 2)."""
+    segment whose end is nearest it, begun at its end nearer there; lanes shorter than
+    :data:`MIN_LANE_M` dropped: (L, 2, 2)."""
     lanes = np.concatenate(segs)
-    lanes = lanes[np.hypot(*(lanes[:, 1] - lanes[:, 0]).T) >= MIN_LANE_M]
-    if not patches:
-        return lanes
-    tree = cKDTree(lanes[:, 1])
     after: dict[int, list[FloatArray]] = {}
+    if patches:
+        tree = cKDTree(lanes[:, 1])
     for patch in patches:
         dist, which = tree.query(patch[[0, -1]])
         k = int(np.argmin(dist))
@@ -213,9 +216,7 @@ def _with_patches(segs: list[FloatArray], patches: list[FloatArray]) -> FloatArr
         line = patch if k == 0 else patch[::-1]
         if len(line) > 2 and np.allclose(line[0], line[-1]):
             # a closed patch ring: begun at its vertex nearest the segment's end
-            loop = line[:-1]
-            at = int(np.argmin(np.hypot(*(loop - lanes[j, 1]).T)))
-            line = np.vstack([loop[at:], loop[:at], loop[at : at + 1]])
+            line = _begun_at(line[:-1], lanes[j, 1])
         after.setdefault(j, []).append(np.stack([line[:-1], line[1:]], axis=1))
     out = []
     for j in range(len(lanes)):
