@@ -70,6 +70,43 @@ def test_the_estimate_is_what_the_drones_fly(meadow: Mission) -> None:
     assert max(land) == pytest.approx(split.deadline_s, rel=0.02)
 
 
+@pytest.mark.parametrize("name", ["moor-4", "crescent-8"])
+def test_every_lawnmower_flies_as_its_split_estimates_in_a_wind(name: str) -> None:
+    """moor-4 (8 m/s) and crescent-8 (10 m/s against 10 m/s drones): whichever lawnmower the
+    split judges, each block it fits in one battery flies as one sortie, and the site lands
+    no later than estimated (0.5 % allowed). A block flown mirrored flies every lane the other
+    way, into the wind where the lawnmower had it behind: its battery was once counted as the
+    lawnmower's, and crescent-8's blocks took a second sortie (splits landing 24 % after their
+    estimate); a sortie flies from its pad, not the site's centre, and turns into its first
+    lane and out of its last."""
+    m = scenario(name).mission()
+    finder = PathFinder(m.flyable)
+    launch = launch_slots(m)
+    drones = np.arange(len(m.fleet))
+    site_xy = m.site_xy_m[0]
+    spacing = float(m.fleet.track_spacing_m.min())
+    mowers = snake._lawnmowers(m.searchable, spacing, len(drones), finder, site_xy)
+    crew = snake._Drones.of(m, drones, launch)
+    judged = 0
+    for raw, bands in mowers:
+        split = snake._split_route(
+            raw, bands, m.searchable, crew, m.wind_vector_mps, finder, site_xy, mowers
+        )
+        if split is None:
+            continue
+        judged += 1
+        land = 0.0
+        for i, routes in split.drone_routes(finder).items():
+            t = float(launch[i])
+            for route in routes:
+                flown = fly_routes(m, i, [route], finder, t, 1, m.pad_xy_m[i])
+                assert len(flown) == 1, f"drone {i}: a block took {len(flown)} sorties"
+                t = flown[-1].land_s + float(m.fleet.swap_s[i])
+                land = max(land, flown[-1].land_s)
+        assert land <= 1.005 * split.deadline_s
+    assert judged >= 10
+
+
 def test_mirrored_blocks_start_at_the_near_side(meadow: Mission) -> None:
     """A block is flown mirrored when that starts and ends it nearer the site: no drone's route
     starts at the far side of the field (the site is below it)."""
@@ -300,17 +337,18 @@ def test_on_a_plateau_the_latest_site_keeps_the_least_to_sweep() -> None:
     at: the hub with 0.7 km², its quads half idle, and the airstrip landing 300 s after it.
     Among shares no later it now keeps the one that leaves the latest site the least. The
     rounds after the second share by false position on the sites' finishes: both sites land
-    within 3 % of each other (711 s and 796 s when every round corrected the bounds: a fourth
+    within 5 % of each other (711 s and 796 s when every round corrected the bounds: a fourth
     such round gave the hub nothing). 0.561 since the hub may fly contour lanes and two sites
-    are shared by the Illinois rule."""
+    are shared by the Illinois rule; 0.563 since the split counts each pad's way out and home
+    (sites land at 724 s and 758 s: the most even round, 768 s and 772 s, lands later)."""
     m = scenario("star-40").mission()
     plan = planner.plan_mission(m)
     land = np.zeros(len(m.sites))
     for s in plan.sorties:
         site = int(m.fleet.site[s.drone])
         land[site] = max(land[site], s.land_s)
-    assert land.max() < 1.03 * land.min()
-    assert plan.metrics.efficiency > 0.555  # 0.453, then 0.537, then 0.552 before
+    assert land.max() < 1.05 * land.min()
+    assert plan.metrics.efficiency > 0.56  # 0.453, then 0.537, 0.552, 0.561 before
     assert plan.metrics.coverage_fraction >= 0.995
 
 
