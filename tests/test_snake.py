@@ -292,6 +292,36 @@ def test_mirrored_blocks_count_the_long_way_between_islands() -> None:
         assert land == pytest.approx(split.deadline_s, rel=0.02)
 
 
+_coord = st.floats(-5000.0, 5000.0, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    points=st.lists(st.tuples(_coord, _coord), min_size=1, max_size=30),
+    pads=st.lists(
+        st.tuples(st.floats(-250.0, 250.0), st.floats(-250.0, 250.0)), min_size=1, max_size=5
+    ),
+)
+def test_the_way_from_a_pad_is_never_counted_short(
+    points: list[tuple[float, float]], pads: list[tuple[float, float]]
+) -> None:
+    """The split measures a sortie's way out and home from the drone's own pad by a bound
+    without a square root (snake._from_pad): with straight distances from the site it is
+    never less than the straight distance from the pad, and never more than the site's plus
+    the pad's offset."""
+    xy = np.array(points)
+    offset = np.array(pads)
+    straight = np.hypot(*xy.T)
+    near = snake.pad_terms(xy, np.zeros(2), offset)
+    for ox, oy in offset:
+        o2 = ox * ox + oy * oy
+        for k in range(len(xy)):
+            got = snake._from_pad.py_func(straight, near, k, ox, oy, o2, np.sqrt(o2))
+            true = float(np.hypot(xy[k, 0] - ox, xy[k, 1] - oy))
+            assert got >= true - 1e-6
+            assert got <= straight[k] + np.sqrt(o2) + 1e-6
+
+
 def test_a_mirrored_block_counts_its_joins_across_the_water() -> None:
     """Bands whose lanes lie on two islands: flown mirrored, a block joins its bands at their
     other ends, across the water. The split counts exactly the metres that adds (islands-24's

@@ -625,10 +625,8 @@ def _split_route(
     mirror_m = mirror_extra_m(raw, bands, finder, along[2::2] - along[1:-1:2])
 
     # a sortie flies out from its pad and home to it (each drone has a spot of its own, up
-    # to a few hundred metres from the site): see _from_pad
-    straight = np.hypot(*(raw - site_xy).T)
-    reach_m = float(np.hypot(*drones.pad_offset.T).max())
-    near = np.column_stack([away, 1.0 / (2.0 * np.maximum(straight - reach_m, 1e-3))])
+    # to a few hundred metres from the site)
+    near = pad_terms(raw, site_xy, drones.pad_offset)
 
     def kernel(deadline: float, whole_only: bool) -> list[tuple[int, int, int, bool]] | None:
         args = (cum_t, cum_e, dist, near, drones.pad_offset, out_pf, band_ends, mirror_m)
@@ -817,13 +815,25 @@ def _split_kernel(
     return None
 
 
+def pad_terms(xy: FloatArray, site_xy: FloatArray, pad_offset: FloatArray) -> FloatArray:
+    """(n, 3) what :func:`_from_pad` needs of each of the points ``xy`` to measure it from a
+    pad up to the farthest of ``pad_offset`` (pad less site, metres) off ``site_xy``: the unit
+    vector from the site to it, and 1 / (2 (r − R)), r its straight distance and R the
+    farthest pad's (within R, a factor that makes that bound never the lesser)."""
+    d = xy - site_xy
+    straight = np.hypot(*d.T)
+    gap = straight - float(np.hypot(*pad_offset.T).max(initial=0.0))
+    far = np.where(gap > 0.0, 1.0 / (2.0 * np.maximum(gap, 1e-12)), 1e12)
+    return np.column_stack([d / np.maximum(straight, 1e-9)[:, None], far])
+
+
 @njit(cache=True)
 def _from_pad(
     dist: FloatArray, near: FloatArray, k: int, ox: float, oy: float, o2: float, o_m: float
 ) -> float:  # pragma: no cover - compiled
-    """Point ``k``'s distance from a pad o = (ox, oy) metres off the site, never less than it
-    is: its flyable distance from the site ``dist[k]``, plus how much farther it lies from the
-    pad than from the site in a straight line, bounded above without a square root (this is
+    """Point ``k``'s distance from a pad o = (ox, oy) metres off the site: its flyable
+    distance from the site ``dist[k]``, plus how much farther it lies from the pad than from
+    the site in a straight line, that difference bounded above without a square root (this is
     the split's hottest loop). With r the point's straight distance, u the unit vector to it
     (``near[k, :2]``) and t = o·u: |r u − o| = √((r − t)² + |o|² − t²) ≤ r − t + |o|² / (2 (r −
     R)) for any R ≥ |o| (``near[k, 2]`` is 1 / (2 (r − R)), R the farthest pad), and ≤ r + |o|
