@@ -60,6 +60,27 @@ def test_a_spur_goes_out_of_convex_corners_only() -> None:
     assert np.sum(np.all(spurred == [100.0, 100.0], axis=1)) == 1
 
 
+def test_a_spur_is_cut_short_where_it_would_leave_the_ground() -> None:
+    """A ring's corner need not face one of the ground's: here the first ring turns between
+    a hole's corner and the ground's edge, and its spur along the bisector once ran 0.375 m
+    out across the narrow neck between them (found by the property below). It now stops
+    inside the ground."""
+    ground = shapely.Polygon(
+        [
+            (82.5075, -253.9321),
+            (-121.3525, -88.1678),
+            (-121.3525, 88.1678),
+            (46.3525, 142.6585),
+            (360.0, 0.0),
+        ],
+        [[(312.0, 20.0), (192.0, 20.0), (192.0, 0.0), (312.0, 0.0)]],
+    )
+    for lanes in contour_routes(ground, 33.0, np.array([0.0, -900.0])):
+        ends = shapely.points(lanes.reshape(-1, 2))
+        assert shapely.covers(ground.buffer(0.05), ends).all()
+        assert _seen(ground, lanes, 33.0 / 2 + 0.5) >= 0.995
+
+
 @st.composite
 def concave_grounds(draw: st.DrawFn) -> tuple[shapely.Geometry, float]:
     """A star-shaped ground of a few hundred metres with up to three holes, and a spacing."""

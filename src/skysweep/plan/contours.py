@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 from shapely.geometry.polygon import orient
 
@@ -41,6 +42,8 @@ SIMPLIFY_M = 0.5
 MAX_SPUR_SPACINGS = 1.0
 #: Shorter spurs are not flown, metres (a corner of 150° or more needs none at 50 m).
 MIN_SPUR_M = 1.0
+#: A spur's tip stays at least this far inside the ground, metres (as a lane's ends do).
+SPUR_INSET_M = 0.25
 #: Unseen pieces smaller than this share of a track spacing squared are left (numerical
 #: slivers along the rings' seams, a few square metres).
 MIN_PATCH_SPACINGS2 = 0.02
@@ -55,6 +58,10 @@ def contour_rings(ground: shapely.Geometry, spacing_m: float) -> list[FloatArray
     level first, each oriented with the ring's own region on its left, with a spur into each
     of its convex corners (:func:`corner_spurs`). Patches are not included."""
     rings: list[FloatArray] = []
+    # a spur stays this far inside the ground (a ring's corner need not face one of the
+    # ground's: beside a hole its bisector can run out across a narrow neck)
+    within = shapely.buffer(ground, -SPUR_INSET_M)
+    shapely.prepare(within)
     k = 0
     while True:
         level = shapely.buffer(ground, -(k + 0.5) * spacing_m, quad_segs=QUAD_SEGS)
@@ -67,16 +74,19 @@ def contour_rings(ground: shapely.Geometry, spacing_m: float) -> list[FloatArray
             for ring in (part.exterior, *part.interiors):
                 xy = np.asarray(ring.coords)[:, :2]
                 if len(xy) >= 4:
-                    rings.append(corner_spurs(xy, spacing_m))
+                    rings.append(corner_spurs(xy, spacing_m, within))
         k += 1
 
 
-def corner_spurs(ring: FloatArray, spacing_m: float) -> FloatArray:
+def corner_spurs(
+    ring: FloatArray, spacing_m: float, within: shapely.Geometry | None = None
+) -> FloatArray:
     """The closed ``ring`` (n + 1, 2), its region on the left, with a spur flown out and back
     from every convex corner along its bisector, (spacing/2)·(1/sin(α/2) − 1) long and at
     most :data:`MAX_SPUR_SPACINGS` spacings: so far that the corner sees half a spacing
     beyond the previous ring's corner (or the ground's own), as a straight stretch of the ring
-    does. (Moving the corner itself would move its edges with it.)"""
+    does. (Moving the corner itself would move its edges with it.) With ``within``, a spur
+    that would leave it is cut short where it does (the patches see what it then misses)."""
     pts = ring[:-1]
     a = pts - np.roll(pts, 1, axis=0)  # into each vertex
     b = np.roll(pts, -1, axis=0) - pts  # out of it
@@ -96,12 +106,38 @@ def corner_spurs(ring: FloatArray, spacing_m: float) -> FloatArray:
     out_dir = a - b
     out_dir /= np.maximum(np.hypot(*out_dir.T), 1e-9)[:, None]
     tips = pts + pull[:, None] * out_dir
+    if within is not None:
+        tips, spur = _kept_inside(pts, tips, spur, within)
     # every vertex once, a spur's twice with its tip between: V, tip, V
     count = np.where(spur, 3, 1)
     at = np.cumsum(count) - count
     out = np.repeat(pts, count, axis=0)
     out[at[spur] + 1] = tips[spur]
     return np.vstack([out, out[:1]])
+
+
+def _kept_inside(
+    pts: FloatArray, tips: FloatArray, spur: NDArray[np.bool_], within: shapely.Geometry
+) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """``tips`` of the spurs out of ``pts``, each cut short where its spur first leaves
+    ``within``; ``spur`` without those then shorter than :data:`MIN_SPUR_M`."""
+    rows = np.flatnonzero(spur)
+    lines = shapely.linestrings(np.stack([pts[rows], tips[rows]], axis=1))
+    out = rows[~shapely.covers(within, lines)]
+    if not len(out):
+        return tips, spur
+    tips, spur = tips.copy(), spur.copy()
+    for i in out.tolist():
+        start = shapely.Point(pts[i])
+        inside = shapely.intersection(shapely.LineString([pts[i], tips[i]]), within)
+        # the piece that begins at the corner (a ring's corner lies well inside the ground)
+        piece = next((p for p in shapely.get_parts(inside) if p.distance(start) < 1e-6), None)
+        if piece is None or piece.length < MIN_SPUR_M:
+            spur[i] = False
+            continue
+        xy = np.asarray(piece.coords)
+        tips[i] = xy[-1] if np.hypot(*(xy[0] - pts[i])) < 1e-6 else xy[0]
+    return tips, spur
 
 
 def patch_lanes(
