@@ -697,15 +697,15 @@ def mirror_extra_m(
 
     Mirrored, a block joins each band to the next at their other ends. Where a band's lanes
     lie far apart (across a hole, on two islands) that join is longer than the lawnmower's;
-    never counted less than the lawnmower's own. Straight joins, or with ``finder`` joins
-    around obstacles (a mirrored join can meet a keep-out the lawnmower's own did not);
-    ``connectors_m``: the lawnmower's own (L − 1,) joins' lengths, if known.
+    never counted less than the lawnmower's own: its straight joins, or ``connectors_m``
+    ((L − 1,) metres, as flown around obstacles) if known. The mirrored joins are straight, or
+    with ``finder`` around obstacles (one can meet a keep-out the lawnmower's own did not).
     """
     ends = raw.reshape(-1, 2, 2)
     first, last = _band_bounds(bands)
     join = np.flatnonzero(bands[1:] != bands[:-1])  # lane i ends its band, i + 1 starts the next
     if connectors_m is None:
-        own = _join_m(ends[join, 1], ends[join + 1, 0], finder)
+        own = np.hypot(*(ends[join, 1] - ends[join + 1, 0]).T)
     else:
         own = connectors_m[join]
     other = _join_m(ends[first[join], 0], ends[last[join + 1], 1], finder)
