@@ -650,10 +650,11 @@ def test_halves_meet_abreast_of_the_site_and_each_begins_there() -> None:
         assert any(np.array_equal(raw, mine) for mine, _ in mowers)
 
 
-def test_no_halves_where_the_site_is_beyond_the_lanes_ends() -> None:
-    """A site beyond the ends of the lanes has no line across them to cut at: every lawnmower
-    along them is cut into slabs of equal length."""
-    m = _strip(-300.0)
+def test_no_halves_where_the_site_is_abreast_of_the_lanes_ends() -> None:
+    """A site within a lane spacing of the lanes' ends has no line across them worth cutting
+    at (one half would be stubs): every lawnmower along them is cut into slabs of equal
+    length."""
+    m = _strip(20.0)
     finder = PathFinder(m.flyable)
     site = m.site_xy_m[0]
     spacing = float(m.fleet.track_spacing_m.min())

@@ -358,8 +358,8 @@ def _lawnmowers(
 ) -> tuple[_Lawnmower, ...]:
     """The lawnmowers worth splitting over ``ground`` (lanes ``spacing_m`` apart) among
     ``n_drones``: a few lane directions (``angles`` if given, else the ground's axes and
-    every :data:`ANGLE_STEP_DEG`), slab counts and starts, each starting at its end nearer the
-    site (the others reverse them)."""
+    every :data:`ANGLE_STEP_DEG`), slab counts (and two slabs that meet abreast of the site)
+    and starts, each starting at its end nearer the site (the others reverse them)."""
     share_m2 = float(ground.area) / n_drones
     coords = shapely.get_coordinates(ground)
     out = []
@@ -368,21 +368,22 @@ def _lawnmowers(
     # gained 1 % on one scenario of the suite (village-60)
     tried = lane_directions(ground, ANGLE_STEP_DEG) if angles is None else angles
     for theta in np.unique(np.round(tried, 9)).tolist():
-        u = coords @ np.array([np.cos(theta), np.sin(theta)])
+        direction = np.array([np.cos(theta), np.sin(theta)])
+        u = coords @ direction
         # a drone's block is about square when a slab's lanes are as long as its share is wide
         square = float(np.ptp(u)) / max(np.sqrt(share_m2), 1.0)
         counts = {int(np.clip(round(square * f), 1, MAX_SLABS)) for f in SLAB_FACTORS} | {1}
         pieces = lane_pieces(ground, spacing_m, theta, finder.flyable)
-        cuts: list[int | FloatArray] = sorted(counts)
-        # and two slabs that meet abreast of the site, each begun there: a drone's lanes out
-        # and back then begin and end near the site, not where an even slab begins
+        # (slabs, where each begins): even slabs, each begun where the one before ended; and
+        # two slabs that meet abreast of the site, each begun there, so that a drone's lanes
+        # out and back begin and end near the site, not where an even slab begins
+        cuts: list[tuple[int | FloatArray, FloatArray | None]] = [(c, None) for c in sorted(counts)]
         lo, hi = float(u.min()), float(u.max())
-        at_site = float(site_xy @ np.array([np.cos(theta), np.sin(theta)]))
+        at_site = float(site_xy @ direction)
         if lo + spacing_m < at_site < hi - spacing_m:
-            cuts.append(np.array([lo, at_site, hi]))
-        for slabs in cuts:
-            near = None if isinstance(slabs, int) else site_xy
-            for raw, bands in _slab_orderings(pieces, theta, slabs, near):
+            cuts.append((np.array([lo, at_site, hi]), site_xy))
+        for slabs, start in cuts:
+            for raw, bands in _slab_orderings(pieces, theta, slabs, start):
                 if np.hypot(*(raw[0] - site_xy)) <= np.hypot(*(raw[-1] - site_xy)) + 1.0:
                     out.append((raw, bands))
     out += _arm_lawnmowers(ground, spacing_m, finder, site_xy)
