@@ -19,9 +19,12 @@ from skysweep.bench.plan_scenarios import (
     river_centreline,
     scenario,
     to_lonlat,
+    warm_up_data,
 )
+from skysweep import mission as mission_mod
 from skysweep.cli import app
 from skysweep.mission import Mission
+from skysweep.plan import plan_mission
 
 #: Scenarios that plan in about a second each; the others take up to a minute or more.
 SMALL = ("meadow-3", "l-valley-12", "moor-4", "crescent-8")
@@ -137,6 +140,20 @@ def test_small_scenarios_plan(name: str) -> None:
     # no plan beats the fleet bound, and it is never below the mission's own
     assert row["efficiency"] <= row["ceiling"] <= 1.01
     assert 0 < row["of_fleet_bound"] <= 1.0
+
+
+def test_the_warm_up_flies_from_both_its_sites_round_its_keep_out() -> None:
+    # what it is for: the multi-site sharing and the paths round keep-outs run before any
+    # scenario is timed; planned from one site, or with no keep-out, it would warm neither
+    mission = mission_mod.parse(warm_up_data(), source="<warm-up>")
+    assert mission.name not in {sc.name for sc in SCENARIOS}
+    assert len(mission.sites) == 2 and len(mission.keep_out) == 1
+    plan = plan_mission(mission)
+    flown = {int(mission.fleet.site[s.drone]) for s in plan.sorties}
+    assert flown == {0, 1}
+    assert plan.metrics.coverage_fraction > 0.99
+    zones = [z.geometry for z in mission.keep_out]
+    assert bench.count_intrusions([s.path[:, :2] for s in plan.sorties], zones) == 0
 
 
 def test_intrusions_count_crossing_paths_not_touching_ones() -> None:

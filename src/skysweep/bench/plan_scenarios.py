@@ -304,6 +304,26 @@ def _meadow_3() -> MissionData:
     )
 
 
+def warm_up_data() -> MissionData:
+    """Not in the suite: the meadow flown from two gates, one with a keep-out beside it, so
+    that planning it once reaches every compiled kernel the suite's larger missions use
+    (sharing the area among sites, paths around keep-outs) before any is timed."""
+    sites = [Site("gate", (600.0, -200.0), pads=1), Site("stile", (-200.0, 450.0), pads=2)]
+    return mission_data(
+        "meadow from two gates (warm-up)",
+        (8.30, 47.05),
+        _box(0, 0, 1200, 900),
+        sites,
+        [
+            drones_entry("quad-s", 3, "gate", 10, 50, 1800),
+            drones_entry("quad-m", 2, "stile", 12, 40, 1500),
+        ],
+        keep_out=[("pond", _box(500, 400, 640, 520))],
+        wind_mps=3,
+        wind_from_deg=250,
+    )
+
+
 def _l_valley_12() -> MissionData:
     area = shapely.union_all([_box(0, 0, 3000, 800), _box(0, 0, 800, 2500)])
     sites = [Site("junction", (400.0, 400.0), pads=2)]
