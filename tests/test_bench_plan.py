@@ -11,6 +11,7 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
+from skysweep import mission as mission_mod
 from skysweep.bench import plan as bench
 from skysweep.bench.plan_scenarios import (
     RIVER_ORIGIN,
@@ -21,7 +22,6 @@ from skysweep.bench.plan_scenarios import (
     to_lonlat,
     warm_up_data,
 )
-from skysweep import mission as mission_mod
 from skysweep.cli import app
 from skysweep.mission import Mission
 from skysweep.plan import plan_mission
