@@ -3,6 +3,9 @@ in blocks; the estimate is what the planner then flies; the planner keeps the sh
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import numpy as np
 import pytest
 import shapely
@@ -16,7 +19,14 @@ from skysweep.plan import lanes, planner, snake
 from skysweep.plan.allocate import sample_area, share_sites
 from skysweep.plan.metrics import coverage_fraction, launch_slots
 from skysweep.plan.paths import PathFinder
-from skysweep.plan.snake import Split, mirror_extra_m, split_site
+from skysweep.plan.snake import (
+    Split,
+    _every_split_kernel,
+    _split_kernel,
+    mirror_extra_m,
+    pad_terms,
+    split_site,
+)
 from skysweep.plan.sorties import fly_routes
 
 
@@ -665,3 +675,62 @@ def test_no_halves_where_the_site_is_abreast_of_the_lanes_ends() -> None:
         slab = bands // snake.BANDS_PER_SLAB
         length = [np.ptp(ends[slab == k][:, :, 0]) for k in np.unique(slab).tolist()]
         assert np.ptp(length) <= 1e-6 * max(length) + 1e-6
+
+
+def _out_and_back(pieces_per_lane: int) -> tuple[Any, ...]:
+    """The compiled split's inputs for four 1 km lanes, out from the site and back in turn,
+    40 m apart, each cut into ``pieces_per_lane`` pieces (each its own band: no mirroring), and
+    one drone at 10 m/s with no wind, climb or pads: battery 350 cruise-seconds, swap 60 s."""
+    lanes = []
+    for k in range(4):
+        x0, x1 = (0.0, 1000.0) if k % 2 == 0 else (1000.0, 0.0)
+        cuts = np.linspace(x0, x1, pieces_per_lane + 1)
+        lanes += [[(a, 40.0 * k), (b, 40.0 * k)] for a, b in itertools.pairwise(cuts)]
+    raw = np.array(lanes, float).reshape(-1, 2)
+    along = np.r_[0.0, np.cumsum(np.hypot(*np.diff(raw, axis=0).T))]
+    cum = along[None, :] / 10.0
+    site = np.zeros(2)
+    dist = np.hypot(*(raw - site).T)
+    near = pad_terms(raw, site, np.zeros((1, 2)))
+    bands = np.arange(len(lanes), dtype=np.intp)
+    first, last = np.arange(len(lanes)), np.arange(len(lanes))
+    band_ends = np.column_stack([first, last, bands]).astype(np.int64)
+    # launch, vertical time and battery, swap, battery, 1 / speed, battery home per metre
+    drone_f = np.array([[0.0, 0.0, 0.0, 60.0, 350.0, 0.1, 0.1]])
+    return (
+        cum,
+        np.stack([cum, cum]),
+        dist,
+        near,
+        np.zeros((1, 2)),
+        np.ones((1, len(raw))),
+        band_ends,
+        np.zeros(len(lanes)),
+        drone_f,
+        np.zeros(1, np.int64),
+    )
+
+
+def test_every_split_stops_a_sortie_short_where_the_greedy_runs_out_of_time() -> None:
+    # The greedy's first sortie sweeps lanes 1 and 2 (204 s with the turn) and then 500 m out
+    # along lane 3, as far as its battery allows (4 s turn, 50 s out, 51 s home: 309 s); the
+    # second flies back out there (51 s), on (50 s, turn, 100 s) and home (12 s): landed at
+    # 309 + 60 + 217 = 586 s. Stopping the first sortie at the end of lane 2, beside the site
+    # (208 s), the second sweeps lanes 3 and 4 (8 s out, 204 s, 12 s home): landed at 492 s.
+    args = _out_and_back(4)
+    stop = np.ones(16, np.bool_)
+    assert _split_kernel(*args, 500.0, stop, False) is None
+    assert _split_kernel(*args, 590.0, stop, False) is not None
+    rows = _every_split_kernel(*args, 500.0)
+    assert rows is not None
+    assert [(p, a, b) for p, a, b, _ in rows] == [(0, 0, 7), (0, 8, 15)]
+    assert _every_split_kernel(*args, 485.0) is None
+
+
+def test_every_split_is_the_greedys_where_the_greedy_cannot_be_bettered() -> None:
+    # whole lanes: the greedy's first sortie already ends beside the site
+    args = _out_and_back(1)
+    stop = np.ones(4, np.bool_)
+    greedy = _split_kernel(*args, 500.0, stop, False)
+    assert greedy is not None
+    assert _every_split_kernel(*args, 500.0) == greedy

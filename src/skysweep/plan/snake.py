@@ -659,11 +659,26 @@ def _split_route(
         pieces = least_deadline(lambda t: kernel(t, False), best[0], DEADLINE_TOL_S, grow=0)
         if pieces is not None and pieces[0] < best[0]:
             best = pieces
+    if best is not None and finder is not None and _several_sorties(best[1]):
+        # where drones fly several sorties, a sortie that stops short can leave the next a
+        # better start: every split is weighed (judged exactly only: it costs more)
+        args = (cum_t, cum_e, dist, near, drones.pad_offset, out_pf, band_ends, mirror_m)
+        every = least_deadline(
+            lambda t: _every_split_kernel(*args, drone_f, kind, t), best[0], DEADLINE_TOL_S, grow=0
+        )
+        if every is not None and every[0] < best[0]:
+            best = every
     if best is None:
         return None
     hi, rows = best
     parts = tuple((int(drones.order[p]), int(a), int(b), bool(m)) for p, a, b, m in rows)
     return Split(hi, raw.reshape(-1, 2, 2), bands, ground, drones.order, parts, lawnmowers)
+
+
+def _several_sorties(rows: list[tuple[int, int, int, bool]]) -> bool:
+    """Whether a drone of the split ``rows`` (drone position, ...) flies more than one sortie."""
+    drones = [p for p, _, _, _ in rows]
+    return len(set(drones)) < len(drones)
 
 
 def _piece_m(raw: FloatArray, drones: _Drones) -> float:
@@ -782,7 +797,7 @@ def _split_kernel(
     for p in range(len(drone_f)):
         t = drone_f[p, 0]
         c = kind[p]
-        inv_v, home_e, budget = drone_f[p, 5], drone_f[p, 6], drone_f[p, 4]
+        budget = drone_f[p, 4]
         ox, oy = pad_offset[p, 0], pad_offset[p, 1]
         o2 = ox * ox + oy * oy
         o_m = np.sqrt(o2)
@@ -803,32 +818,178 @@ def _split_kernel(
                     break
                 if whole_only and not stop[b]:
                     continue
-                # (mirrored across slabs, the joins between them would change)
-                whole = (
-                    band_ends[a, 0] == a
-                    and band_ends[b, 1] == b
-                    and band_ends[a, 2] == band_ends[b, 2]
+                tt, mirror = _block_finish(
+                    dist,
+                    near,
+                    out_pf,
+                    band_ends,
+                    mirror_m,
+                    drone_f,
+                    p,
+                    c,
+                    a,
+                    b,
+                    t_base + dt,
+                    de,
+                    de_back,
+                    out_ahead,
+                    out_back,
+                    ox,
+                    oy,
+                    o2,
+                    o_m,
+                    deadline,
                 )
-                for mirror in (False, True):
-                    if mirror and not whole:
-                        continue
-                    s = s_back if mirror else s_ahead
-                    d_s = out_back if mirror else out_ahead
-                    f = 2 * band_ends[b, 0] if mirror else 2 * b + 1
-                    d_f = _from_pad(dist, near, f, ox, oy, o2, o_m)
-                    extra = mirror_m[b] - mirror_m[a] if mirror else 0.0
-                    tt = t_base + dt + (d_s + d_f + extra) * inv_v
-                    ee = drone_f[p, 2] + (de_back if mirror else de)
-                    ee += d_s * out_pf[c, s] * inv_v + (d_f + extra) * home_e
-                    if tt <= deadline and ee <= budget:
-                        best, best_mirror, best_t = b, mirror, tt
-                        break
+                if tt < np.inf:
+                    best, best_mirror, best_t = b, mirror, tt
             if best < 0:
                 break
             out.append((p, a, best, best_mirror))
             t = best_t + drone_f[p, 3]
             a = best + 1
         if a >= n_lanes:
+            return out
+    return None
+
+
+@njit(cache=True, inline="always")
+def _block_finish(
+    dist: FloatArray,
+    near: FloatArray,
+    out_pf: FloatArray,
+    band_ends: NDArray[np.int64],
+    mirror_m: FloatArray,
+    drone_f: FloatArray,
+    p: int,
+    c: int,
+    a: int,
+    b: int,
+    t_swept: float,
+    de: float,
+    de_back: float,
+    out_ahead: float,
+    out_back: float,
+    ox: float,
+    oy: float,
+    o2: float,
+    o_m: float,
+    deadline: float,
+) -> tuple[float, bool]:  # pragma: no cover - compiled
+    """When a sortie of drone ``p`` (its row of :func:`_split_kernel`'s ``drone_f``, ``c`` its
+    kind) that sweeps lanes ``a`` to ``b`` lands, and whether it flies them mirrored:
+    as the lawnmower flies them if that fits its battery and ``deadline``, else mirrored if
+    that does (only a block of whole bands of one slab); ``inf`` if neither does.
+    ``t_swept``: when it would have swept them (from launch, climb and lanes); ``de`` and
+    ``de_back`` the battery the lanes take either way; ``out_ahead`` and ``out_back`` the way
+    out to either first lane. The other arguments are :func:`_split_kernel`'s."""
+    inv_v, home_e, budget = drone_f[p, 5], drone_f[p, 6], drone_f[p, 4]
+    # (mirrored across slabs, the joins between them would change)
+    whole = band_ends[a, 0] == a and band_ends[b, 1] == b and band_ends[a, 2] == band_ends[b, 2]
+    for mirror in (False, True):
+        if mirror and not whole:
+            continue
+        s = 2 * band_ends[a, 1] + 1 if mirror else 2 * a
+        d_s = out_back if mirror else out_ahead
+        f = 2 * band_ends[b, 0] if mirror else 2 * b + 1
+        d_f = _from_pad(dist, near, f, ox, oy, o2, o_m)
+        extra = mirror_m[b] - mirror_m[a] if mirror else 0.0
+        tt = t_swept + (d_s + d_f + extra) * inv_v
+        ee = drone_f[p, 2] + (de_back if mirror else de)
+        ee += d_s * out_pf[c, s] * inv_v + (d_f + extra) * home_e
+        if tt <= deadline and ee <= budget:
+            return tt, mirror
+    return np.inf, False
+
+
+@njit(cache=True)
+def _every_split_kernel(
+    cum_t: FloatArray,
+    cum_e: FloatArray,
+    dist: FloatArray,
+    near: FloatArray,
+    pad_offset: FloatArray,
+    out_pf: FloatArray,
+    band_ends: NDArray[np.int64],
+    mirror_m: FloatArray,
+    drone_f: FloatArray,
+    kind: NDArray[np.int64],
+    deadline: float,
+) -> list[tuple[int, int, int, bool]] | None:  # pragma: no cover - compiled
+    """:func:`_split_kernel`'s rows by ``deadline``, weighing every split of the lanes into
+    consecutive blocks in the drones' order, not only the greedy's; None if there is none.
+
+    The greedy has each sortie take as many lanes as it can. A sortie that stops short can
+    leave the next one a better place to begin: nearer the site, at a band's end where a
+    mirrored block may begin, or with time for one more sortie after a swap (moor-4: a drone
+    whose third sortie ran to the far side of the moor had no time left for a fourth, and the
+    drones after it took its lanes). Drone by drone, for every lane a block may begin at, the
+    earliest the drone can be ready there, on its pad with a fresh pack (dynamic programming:
+    ready earlier is never worse for what follows); the rows kept are those of the fewest
+    drones, each drone's blocks the ones that leave it ready earliest. Blocks may end part way
+    along a lane. The arguments are :func:`_split_kernel`'s."""
+    n_lanes = len(dist) // 2
+    n_drones = len(drone_f)
+    # for drone p and lane a: where its block ending at lane a - 1 began (-1: the drone takes
+    # over at a, every lane before swept by the drones before it), and whether it was mirrored
+    came_from = np.full((n_drones, n_lanes + 1), -1, np.int64)
+    mirrored = np.zeros((n_drones, n_lanes + 1), np.bool_)
+    taken = np.zeros(n_lanes + 1, np.bool_)
+    taken[0] = True
+    for p in range(n_drones):
+        c = kind[p]
+        budget = drone_f[p, 4]
+        ox, oy = pad_offset[p, 0], pad_offset[p, 1]
+        o2 = ox * ox + oy * oy
+        o_m = np.sqrt(o2)
+        ready = np.where(taken, drone_f[p, 0], np.inf)
+        for a in range(n_lanes):  # a block only moves on: ``ready[a]`` is final here
+            if ready[a] == np.inf:
+                continue
+            t_base = ready[a] + drone_f[p, 1]
+            out_ahead = _from_pad(dist, near, 2 * a, ox, oy, o2, o_m)
+            out_back = _from_pad(dist, near, 2 * band_ends[a, 1] + 1, ox, oy, o2, o_m)
+            for b in range(a, n_lanes):
+                dt = cum_t[c, 2 * b + 1] - cum_t[c, 2 * a]
+                de = cum_e[0, c, 2 * b + 1] - cum_e[0, c, 2 * a]
+                de_back = cum_e[1, c, 2 * b + 1] - cum_e[1, c, 2 * a]
+                if t_base + dt > deadline or drone_f[p, 2] + min(de, de_back) > budget:
+                    break
+                tt, mirror = _block_finish(
+                    dist,
+                    near,
+                    out_pf,
+                    band_ends,
+                    mirror_m,
+                    drone_f,
+                    p,
+                    c,
+                    a,
+                    b,
+                    t_base + dt,
+                    de,
+                    de_back,
+                    out_ahead,
+                    out_back,
+                    ox,
+                    oy,
+                    o2,
+                    o_m,
+                    deadline,
+                )
+                if tt + drone_f[p, 3] < ready[b + 1]:
+                    ready[b + 1] = tt + drone_f[p, 3]
+                    came_from[p, b + 1] = a
+                    mirrored[p, b + 1] = mirror
+        taken = ready < np.inf
+        if taken[n_lanes]:
+            out = [(0, 0, 0, False)]
+            out.pop()
+            a = n_lanes
+            for q in range(p, -1, -1):
+                while came_from[q, a] >= 0:
+                    out.append((q, came_from[q, a], a - 1, mirrored[q, a]))
+                    a = came_from[q, a]
+            out.reverse()
             return out
     return None
 
