@@ -11,7 +11,7 @@ from test_run import SMALL
 from skysweep import mission
 from skysweep.errors import InfeasibleError
 from skysweep.plan import Plan, plan_mission
-from skysweep.plan.model import Leg
+from skysweep.plan.model import Leg, Sortie
 from skysweep.plan.replan import Progress, replan
 
 # 500 drones from two staging areas over ~36 km² with a keep-out zone.
@@ -128,13 +128,21 @@ def test_sorties_running_late_are_judged_by_what_flew_not_by_the_clock() -> None
     is numbered after every sortie it flew, even one whose own sorties were all handed on."""
     text = FIVE_HUNDRED.replace("count: 250", "count: 4").replace("1800", "2400")
     data = yaml.safe_load(text)
-    # lanes one swath apart: in this plan the victim's second route passes nearest its pad at
-    # the end, so that the clock's cut (below) visibly loses the sortie; with other lanes it
-    # may pass nearest at the start, and the clock would hand on all of it by luck
     data.setdefault("search", {})["sidelap_m"] = 0.0
     plan = plan_mission(mission.parse(data, "eight"))
-    victim = next(s.drone for s in plan.sorties if s.number == 2)
-    second = next(s for s in plan.sorties if s.drone == victim and s.number == 2)
+    pads = plan.mission.pad_xy_m
+
+    def nearest_at(s: Sortie) -> float:
+        """How far along its sweep (0-1) a sortie passes nearest its drone's pad."""
+        d = np.hypot(*(s.sweep_xy - pads[s.drone]).T)
+        return float(np.argmin(d)) / max(len(d) - 1, 1)
+
+    # the victim: a drone whose second route passes nearest its pad well after its start, so
+    # that the clock's cut (below) visibly loses the sortie; one that passes nearest at the
+    # start would be handed on whole by the clock too, by luck
+    second = max((s for s in plan.sorties if s.number == 2), key=nearest_at)
+    assert nearest_at(second) > 0.5
+    victim = second.drone
     now = second.launch_s + 0.25 * second.duration_s  # due a while ago; still on its pad
     pad = plan.mission.pad_xy_m[victim]
     tracks = {victim: pad[None].copy()}
