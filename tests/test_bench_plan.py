@@ -143,14 +143,16 @@ def test_small_scenarios_plan(name: str) -> None:
 
 
 def test_the_warm_up_flies_from_both_its_sites_round_its_keep_out() -> None:
-    # what it is for: the multi-site sharing and the paths round keep-outs run before any
-    # scenario is timed; planned from one site, or with no keep-out, it would warm neither
+    # what it is for: the multi-site sharing, the paths round keep-outs and the split of
+    # several sorties run before any scenario is timed; planned from one site, with no
+    # keep-out or with every drone on one sortie, it would warm none of them
     mission = mission_mod.parse(warm_up_data(), source="<warm-up>")
     assert mission.name not in {sc.name for sc in SCENARIOS}
     assert len(mission.sites) == 2 and len(mission.keep_out) == 1
     plan = plan_mission(mission)
     flown = {int(mission.fleet.site[s.drone]) for s in plan.sorties}
     assert flown == {0, 1}
+    assert max(s.number for s in plan.sorties) >= 2
     assert plan.metrics.coverage_fraction > 0.99
     zones = [z.geometry for z in mission.keep_out]
     assert bench.count_intrusions([s.path[:, :2] for s in plan.sorties], zones) == 0

@@ -697,18 +697,9 @@ def _out_and_back(pieces_per_lane: int) -> tuple[Any, ...]:
     band_ends = np.column_stack([first, last, bands]).astype(np.int64)
     # launch, vertical time and battery, swap, battery, 1 / speed, battery home per metre
     drone_f = np.array([[0.0, 0.0, 0.0, 60.0, 350.0, 0.1, 0.1]])
-    return (
-        cum,
-        np.stack([cum, cum]),
-        dist,
-        near,
-        np.zeros((1, 2)),
-        np.ones((1, len(raw))),
-        band_ends,
-        np.zeros(len(lanes)),
-        drone_f,
-        np.zeros(1, np.int64),
-    )
+    out_pf = np.ones((1, len(raw)))
+    route = (cum, np.stack([cum, cum]), dist, near, out_pf, band_ends, np.zeros(len(lanes)))
+    return route, np.zeros((1, 2)), drone_f, np.zeros(1, np.int64)
 
 
 def test_every_split_stops_a_sortie_short_where_the_greedy_runs_out_of_time() -> None:

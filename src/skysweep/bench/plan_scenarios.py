@@ -305,9 +305,10 @@ def _meadow_3() -> MissionData:
 
 
 def warm_up_data() -> MissionData:
-    """Not in the suite: the meadow flown from two gates, one with a keep-out beside it, so
-    that planning it once reaches every compiled kernel the suite's larger missions use
-    (sharing the area among sites, paths around keep-outs) before any is timed."""
+    """Not in the suite: the meadow flown from two gates, one with a keep-out beside it, the
+    drones of one on short packs, so that planning it once reaches every compiled kernel the
+    suite's larger missions use (sharing the area among sites, paths around keep-outs, the
+    split weighing every split where drones fly several sorties) before any is timed."""
     sites = [Site("gate", (600.0, -200.0), pads=1), Site("stile", (-200.0, 450.0), pads=2)]
     return mission_data(
         "meadow from two gates (warm-up)",
@@ -315,7 +316,7 @@ def warm_up_data() -> MissionData:
         _box(0, 0, 1200, 900),
         sites,
         [
-            drones_entry("quad-s", 3, "gate", 10, 50, 1800),
+            drones_entry("quad-s", 3, "gate", 10, 50, 500),
             drones_entry("quad-m", 2, "stile", 12, 40, 1500),
         ],
         keep_out=[("pond", _box(500, 400, 640, 520))],

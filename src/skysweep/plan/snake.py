@@ -101,6 +101,13 @@ _Lawnmower: TypeAlias = tuple[FloatArray, NDArray[np.intp]]
 lawnmower along contours, every lane a slab of its own)."""
 
 
+_Route: TypeAlias = tuple[
+    FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, NDArray[np.int64], FloatArray
+]
+"""The compiled split's lawnmower arrays: ``cum_t``, ``cum_e``, ``dist``, ``near``, ``out_pf``,
+``band_ends``, ``mirror_m``, as :func:`_split_kernel` takes them."""
+
+
 @dataclass(frozen=True)
 class Split:
     """A site's lanes and each of its drones' blocks of them."""
@@ -646,9 +653,11 @@ def _split_route(
     # to a few hundred metres from the site)
     near = pad_terms(raw, site_xy, drones.pad_offset)
 
+    arrays: _Route = (cum_t, cum_e, dist, near, out_pf, band_ends, mirror_m)
+    pads = drones.pad_offset
+
     def kernel(deadline: float, whole_only: bool) -> list[tuple[int, int, int, bool]] | None:
-        args = (cum_t, cum_e, dist, near, drones.pad_offset, out_pf, band_ends, mirror_m)
-        return _split_kernel(*args, drone_f, kind, deadline, stop, whole_only)
+        return _split_kernel(arrays, pads, drone_f, kind, deadline, stop, whole_only)
 
     start = drone_f[:, 0].max() + drone_f[:, 1].max() + cum_t.max()
     hi = float(start + 2 * dist.max() * drone_f[:, 5].max())
@@ -662,9 +671,11 @@ def _split_route(
     if best is not None and finder is not None and _several_sorties(best[1]):
         # where drones fly several sorties, a sortie that stops short can leave the next a
         # better start: every split is weighed (judged exactly only: it costs more)
-        args = (cum_t, cum_e, dist, near, drones.pad_offset, out_pf, band_ends, mirror_m)
         every = least_deadline(
-            lambda t: _every_split_kernel(*args, drone_f, kind, t), best[0], DEADLINE_TOL_S, grow=0
+            lambda t: _every_split_kernel(arrays, pads, drone_f, kind, t),
+            best[0],
+            DEADLINE_TOL_S,
+            grow=0,
         )
         if every is not None and every[0] < best[0]:
             best = every
@@ -759,14 +770,8 @@ def _join_m(a: FloatArray, b: FloatArray, finder: PathFinder | None) -> FloatArr
 
 @njit(cache=True)
 def _split_kernel(
-    cum_t: FloatArray,
-    cum_e: FloatArray,
-    dist: FloatArray,
-    near: FloatArray,
+    route: _Route,
     pad_offset: FloatArray,
-    out_pf: FloatArray,
-    band_ends: NDArray[np.int64],
-    mirror_m: FloatArray,
     drone_f: FloatArray,
     kind: NDArray[np.int64],
     deadline: float,
@@ -778,10 +783,11 @@ def _split_kernel(
     drones run out first. Lanes here may be pieces of lanes (:func:`cut_lanes`): with
     ``whole_only`` a block ends only at a lane's last piece (``stop``).
 
-    Lane k runs from point 2k to point 2k + 1 of ``cum_t``, ``cum_e`` (time and battery along
-    the lawnmower: ``cum_e[1]`` as a mirrored block flies it, every lane the other way) and
-    ``dist`` (flyable metres from the site; each drone's is measured from its pad,
-    ``pad_offset`` from the site, by :func:`_from_pad` on ``near``). A block of lanes is flown
+    ``route`` (:data:`_Route`): lane k runs from point 2k to point 2k + 1 of ``cum_t``,
+    ``cum_e`` (time and battery along the lawnmower: ``cum_e[1]`` as a mirrored block flies
+    it, every lane the other way) and ``dist`` (flyable metres from the site; each drone's is
+    measured from its pad, ``pad_offset`` from the site, by :func:`_from_pad` on ``near``).
+    A block of lanes is flown
     as the lawnmower flies it or, if it begins and ends with whole bands of one slab
     (``band_ends``: each lane's band's first and last lane, and its slab), mirrored, whichever
     is shorter out and home; mirrored, its joins between bands add ``mirror_m[b] - mirror_m[a]``
@@ -790,56 +796,26 @@ def _split_kernel(
     time, vertical battery (both with a sortie's turns into its first lane and out of its last),
     swap time, usable battery (cruise-seconds), 1 / speed, head-wind battery per metre (the way
     home)."""
-    n_lanes = len(dist) // 2
+    n_lanes = len(route[2]) // 2
     out = [(0, 0, 0, False)]
     out.pop()
     a = 0
     for p in range(len(drone_f)):
         t = drone_f[p, 0]
-        c = kind[p]
-        budget = drone_f[p, 4]
-        ox, oy = pad_offset[p, 0], pad_offset[p, 1]
-        o2 = ox * ox + oy * oy
-        o_m = np.sqrt(o2)
+        pad = _pad_of(pad_offset, p)
         while a < n_lanes:
             t_base = t + drone_f[p, 1]
+            ways = _ways_out(route, pad, a)
             best = -1
             best_mirror = False
             best_t = 0.0
-            # the way out, to the block's first lane flown either way
-            s_ahead, s_back = 2 * a, 2 * band_ends[a, 1] + 1
-            out_ahead = _from_pad(dist, near, s_ahead, ox, oy, o2, o_m)
-            out_back = _from_pad(dist, near, s_back, ox, oy, o2, o_m)
             for b in range(a, n_lanes):
-                dt = cum_t[c, 2 * b + 1] - cum_t[c, 2 * a]
-                de = cum_e[0, c, 2 * b + 1] - cum_e[0, c, 2 * a]
-                de_back = cum_e[1, c, 2 * b + 1] - cum_e[1, c, 2 * a]
-                if t_base + dt > deadline or drone_f[p, 2] + min(de, de_back) > budget:
-                    break
-                if whole_only and not stop[b]:
-                    continue
-                tt, mirror = _block_finish(
-                    dist,
-                    near,
-                    out_pf,
-                    band_ends,
-                    mirror_m,
-                    drone_f,
-                    p,
-                    c,
-                    a,
-                    b,
-                    t_base + dt,
-                    de,
-                    de_back,
-                    out_ahead,
-                    out_back,
-                    ox,
-                    oy,
-                    o2,
-                    o_m,
-                    deadline,
+                may_end = not whole_only or stop[b]
+                more, tt, mirror = _block_finish(
+                    route, drone_f, kind, pad, ways, p, a, b, t_base, deadline, may_end
                 )
+                if not more:
+                    break
                 if tt < np.inf:
                     best, best_mirror, best_t = b, mirror, tt
             if best < 0:
@@ -853,43 +829,69 @@ def _split_kernel(
 
 
 @njit(cache=True, inline="always")
+def _pad_of(
+    pad_offset: FloatArray, p: int
+) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
+    """Drone ``p``'s pad offset from the site as :func:`_from_pad` takes it: (x, y, |o|², |o|)."""
+    ox, oy = pad_offset[p, 0], pad_offset[p, 1]
+    o2 = ox * ox + oy * oy
+    return ox, oy, o2, np.sqrt(o2)
+
+
+@njit(cache=True, inline="always")
+def _ways_out(
+    route: _Route, pad: tuple[float, float, float, float], a: int
+) -> tuple[float, float]:  # pragma: no cover - compiled
+    """Metres from a drone's pad (``pad``: :func:`_pad_of`) to the first point of a block
+    that begins at lane ``a``: flown as the lawnmower flies it, and mirrored (from the end of
+    the lane's band)."""
+    _, _, dist, near, _, band_ends, _ = route
+    ox, oy, o2, o_m = pad
+    ahead = _from_pad(dist, near, 2 * a, ox, oy, o2, o_m)
+    return ahead, _from_pad(dist, near, 2 * band_ends[a, 1] + 1, ox, oy, o2, o_m)
+
+
+@njit(cache=True, inline="always")
 def _block_finish(
-    dist: FloatArray,
-    near: FloatArray,
-    out_pf: FloatArray,
-    band_ends: NDArray[np.int64],
-    mirror_m: FloatArray,
+    route: _Route,
     drone_f: FloatArray,
+    kind: NDArray[np.int64],
+    pad: tuple[float, float, float, float],
+    ways: tuple[float, float],
     p: int,
-    c: int,
     a: int,
     b: int,
-    t_swept: float,
-    de: float,
-    de_back: float,
-    out_ahead: float,
-    out_back: float,
-    ox: float,
-    oy: float,
-    o2: float,
-    o_m: float,
+    t_base: float,
     deadline: float,
-) -> tuple[float, bool]:  # pragma: no cover - compiled
-    """When a sortie of drone ``p`` (its row of :func:`_split_kernel`'s ``drone_f``, ``c`` its
-    kind) that sweeps lanes ``a`` to ``b`` lands, and whether it flies them mirrored:
-    as the lawnmower flies them if that fits its battery and ``deadline``, else mirrored if
-    that does (only a block of whole bands of one slab); ``inf`` if neither does.
-    ``t_swept``: when it would have swept them (from launch, climb and lanes); ``de`` and
-    ``de_back`` the battery the lanes take either way; ``out_ahead`` and ``out_back`` the way
-    out to either first lane. The other arguments are :func:`_split_kernel`'s."""
+    may_end: bool,
+) -> tuple[bool, float, bool]:  # pragma: no cover - compiled
+    """(whether a block longer than lanes ``a`` to ``b`` may still fit, when a sortie of drone
+    ``p`` that sweeps those lanes lands, whether it flies them mirrored): as the lawnmower
+    flies them if that fits the drone's battery and ``deadline``, else mirrored if that does
+    (only a block of whole bands of one slab); it lands at ``inf`` if neither does, or if the
+    block may not end at ``b`` (``may_end``).
+
+    ``route`` (:data:`_Route`), ``drone_f`` and ``kind`` as :func:`_split_kernel` takes them;
+    ``pad`` the drone's (:func:`_pad_of`); ``ways``: the way out to either first lane
+    (:func:`_ways_out`); ``t_base``: when the drone is up, ready to fly out."""
+    cum_t, cum_e, dist, near, out_pf, band_ends, mirror_m = route
+    ox, oy, o2, o_m = pad
+    c = kind[p]
     inv_v, home_e, budget = drone_f[p, 5], drone_f[p, 6], drone_f[p, 4]
+    t_swept = t_base + cum_t[c, 2 * b + 1] - cum_t[c, 2 * a]
+    de = cum_e[0, c, 2 * b + 1] - cum_e[0, c, 2 * a]
+    de_back = cum_e[1, c, 2 * b + 1] - cum_e[1, c, 2 * a]
+    if t_swept > deadline or drone_f[p, 2] + min(de, de_back) > budget:
+        return False, np.inf, False  # the lanes alone take too long: no longer block fits
+    if not may_end:
+        return True, np.inf, False
     # (mirrored across slabs, the joins between them would change)
     whole = band_ends[a, 0] == a and band_ends[b, 1] == b and band_ends[a, 2] == band_ends[b, 2]
     for mirror in (False, True):
         if mirror and not whole:
             continue
         s = 2 * band_ends[a, 1] + 1 if mirror else 2 * a
-        d_s = out_back if mirror else out_ahead
+        d_s = ways[1] if mirror else ways[0]
         f = 2 * band_ends[b, 0] if mirror else 2 * b + 1
         d_f = _from_pad(dist, near, f, ox, oy, o2, o_m)
         extra = mirror_m[b] - mirror_m[a] if mirror else 0.0
@@ -897,20 +899,14 @@ def _block_finish(
         ee = drone_f[p, 2] + (de_back if mirror else de)
         ee += d_s * out_pf[c, s] * inv_v + (d_f + extra) * home_e
         if tt <= deadline and ee <= budget:
-            return tt, mirror
-    return np.inf, False
+            return True, tt, mirror
+    return True, np.inf, False
 
 
 @njit(cache=True)
 def _every_split_kernel(
-    cum_t: FloatArray,
-    cum_e: FloatArray,
-    dist: FloatArray,
-    near: FloatArray,
+    route: _Route,
     pad_offset: FloatArray,
-    out_pf: FloatArray,
-    band_ends: NDArray[np.int64],
-    mirror_m: FloatArray,
     drone_f: FloatArray,
     kind: NDArray[np.int64],
     deadline: float,
@@ -927,7 +923,7 @@ def _every_split_kernel(
     ready earlier is never worse for what follows); the rows kept are those of the fewest
     drones, each drone's blocks the ones that leave it ready earliest. Blocks may end part way
     along a lane. The arguments are :func:`_split_kernel`'s."""
-    n_lanes = len(dist) // 2
+    n_lanes = len(route[2]) // 2
     n_drones = len(drone_f)
     # for drone p and lane a: where its block ending at lane a - 1 began (-1: the drone takes
     # over at a, every lane before swept by the drones before it), and whether it was mirrored
@@ -936,46 +932,19 @@ def _every_split_kernel(
     taken = np.zeros(n_lanes + 1, np.bool_)
     taken[0] = True
     for p in range(n_drones):
-        c = kind[p]
-        budget = drone_f[p, 4]
-        ox, oy = pad_offset[p, 0], pad_offset[p, 1]
-        o2 = ox * ox + oy * oy
-        o_m = np.sqrt(o2)
+        pad = _pad_of(pad_offset, p)
         ready = np.where(taken, drone_f[p, 0], np.inf)
         for a in range(n_lanes):  # a block only moves on: ``ready[a]`` is final here
             if ready[a] == np.inf:
                 continue
             t_base = ready[a] + drone_f[p, 1]
-            out_ahead = _from_pad(dist, near, 2 * a, ox, oy, o2, o_m)
-            out_back = _from_pad(dist, near, 2 * band_ends[a, 1] + 1, ox, oy, o2, o_m)
+            ways = _ways_out(route, pad, a)
             for b in range(a, n_lanes):
-                dt = cum_t[c, 2 * b + 1] - cum_t[c, 2 * a]
-                de = cum_e[0, c, 2 * b + 1] - cum_e[0, c, 2 * a]
-                de_back = cum_e[1, c, 2 * b + 1] - cum_e[1, c, 2 * a]
-                if t_base + dt > deadline or drone_f[p, 2] + min(de, de_back) > budget:
-                    break
-                tt, mirror = _block_finish(
-                    dist,
-                    near,
-                    out_pf,
-                    band_ends,
-                    mirror_m,
-                    drone_f,
-                    p,
-                    c,
-                    a,
-                    b,
-                    t_base + dt,
-                    de,
-                    de_back,
-                    out_ahead,
-                    out_back,
-                    ox,
-                    oy,
-                    o2,
-                    o_m,
-                    deadline,
+                more, tt, mirror = _block_finish(
+                    route, drone_f, kind, pad, ways, p, a, b, t_base, deadline, True
                 )
+                if not more:
+                    break
                 if tt + drone_f[p, 3] < ready[b + 1]:
                     ready[b + 1] = tt + drone_f[p, 3]
                     came_from[p, b + 1] = a
