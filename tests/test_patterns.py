@@ -36,6 +36,7 @@ from skysweep.plan.patterns import (
     pattern_of,
     sector,
     sector_radials,
+    track_runs,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "datum-expanding-square.yaml"
@@ -567,6 +568,30 @@ def test_random_patterns_are_covered_and_avoid_keep_out(data: dict[str, Any]) ->
     assert plan.metrics.coverage_fraction >= 0.99
     assert_flyable(plan)
     assert all(plan.of_drone(i) for i in range(len(plan.mission.fleet)))
+
+
+def test_a_zone_over_every_leg_leaves_the_ground_beside_it_searched() -> None:
+    # found by the property test above: a 108 m zone (128 m with its margin) over the datum of
+    # a 160 m wide parallel track at 39 m spacing covers all four legs; the strips left beside
+    # it were the pattern's to search, but with no leg left the plan was refused as unflyable
+    lon, lat = 7.953125, 46.6171875
+    ring = [[7.952419, 46.609375], [7.953831, 46.609375], [7.953831, 46.625]]
+    ring += [[7.952419, 46.625], [7.952419, 46.609375]]
+    zone = {"name": "zone", "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    pattern = {
+        "type": "parallel_track",
+        "datum": {"lon": lon, "lat": lat},
+        "length_m": 600.0,
+        "width_m": 160.0,
+        "major_axis_deg": 0.0,
+    }
+    data = example(count=1, pattern=pattern, keep_out=[zone], swath_m=40.0, endurance_s=2400)
+    m = mission.parse(data, source=SRC)
+    pat, _ = pattern_of(m)
+    assert not track_runs(pat.track, m.flyable)  # every leg is in the zone
+    plan = plan_of(data)
+    assert plan.metrics.coverage_fraction >= 0.99
+    assert_flyable(plan)
 
 
 def test_fly_track_without_keep_outs_is_the_track() -> None:

@@ -210,13 +210,18 @@ def fly_track(
     on is short, else nearest first (:func:`order_runs`), joined by the shortest flyable paths.
     """
     runs = track_runs(_dedupe(track), reach)
-    if not runs:
-        return np.empty((0, 2))
+    # (with every leg cut away, as where a zone covers the datum and all of the pattern's legs,
+    # the ground beside the zone is still the pattern's to search: it is all gap)
     for extra in gap_runs(runs, target, reach, spacing_m, finder):
+        if not runs:
+            runs.append(extra)
+            continue
         # after the run that ends nearest it
         ends = np.array([r[-1] for r in runs])
         gap = np.minimum(np.hypot(*(ends - extra[0]).T), np.hypot(*(ends - extra[-1]).T))
         runs.insert(int(np.argmin(gap)) + 1, extra)
+    if not runs:
+        return np.empty((0, 2))
     ordered = order_runs(runs, finder, spacing_m)
     out = [ordered[0]]
     for run in ordered[1:]:
@@ -313,7 +318,11 @@ def gap_runs(
         for part in shapely.get_parts(shapely.intersection(rest, reach)):
             if part.area < least:
                 continue
-            home = shapely.get_coordinates(shapely.shortest_line(line, part))[0]
+            # (from the runs; with none, every leg cut away, from the gap itself)
+            near_run = (
+                part.representative_point() if line.is_empty else shapely.shortest_line(line, part)
+            )
+            home = shapely.get_coordinates(near_run)[0]
             lanes = sweep_route(part, s, finder, home)
             if len(lanes) >= 2:
                 out.append(lanes)
