@@ -476,6 +476,29 @@ def test_a_direction_hint_is_all_the_split_tries(
 
 
 @settings(max_examples=40, deadline=None)
+@given(
+    angle=st.floats(0.0, 180.0),
+    w=st.floats(50.0, 5000.0),
+    h=st.floats(50.0, 5000.0),
+    step=st.sampled_from([30.0, 45.0, 90.0]),
+)
+def test_lane_directions_try_each_direction_once(
+    angle: float, w: float, h: float, step: float
+) -> None:
+    """The directions a split tries are the steps and the ground's own axes, none twice: a
+    box turned onto the steps (as every unturned box is) comes back with its axes a hair off
+    them, and those would lay the same lanes again."""
+    box = shapely.affinity.rotate(shapely.box(0.0, 0.0, w, h), angle, origin=(0.0, 0.0))
+    got = lanes.lane_directions(box, step)
+    gaps = [abs((a - b + np.pi / 2) % np.pi - np.pi / 2) for a, b in itertools.combinations(got, 2)]
+    assert min(gaps) > lanes.SAME_DIRECTION_RAD
+    steps = np.deg2rad(np.arange(0.0, 180.0, step))
+    for axis in lanes.region_axes(box):  # every axis is tried, or one within a hair of it
+        assert min(abs((a - axis + np.pi / 2) % np.pi - np.pi / 2) for a in got) <= 1e-3
+    assert np.allclose(got[: len(steps)], steps)
+
+
+@settings(max_examples=40, deadline=None)
 @given(case=_fields(), theta=st.floats(0.0, np.pi), slabs=st.integers(2, 20))
 def test_slabs_sweep_every_lane_piece_once_slab_after_slab(
     case: tuple, theta: float, slabs: int
