@@ -4,6 +4,7 @@ of it, and the split that flies them along a corridor instead of across it."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from skysweep.bench.plan_scenarios import scenario
-from skysweep.geo import sample_points
+from skysweep.geo import oriented_box, sample_points
 from skysweep.plan import planner, snake
 from skysweep.plan.allocate import sample_area, share_sites
 from skysweep.plan.contours import contour_rings, contour_routes, corner_spurs
@@ -119,6 +120,26 @@ def test_contour_lanes_cover_random_concave_grounds_and_stay_on_them(
         assert inside.mean() > 0.99
         # seen at the swath of a 1 m sidelap: ≥ 0.995, as the planner's bar
         assert _seen(ground, lanes, spacing / 2 + 0.5) >= 0.995
+
+
+def test_a_piece_with_a_vertex_a_hair_from_another_gets_its_rectangle_without_a_warning() -> None:
+    """GEOS's overlay can leave a piece a vertex 1e-231 m from another (hypothesis seed 110
+    of the test above). Shapely's minimum rotated rectangle then divides by that edge's zero
+    length and warns; the box is taken without the twin vertex, and is the same rectangle."""
+    y = 4.691363262464316e-231
+    corners = [(160, y), (160, 0), (153.29514056249522, -8.416423172986924)]
+    corners += [(148.338983852, -0.282220608), (147.17651819839807, y)]
+    piece = shapely.Polygon(corners)
+    with pytest.warns(RuntimeWarning):
+        raw = shapely.minimum_rotated_rectangle(piece)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        box = oriented_box(piece)
+    assert box.shape == (4, 2) and np.all(np.isfinite(box))
+    assert shapely.Polygon(box).equals_exact(
+        shapely.Polygon(shapely.get_coordinates(raw)[:4]), 1e-9
+    )
+    assert shapely.Polygon(box).contains(piece.buffer(-1e-6))
 
 
 def test_a_corridor_is_swept_along_its_length_not_across(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -77,6 +77,27 @@ def rotation(theta_rad: float) -> FloatArray:
     return np.array([[c, -s], [s, c]])
 
 
+#: Vertices closer than this (metres) are one when taking a geometry's minimum rotated
+#: rectangle: GEOS's overlay can leave a vertex 1e-231 m from another, and the rectangle's
+#: search then divides by that edge's zero length.
+REPEATED_POINT_M = 1e-6
+
+
+def oriented_box(geom: shapely.Geometry) -> FloatArray:
+    """The corners (4, 2) of ``geom``'s minimum rotated rectangle, in its own units, in order
+    round it; fewer rows when the rectangle is degenerate (a point or a segment)."""
+    rect = shapely.minimum_rotated_rectangle(shapely.remove_repeated_points(geom, REPEATED_POINT_M))
+    coords = shapely.get_coordinates(rect)
+    # a polygon's ring repeats its first corner at the end
+    return coords[:4] if isinstance(rect, shapely.Polygon) else coords
+
+
+def oriented_box_areas(geoms: NDArray[np.object_]) -> FloatArray:
+    """The areas of the minimum rotated rectangles of an array of geometries."""
+    clean = shapely.remove_repeated_points(geoms, REPEATED_POINT_M)
+    return np.asarray(shapely.area(shapely.minimum_rotated_rectangle(clean)), float)
+
+
 def polyline_length(xy: FloatArray) -> float:
     """Length in metres of a polyline given as an (n, 2) or (n, 3) array."""
     if len(xy) < 2:

@@ -19,7 +19,7 @@ import numpy as np
 import shapely
 from shapely.ops import split
 
-from skysweep.geo import FloatArray
+from skysweep.geo import FloatArray, oriented_box, oriented_box_areas
 
 #: Parts a ground is cut into, at most.
 MAX_PARTS = 4
@@ -107,14 +107,14 @@ def rectangularity(parts: list[shapely.Polygon]) -> float:
     """The parts' area over the area of their minimum rotated rectangles, weighted by area (1
     for rectangles); holes are filled (the lanes run around them in any part)."""
     area = np.array([shapely.Polygon(p.exterior).area for p in parts])
-    rect = shapely.area(shapely.minimum_rotated_rectangle(np.array(parts, dtype=object)))
+    rect = oriented_box_areas(np.array(parts, dtype=object))
     return float(np.sum(area) / np.sum(np.maximum(rect, 1e-9)))
 
 
 def long_axis(part: shapely.Geometry) -> float:
     """The direction of ``part``'s minimum rotated rectangle's longer side, radians from east
     in [0, π)."""
-    rect = np.asarray(shapely.minimum_rotated_rectangle(part).exterior.coords)
+    rect = oriented_box(part)
     if len(rect) < 4:
         return 0.0
     e1, e2 = rect[1] - rect[0], rect[2] - rect[1]

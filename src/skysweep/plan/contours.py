@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 from shapely.geometry.polygon import orient
 
-from skysweep.geo import FloatArray
+from skysweep.geo import FloatArray, oriented_box
 
 #: Arcs of an offset (around a concave corner of the ground) in quarter-circles of this many
 #: segments: 22.5° turns, which a drone takes at most of its cruise speed.
@@ -182,7 +182,7 @@ def _thin_axis(
 ) -> FloatArray | None:
     """The long axis of ``piece``'s minimum rotated rectangle cut to ``ground`` (its longest
     stretch), if the rectangle is at most :data:`THIN_PATCH_SPACINGS` spacings wide."""
-    box = np.asarray(shapely.minimum_rotated_rectangle(piece).exterior.coords)[:4]
+    box = oriented_box(piece)
     if len(box) < 4:
         return None
     side = np.hypot(*np.diff(np.vstack([box, box[:1]]), axis=0).T)

@@ -13,7 +13,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from skysweep.geo import FloatArray, polygonal, rotation
+from skysweep.geo import FloatArray, oriented_box, polygonal, rotation
 from skysweep.plan.paths import PathFinder
 
 #: Lane pieces shorter than this (metres) are dropped: the neighbouring lanes see them.
@@ -163,7 +163,7 @@ def lane_directions(region: shapely.Geometry, step_deg: float) -> list[float]:
 
 def region_axes(region: shapely.Geometry) -> list[float]:
     """The axes of ``region``'s minimum rotated rectangle, radians from east in [0, π)."""
-    rect = np.asarray(shapely.minimum_rotated_rectangle(region).exterior.coords)
+    rect = oriented_box(region)
     if len(rect) < 4:
         return []
     return [float(np.arctan2(e[1], e[0])) % np.pi for e in (rect[1] - rect[0], rect[2] - rect[1])]
@@ -172,7 +172,7 @@ def region_axes(region: shapely.Geometry) -> list[float]:
 def _candidate_angles(cell: shapely.Geometry, home_xy: FloatArray) -> list[float]:
     """Lane directions worth trying: the cell's long and short axis, and radial from home
     (lanes pointing home let a route start and end at the cell's near edge)."""
-    rect = np.asarray(shapely.minimum_rotated_rectangle(cell).exterior.coords)
+    rect = oriented_box(cell)
     angles = []
     if len(rect) >= 4:
         e1, e2 = rect[1] - rect[0], rect[2] - rect[1]
