@@ -392,6 +392,33 @@ def test_on_a_plateau_the_latest_site_keeps_the_least_to_sweep() -> None:
     assert plan.metrics.coverage_fraction >= 0.995
 
 
+def test_a_round_a_site_cannot_sweep_is_shared_again_not_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """coast-120's four sites: a round of sharing whose share one site's drones cannot sweep
+    ended the rounds, and the plan kept the first round's shares (speed-2500 with a third
+    exact candidate: 0.798 against 0.817). The area is now shared again halfway back toward
+    the best round's correction, and the rounds go on to a plan that covers the area."""
+    m = scenario("coast-120").mission()
+    real = planner._split_grounds
+    grounds: list[list[shapely.Geometry]] = []
+
+    def second_fails(mission: Mission, ground: list, *args: Any, **kw: Any) -> Any:
+        grounds.append(ground)
+        return None if len(grounds) == 2 else real(mission, ground, *args, **kw)
+
+    monkeypatch.setattr(planner, "_split_grounds", second_fails)
+    plan = planner.plan_mission(m)
+    assert len(grounds) == planner.SITE_ROUNDS
+    # the third round's shares lie between the first's and the second's
+    area = [np.array([g.area for g in round_]) for round_ in grounds]
+    moved = area[1] - area[0]
+    assert np.any(np.abs(moved) > 1e4)
+    step = (area[2] - area[0])[np.abs(moved) > 1e4] / moved[np.abs(moved) > 1e4]
+    assert np.all((step > -0.05) & (step < 1.0))
+    assert plan.metrics.coverage_fraction >= 0.995
+
+
 def test_two_sites_are_shared_by_false_position_between_their_finishes() -> None:
     """The next weight difference lies between the rounds nearest an even finish on either
     side, where a straight line through them crosses it; none before both sides are seen."""
@@ -578,7 +605,7 @@ def test_cut_lanes_are_the_lanes_end_to_end(
     assert np.allclose(merged, raw) and np.array_equal(merged_bands, bands)
 
 
-def _long_lanes() -> tuple[Mission, np.ndarray, np.ndarray]:
+def _long_lanes(endurance_s: float = 3000.0) -> tuple[Mission, np.ndarray, np.ndarray]:
     """Five 4 km lanes across the way from a site 600 m off their middle, three drones."""
     from skysweep import mission as mission_mod
     from skysweep.bench.plan_scenarios import Site, drones_entry, mission_data
@@ -588,7 +615,7 @@ def _long_lanes() -> tuple[Mission, np.ndarray, np.ndarray]:
         (8.30, 47.05),
         shapely.box(0, 600, 4000, 800),
         [Site("gate", (2000.0, 0.0), pads=3)],
-        [drones_entry("quad", 3, "gate", 10, 40, 3000)],
+        [drones_entry("quad", 3, "gate", 10, 40, endurance_s)],
         wind_mps=0,
     )
     m = mission_mod.parse(data, source="<long lanes>")
@@ -639,6 +666,38 @@ def test_a_block_may_end_part_way_along_a_lane(monkeypatch: pytest.MonkeyPatch) 
             land.append(flown[0].land_s)
     assert swept_m == pytest.approx(float(np.abs(np.diff(raw[:, 0])[::2]).sum()))
     assert max(land) == pytest.approx(cut.deadline_s, rel=0.03)
+
+
+def test_lanes_too_long_for_a_pack_are_judged_in_pieces_even_roughly() -> None:
+    """On 1,000 s packs a whole 4 km lane, with the 2 km out to its end and home from the
+    other, outlasts a pack: no split of whole lanes exists at any deadline. The rough
+    judgement (straight, whole lanes) then cuts the lanes into pieces too rather than dropping
+    the lawnmower (speed-2500 lost its best candidates so), and every block it gives flies
+    as one sortie."""
+    from skysweep.plan import snake
+
+    m, raw, bands = _long_lanes(endurance_s=1000.0)
+    finder = PathFinder(m.flyable)
+    launch = launch_slots(m)
+    drones = snake._Drones.of(m, np.arange(3), launch)
+    site = m.site_xy_m[0]
+    lane_s = 4000.0 / 10.0
+    way_s = 2.0 * float(np.hypot(*(raw[0] - site))) / 10.0
+    assert lane_s + way_s > float(drones.drone_f[:, 4].max())  # no whole lane fits a pack
+    for judge in (None, finder):
+        found = snake._split_route(
+            raw, bands, m.searchable, drones, m.wind_vector_mps, judge, site, ()
+        )
+        assert found is not None
+        assert len(found.lanes) > len(raw) // 2  # in pieces
+        _check_parts(found, 3)
+    routes = found.drone_routes(finder)
+    for i, blocks in routes.items():
+        clock = float(launch[i])
+        for route in blocks:
+            flown = fly_routes(m, i, [route], finder, clock, 1, m.pad_xy_m[i])
+            assert len(flown) == 1  # each block in one pack
+            clock = flown[-1].land_s + float(m.fleet.swap_s[i])
 
 
 def _strip(site_x_m: float) -> Mission:

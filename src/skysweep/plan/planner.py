@@ -127,7 +127,16 @@ def _split_sites(
     for round_ in range(rounds):
         splits = _split_grounds(mission, _site_grounds(mission, shares), launch, finder, angles)
         if splits is None:
-            break
+            # a share one site's drones cannot sweep (beyond their packs, or no direction
+            # routes it): share again halfway back toward the best round's correction
+            if best is None or two or round_ >= rounds - 1:
+                break
+            ratio = next_ratio(ratio, ratio, best_ratio, improved=False)
+            back = share_sites(mission, launch, shares.samples, ratio)
+            if np.array_equal(back.site, shares.site):
+                break
+            shares = back
+            continue
         finish = np.array([max((sp.deadline_s for sp in site), default=0.0) for site in splits])
         improved = best is None or finish.max() < best[0]
         if improved:

@@ -596,11 +596,15 @@ def _split_route(
     finder: PathFinder | None,
     site_xy: FloatArray,
     lawnmowers: tuple[_Lawnmower, ...],
+    piece_m: float | None = None,
 ) -> Split | None:
     """The split of the lawnmower ``raw`` (lane ends, in order); with no ``finder``, judged on
-    straight connectors and straight distances from the site."""
-    # judged roughly, a lawnmower keeps whole lanes: pieces only for the exact candidates
-    piece_m = np.inf if finder is None else _piece_m(raw, drones)
+    straight connectors and straight distances from the site. ``piece_m``: the longest piece
+    its lanes are cut into (:func:`cut_lanes`), if not the judgement's own."""
+    whole = raw, bands
+    if piece_m is None:
+        # judged roughly, a lawnmower keeps whole lanes: pieces only for the exact candidates
+        piece_m = np.inf if finder is None else _piece_m(raw, drones)
     raw, bands, stop = cut_lanes(raw, bands, piece_m)
     if finder is None:
         route, at = raw, np.arange(len(raw))
@@ -662,11 +666,14 @@ def _split_route(
     start = drone_f[:, 0].max() + drone_f[:, 1].max() + cum_t.max()
     hi = float(start + 2 * dist.max() * drone_f[:, 5].max())
     best = least_deadline(lambda t: kernel(t, True), hi, DEADLINE_TOL_S, grow=20)
-    if best is not None and not stop.all():
+    if not stop.all():
         # the kernel is greedy: blocks that may end part way along a lane usually land
-        # earlier, not always; they are kept only if they beat whole lanes
-        pieces = least_deadline(lambda t: kernel(t, False), best[0], DEADLINE_TOL_S, grow=0)
-        if pieces is not None and pieces[0] < best[0]:
+        # earlier, not always; they are kept only if they beat whole lanes. And where a lane
+        # and the way to it and home do not fit in one pack (flown round obstacles, a far
+        # lane can outgrow the straight estimate's), only pieces of it can be swept at all
+        top, grow = (hi, 20) if best is None else (best[0], 0)
+        pieces = least_deadline(lambda t: kernel(t, False), top, DEADLINE_TOL_S, grow=grow)
+        if pieces is not None and (best is None or pieces[0] < best[0]):
             best = pieces
     if best is not None and finder is not None and _several_sorties(best[1]):
         # where drones fly several sorties, a sortie that stops short can leave the next a
@@ -680,7 +687,20 @@ def _split_route(
         if every is not None and every[0] < best[0]:
             best = every
     if best is None:
-        return None
+        if np.isfinite(piece_m):
+            return None
+        # a lane whose sweep, with the way to it and home, outlasts a pack is only ever swept
+        # in pieces: judged roughly too, then (speed-2500's 45° lanes over a 46 km² share)
+        return _split_route(
+            *whole,
+            ground,
+            drones,
+            wind_mps,
+            finder,
+            site_xy,
+            lawnmowers,
+            _piece_m(whole[0], drones),
+        )
     hi, rows = best
     parts = tuple((int(drones.order[p]), int(a), int(b), bool(m)) for p, a, b, m in rows)
     return Split(hi, raw.reshape(-1, 2, 2), bands, ground, drones.order, parts, lawnmowers)
