@@ -204,6 +204,8 @@ def test_a_new_keep_out_zone_reroutes_the_fleet(plan: Plan, tmp_path: Path) -> N
     ]
     assert sum(inside[60:]) == 0
     assert figures["keep_out_breaches"] == 0
+    # drones sweeping outside it were sent their rest flown round it, not brought home
+    assert _kinds(events, "more_work")
 
 
 def test_a_drone_a_new_zone_is_laid_over_is_led_out_and_flies_again(tmp_path: Path) -> None:

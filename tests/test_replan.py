@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import shapely
+import shapely.ops
 import yaml
 from test_run import SMALL
 
@@ -75,20 +78,42 @@ def test_losing_a_tenth_of_500_drones_mid_mission_still_covers_the_area(big: Pla
 
 
 def test_a_new_keep_out_zone_is_flown_round(big: Plan) -> None:
+    """Nothing flies into a new zone from now on: sorties still to launch are planned round
+    it, and one in the air whose path crossed it is flown round it from where its drone is
+    (or its work handed on and the drone brought home). A drone's sorties still follow each
+    other with a battery swap between, though one flown round the zone lands later."""
     m = big.mission
     progress = flown_until(big, 0.3 * big.metrics.makespan_s)
     x, y = m.frame.to_local([11.055], [45.012])
     zone = shapely.box(float(x[0]) - 400, float(y[0]) - 300, float(x[0]) + 400, float(y[0]) + 300)
     new = replan(big, progress, new_keep_out=[zone])
-    crossing = [
-        s
-        for s in new.sorties
-        if s.land_s > progress.now_s and shapely.intersects(shapely.LineString(s.path[:, :2]), zone)
-    ]
-    # only sorties already in the air when the zone came may still cross it (the runtime moves
-    # those drones out); nothing planned from now on does
-    assert all(s.launch_s <= progress.now_s for s in crossing)
-    assert any(s.launch_s <= progress.now_s for s in big.sorties if s in crossing) or not crossing
+    before = {(s.drone, s.number): s for s in big.sorties}
+    speed = m.fleet.speed_mps
+    rerouted = 0
+    for s in new.sorties:
+        if s.launch_s > progress.now_s:
+            assert not shapely.intersects(shapely.LineString(s.path[:, :2]), zone)
+        elif s.land_s > progress.now_s:
+            # in the air: its path as far as the drone has flown it (at cruise speed, as
+            # flown_until has it), then none of it in the zone
+            xy = s.path[:, :2]
+            cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(xy, axis=0).T))]
+            flown = (progress.now_s - s.launch_s) * float(speed[s.drone])
+            ahead = cum > flown + 1e-6
+            at = [np.interp(flown, cum, xy[:, 0]), np.interp(flown, cum, xy[:, 1])]
+            if ahead.any():
+                rest = shapely.LineString(np.vstack([at, xy[ahead]]))
+                assert not shapely.intersects(rest, zone), (s.drone, s.number)
+            old = before[(s.drone, s.number)]
+            if s is not old:
+                assert s.launch_s == old.launch_s and np.array_equal(s.path[:2], old.path[:2])
+                rerouted += 1
+    assert rerouted
+    swap = m.fleet.swap_s
+    for d in {s.drone for s in new.sorties}:
+        mine = new.of_drone(d)
+        for a, b in itertools.pairwise(mine):
+            assert b.launch_s >= a.land_s + swap[d] - 1e-6
     assert new.metrics.coverage_fraction >= 0.99
 
 
@@ -290,3 +315,56 @@ def test_the_rest_of_a_route_that_crosses_itself_begins_at_the_first_pass() -> N
     # off the crossing, the nearest pass is the one
     later = _rest_of(route, np.array([50.0, -20.0]))
     assert np.allclose(later, [[50.0, -20.0], [50.0, -50.0]])
+
+
+def test_a_sortie_in_the_air_is_flown_round_a_new_zone_on_its_way(roomy: Plan) -> None:
+    """A zone laid over the rest of a drone's sweep while it flies: the drone keeps its sortie
+    (same number and launch, the same path as far as it got), sweeps its rest outside the
+    zone by flyable ways round it, and is home within its battery; no fresh sortie, nothing
+    handed on. Told the drone cannot be re-routed, its rest is handed on instead."""
+    m = roomy.mission
+    s = roomy.of_drone(1)[0]
+    now = s.launch_s + 0.5 * s.duration_s
+    progress = Progress.as_planned(roomy, now)
+    at = progress.tracks[1][-1]
+    line = shapely.LineString(s.sweep_xy)
+    # the sweep still ahead of the drone, and a zone over the middle of it
+    ahead = shapely.ops.substring(line, line.project(shapely.Point(at)), line.length)
+    mid = ahead.interpolate(0.5, normalized=True)
+    zone = shapely.box(mid.x - 80, mid.y - 80, mid.x + 80, mid.y + 80)
+    assert shapely.distance(shapely.Point(at), zone) > 100
+    new = replan(roomy, progress, new_keep_out=[zone])
+    mine = new.of_drone(1)
+    assert [x.number for x in mine] == [1] and mine[0] is not s
+    around = mine[0]
+    assert around.launch_s == s.launch_s and around.energy <= 1.0 - m.safety.battery_reserve
+    j = int(np.flatnonzero(np.any(around.path[: len(s.path)] != s.path[: len(around.path)], 1))[0])
+    assert np.hypot(*(around.path[j, :2] - at)) < 1.0  # it leaves the old path where it is
+    assert not shapely.intersects(shapely.LineString(around.path[j:, :2]), zone)
+    swept = shapely.LineString(around.sweep_xy).buffer(1.0)
+    outside = shapely.difference(ahead, zone.buffer(m.safety.geofence_margin_m + 1.0))
+    assert shapely.intersection(outside, swept).length >= 0.99 * outside.length
+    assert {x.number for x in new.sorties} == {1}
+    assert new.metrics.coverage_fraction >= 0.995
+    held = replan(
+        roomy, Progress(now, progress.tracks, reroutable=frozenset()), new_keep_out=[zone]
+    )
+    assert all(x.number != 1 for x in held.of_drone(1))
+    assert held.metrics.coverage_fraction >= 0.995
+
+
+def test_a_sortie_not_launched_yet_is_planned_round_a_new_zone(roomy: Plan) -> None:
+    """Before launch, a sortie whose sweep a new zone cuts is planned round it from its pad:
+    same number and launch, none of it in the zone, its sweep outside the zone all kept."""
+    s = roomy.of_drone(2)[0]
+    c = shapely.LineString(s.sweep_xy).interpolate(0.5, normalized=True)
+    zone = shapely.box(c.x - 100, c.y - 100, c.x + 100, c.y + 100)
+    launched = {i: 0 for i in range(len(roomy.mission.fleet))}
+    new = replan(roomy, Progress(0.0, {}, {}, launched), new_keep_out=[zone])
+    (around,) = new.of_drone(2)
+    assert (around.number, around.launch_s) == (1, s.launch_s)
+    assert not shapely.intersects(shapely.LineString(around.path[:, :2]), zone)
+    margin = roomy.mission.safety.geofence_margin_m + 1.0
+    outside = shapely.difference(shapely.LineString(s.sweep_xy), zone.buffer(margin))
+    swept = shapely.LineString(around.sweep_xy).buffer(1.0)
+    assert shapely.intersection(outside, swept).length >= 0.99 * outside.length

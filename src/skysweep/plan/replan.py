@@ -34,7 +34,7 @@ from skysweep.plan.lanes import sweep_route
 from skysweep.plan.metrics import coverage_fraction
 from skysweep.plan.model import SWEEP_LEG, Plan, PlanMetrics, Sortie
 from skysweep.plan.paths import PathFinder
-from skysweep.plan.sorties import extend_sortie, fly_routes, sweep_end
+from skysweep.plan.sorties import extend_sortie, fly_routes, resume_sortie, sweep_end
 
 #: Orphaned work is cut into chunks of about this many seconds of sweeping for fresh sorties:
 #: small enough to spread over many drones, large enough that transits stay a small share.
@@ -169,10 +169,22 @@ def replan(
         home_s = now
         for sortie, rest in ahead:
             under_way = _under_way(sortie, now, up, progress.launched.get(i))
-            crosses = (i in cut and under_way) or (
-                blocked is not None
-                and bool(shapely.intersects(shapely.LineString(sortie.path[:, :2]), blocked))
-            )
+            if i in cut and under_way:
+                crosses = True
+            elif blocked is not None and bool(
+                shapely.intersects(shapely.LineString(sortie.path[:, :2]), blocked)
+            ):
+                # flown round the zone, its sweep there left out, if its battery allows (a
+                # drone in the air only if the runtime can give it a new route)
+                may = not under_way or progress.reroutable is None or i in progress.reroutable
+                where = track[-1] if track is not None and len(track) else None
+                around = _round_zone(m, sortie, rest, under_way, blocked, finder, pads[i], where)
+                if may and around is not None:
+                    kept.append(around)
+                    continue
+                crosses = True
+            else:
+                crosses = False
             if not crosses:
                 kept.append(sortie)
                 continue
@@ -184,6 +196,7 @@ def replan(
                 # in the air: it comes home first
                 there = np.asarray(track, float)[-1, :2]
                 home_s = now + finder.length(there, pads[i]) / float(fleet.speed_mps[i])
+        kept = _in_turn(kept, float(fleet.swap_s[i]), now)
         free = max([s.land_s for s in kept] + [home_s]) + float(fleet.swap_s[i])
         if kept or i in added or track is not None:
             is_open = bool(kept) and home_s == now and _open(kept[-1], ahead, progress, i)
@@ -295,6 +308,77 @@ def _extend(
             free = longer.land_s + float(m.fleet.swap_s[work.drone])
             return _Work(work.drone, [*work.kept[:-1], longer], free), [*tacked[n:], *given]
     return work, [*tacked, *given]
+
+
+def _round_zone(
+    m: Mission,
+    sortie: Sortie,
+    rest: FloatArray,
+    under_way: bool,
+    blocked: shapely.Geometry,
+    finder: PathFinder,
+    pad: FloatArray,
+    where: FloatArray | None,
+) -> Sortie | None:
+    """``sortie``, whose path crosses the new zones ``blocked``, flown round them: its sweep
+    still to fly (``rest``) less what lies in them, joined by flyable hops, home by a flyable
+    way; for one in the air, from where its drone is on it (``where``: the end of its track).
+    None if nothing is left to sweep, the drone is in a zone or off its sweep, or the sortie
+    no longer fits one battery (its work is then handed on and the drone comes home)."""
+    pieces = _clip(rest, blocked)
+    if not pieces:
+        return None
+    if not under_way:
+        return resume_sortie(m, sortie, 1, _nearest_first(pieces, pad, finder), finder, pad)
+    at = rest[0]
+    if shapely.intersects(shapely.Point(at), blocked):
+        return None
+    pieces = _nearest_first(pieces, at, finder)
+    # rest[0] lies on the sweep's leg rest was cut from: the path is kept as far as that leg
+    if where is None or np.hypot(*(np.asarray(where, float)[:2] - at)) > REST_TOLERANCE_M:
+        return None  # off its sweep (pushed off it, or on its way out as the clock has it)
+    first = int(np.flatnonzero(sortie.legs == SWEEP_LEG)[0])
+    j = first + len(sortie.sweep_xy) - len(rest)
+    # the path is kept as far as the drone has flown it; at its sweep's first point it may
+    # still be on its way out (the runtime has it there until it sweeps), and that way must
+    # not cross a zone either
+    if j == first and shapely.intersects(shapely.LineString(sortie.path[: j + 1, :2]), blocked):
+        return None
+    around = resume_sortie(m, sortie, j, pieces, finder, pad, at_xy=at)
+    # (where only the way it has flown crossed the zone, the sortie is the same)
+    same = around is not None and np.array_equal(around.path, sortie.path)
+    return sortie if same else around
+
+
+def _nearest_first(
+    pieces: list[FloatArray], start: FloatArray, finder: PathFinder
+) -> list[FloatArray]:
+    """``pieces`` of sweep in the order a drone at ``start`` flies them: each time the one with
+    an end nearest by a flyable way, from that end. Lanes a zone cuts in two are then swept
+    side by side, all on one side of it before the other, not each round the zone in turn."""
+    left = list(pieces)
+    out: list[FloatArray] = []
+    at = np.asarray(start, float)[:2]
+    while left:
+        ends = np.array([[p[0], p[-1]] for p in left]).reshape(-1, 2)
+        k = int(np.argmin(finder.distances_from(at, ends)))
+        piece = left.pop(k // 2)
+        piece = piece if k % 2 == 0 else piece[::-1]
+        out.append(piece)
+        at = piece[-1]
+    return out
+
+
+def _in_turn(kept: list[Sortie], swap_s: float, now: float) -> list[Sortie]:
+    """A drone's ``kept`` sorties, each launched no sooner than the one before it landed and
+    its pack was swapped (one flown round a new zone can land later than planned); one under
+    way or launched already keeps its launch."""
+    out: list[Sortie] = []
+    for s in kept:
+        if out and s.launch_s > now and s.launch_s < out[-1].land_s + swap_s:
+            s = replace(s, launch_s=out[-1].land_s + swap_s)
+        out.append(s)
+    return out
 
 
 def _under_way(s: Sortie, now: float, in_air: int | None, launched: int | None) -> bool:

@@ -238,12 +238,32 @@ def extend_sortie(
     home. None if that no longer fits one battery (costed as :func:`cut_sorties` costs a
     sortie) or ``sortie`` sweeps nothing. The path up to the last sweep point is unchanged, so
     a drone flying ``sortie`` can be given the longer one in the air (same number and launch)."""
-    legs = sortie.legs
-    sweeps = np.flatnonzero(legs == SWEEP_LEG)
-    routes = [r for r in routes if len(r) >= 2]
-    if not len(sweeps) or not routes:
+    sweeps = np.flatnonzero(sortie.legs == SWEEP_LEG)
+    if not len(sweeps):
         return None
-    j = int(sweeps[-1]) + 1
+    return resume_sortie(mission, sortie, int(sweeps[-1]) + 1, routes, finder, pad_xy)
+
+
+def resume_sortie(
+    mission: Mission,
+    sortie: Sortie,
+    j: int,
+    routes: list[FloatArray],
+    finder: PathFinder,
+    pad_xy: FloatArray,
+    at_xy: FloatArray | None = None,
+) -> Sortie | None:
+    """``sortie`` flown as planned as far as ``path[j]`` (on along its next leg to ``at_xy``,
+    local metres, if given: where a drone in the air is on it), then ``routes`` swept in order
+    with flyable hops to and between them, and a flyable way home to ``pad_xy``. Same number
+    and launch; ``j = 1`` (the climb over the pad) re-routes a sortie not yet launched. None if
+    there is nothing to sweep or it does not fit one battery (costed as :func:`cut_sorties`
+    costs a sortie). The path up to ``path[j]`` is unchanged, so a drone flying ``sortie`` can
+    be given this one in the air from where it is."""
+    legs = sortie.legs
+    routes = [r for r in routes if len(r) >= 2]
+    if not routes or not 1 <= j < len(sortie.path) - 1:
+        return None
     rows: list[FloatArray] = []
     kinds: list[int] = []
 
@@ -254,6 +274,8 @@ def extend_sortie(
         return piece[-1]
 
     at = sortie.path[j, :2]
+    if at_xy is not None:
+        at = add(np.vstack([at, np.asarray(at_xy, float)[:2]]), int(legs[j]))
     for route in routes:
         add(finder.path(at, route[0]), _TRANSIT)
         at = add(route, SWEEP_LEG)

@@ -1200,13 +1200,20 @@ class Orchestrator:
         self.plan = new
         self.plan_version += 1
         self.book, dropped = self.book.adopt(new)
-        # a drone whose sortie in the air was given more to sweep before it goes home gets
-        # the longer route from where it is on it now (its path so far is the same)
+        # a drone whose sortie in the air was given more to sweep before it goes home, or was
+        # routed round a new zone, gets the new route from where it is on it now (its path so
+        # far is the same)
         for d, old in was_flying.items():
             longer = self._flying_sortie(d)
             if longer is None or longer is old or old is None:
                 continue
             k = int(fs.mission_seq[d] + self._seq_shift[d])
+            # routed round a zone, the new path leaves the old where the re-planner took the
+            # drone to be on its sweep (on a route that crosses itself, its first pass there):
+            # a drone already past that goes back to it, not on along another path's waypoints
+            n = min(k, len(old.path), len(longer.path))
+            differs = np.flatnonzero(np.any(old.path[:n] != longer.path[:n], axis=1))
+            k = int(differs[0]) if len(differs) else k
             self._detour_pending[d] = (k, 0)
             orders.append(
                 Order(d, Command.START_MISSION, longer.path[k:], Purpose.WORK, "more work")
