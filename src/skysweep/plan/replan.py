@@ -178,8 +178,12 @@ def replan(
                 # drone in the air only if the runtime can give it a new route)
                 may = not under_way or progress.reroutable is None or i in progress.reroutable
                 where = track[-1] if track is not None and len(track) else None
-                around = _round_zone(m, sortie, rest, under_way, blocked, finder, pads[i], where)
-                if may and around is not None:
+                around = (
+                    _round_zone(m, sortie, rest, under_way, blocked, finder, pads[i], where)
+                    if may
+                    else None
+                )
+                if around is not None:
                     kept.append(around)
                     continue
                 crosses = True
@@ -333,10 +337,9 @@ def _round_zone(
     at = rest[0]
     if shapely.intersects(shapely.Point(at), blocked):
         return None
-    pieces = _nearest_first(pieces, at, finder)
-    # rest[0] lies on the sweep's leg rest was cut from: the path is kept as far as that leg
     if where is None or np.hypot(*(np.asarray(where, float)[:2] - at)) > REST_TOLERANCE_M:
         return None  # off its sweep (pushed off it, or on its way out as the clock has it)
+    # rest[0] lies on the sweep's leg rest was cut from: the path is kept as far as that leg
     first = int(np.flatnonzero(sortie.legs == SWEEP_LEG)[0])
     j = first + len(sortie.sweep_xy) - len(rest)
     # the path is kept as far as the drone has flown it; at its sweep's first point it may
@@ -344,7 +347,7 @@ def _round_zone(
     # not cross a zone either
     if j == first and shapely.intersects(shapely.LineString(sortie.path[: j + 1, :2]), blocked):
         return None
-    around = resume_sortie(m, sortie, j, pieces, finder, pad, at_xy=at)
+    around = resume_sortie(m, sortie, j, _nearest_first(pieces, at, finder), finder, pad, at_xy=at)
     # (where only the way it has flown crossed the zone, the sortie is the same)
     same = around is not None and np.array_equal(around.path, sortie.path)
     return sortie if same else around
