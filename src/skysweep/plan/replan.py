@@ -169,30 +169,25 @@ def replan(
         home_s = now
         for sortie, rest in ahead:
             under_way = _under_way(sortie, now, up, progress.launched.get(i))
-            if i in cut and under_way:
-                crosses = True
-            elif blocked is not None and bool(
-                shapely.intersects(shapely.LineString(sortie.path[:, :2]), blocked)
-            ):
+            if not (i in cut and under_way):
+                if blocked is None or not shapely.intersects(
+                    shapely.LineString(sortie.path[:, :2]), blocked
+                ):
+                    kept.append(sortie)
+                    continue
                 # flown round the zone, its sweep there left out, if its battery allows (a
                 # drone in the air only if the runtime can give it a new route)
-                may = not under_way or progress.reroutable is None or i in progress.reroutable
-                where = track[-1] if track is not None and len(track) else None
-                around = (
-                    _round_zone(m, sortie, rest, under_way, blocked, finder, pads[i], where)
-                    if may
-                    else None
-                )
+                around = None
+                if not under_way or progress.reroutable is None or i in progress.reroutable:
+                    where = track[-1] if track is not None and len(track) else None
+                    around = _round_zone(
+                        m, sortie, rest, under_way, blocked, finder, pads[i], where
+                    )
                 if around is not None:
                     kept.append(around)
                     continue
-                crosses = True
-            else:
-                crosses = False
-            if not crosses:
-                kept.append(sortie)
-                continue
-            # its route crosses the new zone: what it has not swept goes back in the pool
+            # cut short, or across a new zone and not flown round it: what it has not swept
+            # goes back in the pool
             orphans.extend(
                 (piece, float(fleet.track_spacing_m[i])) for piece in _clip(rest, blocked)
             )
@@ -358,7 +353,10 @@ def _nearest_first(
 ) -> list[FloatArray]:
     """``pieces`` of sweep in the order a drone at ``start`` flies them: each time the one with
     an end nearest by a flyable way, from that end. Lanes a zone cuts in two are then swept
-    side by side, all on one side of it before the other, not each round the zone in turn."""
+    side by side, all on one side of it before the other, not each round the zone in turn.
+    (Not :func:`skysweep.plan.patterns.order_runs`, which keeps a pattern's own order where its
+    hops are short: with the pieces put back in the route's order first, a re-plan in
+    test_operations' zone-and-loss flight ended 196 s later, past the mission's time limit.)"""
     left = list(pieces)
     out: list[FloatArray] = []
     at = np.asarray(start, float)[:2]
