@@ -77,6 +77,45 @@ def test_losing_a_tenth_of_500_drones_mid_mission_still_covers_the_area(big: Pla
     assert longer
 
 
+def _as_the_runtime_tells(plan: Plan, now_s: float, launched: dict[int, int]) -> Progress:
+    """What the runtime gives the re-planner: where each drone is (not the track it flew),
+    which sortie it last took off on and which it is flying; ``launched`` is updated."""
+    tracks = {i: t[-1:].copy() for i, t in Progress.as_planned(plan, now_s).tracks.items()}
+    in_air = {}
+    for s in plan.sorties:
+        if s.launch_s < now_s:
+            launched[s.drone] = max(launched.get(s.drone, 0), s.number)
+            if s.land_s > now_s:
+                in_air[s.drone] = s.number
+    return Progress(now_s, tracks, in_air, dict(launched))
+
+
+def test_a_re_plan_counts_what_earlier_plans_swept() -> None:
+    """In a flight the re-planner is told where each drone is, not the track it flew: its
+    coverage counts the sweeps flown before it (in full, or as far as a lost drone got), and
+    those an earlier re-plan counted, so a second re-plan still reports the area covered (the
+    sorties flown before the first are in neither plan)."""
+    text = FIVE_HUNDRED.replace("count: 250", "count: 20").replace("1800", "2400")
+    big = plan_mission(mission.parse(yaml.safe_load(text), "forty"))
+    fleet = np.arange(len(big.mission.fleet))
+    rng = np.random.default_rng(7)
+    launched: dict[int, int] = {}
+    plan = big
+    for share in (0.4, 0.7):
+        now = share * big.metrics.makespan_s
+        progress = _as_the_runtime_tells(plan, now, launched)
+        lost = rng.choice(sorted(progress.in_air), size=len(fleet) // 20, replace=False)
+        plan = replan(plan, progress, lost=lost.tolist())
+        assert plan.metrics.coverage_fraction >= 0.995, share
+        assert plan.swept
+    # what it counts is what was flown: the sweeps of the sorties landed by the first re-plan
+    # are among them
+    landed = [s for s in big.sorties if s.land_s < 0.4 * big.metrics.makespan_s]
+    assert landed
+    counted = {id(xy) for _, xy in plan.swept}
+    assert all(id(s.sweep_xy) in counted for s in landed)
+
+
 def test_a_new_keep_out_zone_is_flown_round(big: Plan) -> None:
     """Nothing flies into a new zone from now on: sorties still to launch are planned round
     it, and one in the air whose path crossed it is flown round it from where its drone is

@@ -77,12 +77,18 @@ class PlanMetrics:
 
 @dataclass(frozen=True)
 class Plan:
-    """Every drone's sorties and the cell of the area each drone was given."""
+    """Every drone's sorties and the cell of the area each drone was given.
+
+    ``swept`` is, for a plan made during a flight (:func:`skysweep.plan.replan.replan`), what
+    earlier plans' sorties swept before it was made: (fleet index, (k, 2) local metres) per
+    sweep flown in full or up to where its drone got. Its coverage counts them.
+    """
 
     mission: Mission
     sorties: tuple[Sortie, ...]
     cells: tuple[shapely.Geometry, ...]
     metrics: PlanMetrics
+    swept: tuple[tuple[int, FloatArray], ...] = ()
 
     def of_drone(self, drone: int) -> tuple[Sortie, ...]:
         """``drone``'s sorties, in the plan's order."""

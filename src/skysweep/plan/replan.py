@@ -154,6 +154,8 @@ def replan(
 
     # routes to hand on, each with the track spacing its lanes were planned at
     orphans: list[tuple[FloatArray, float]] = []
+    # sweeps flown that the new plan will not have (the plan's coverage counts them)
+    swept = list(plan.swept)
     works: dict[int, _Work] = {}
     added = {int(i) for i in added_drones}
     pads = m.pad_xy_m  # computed on every access: once here
@@ -161,9 +163,11 @@ def replan(
         track = progress.tracks.get(i)
         up = progress.in_air.get(i)
         ahead = _ahead(plan.of_drone(i), track, now, up, progress.launched.get(i))
+        swept.extend((i, xy) for xy in _flown(plan.of_drone(i), ahead))
         if i in lost_set:
             w = float(fleet.track_spacing_m[i])
             orphans.extend((piece, w) for _, rest in ahead for piece in _clip(rest, blocked))
+            swept.extend((i, xy) for s, rest in ahead if len(xy := _before(s, rest)))
             continue
         kept: list[Sortie] = []
         home_s = now
@@ -191,6 +195,8 @@ def replan(
             orphans.extend(
                 (piece, float(fleet.track_spacing_m[i])) for piece in _clip(rest, blocked)
             )
+            if len(xy := _before(sortie, rest)):
+                swept.append((i, xy))
             if under_way and track is not None and len(track):
                 # in the air: it comes home first
                 there = np.asarray(track, float)[-1, :2]
@@ -232,7 +238,7 @@ def replan(
         # what turned out not to fit its battery on the flyable paths: first after it
         given[i] = [*routes, *given.get(i, [])]
     sorties = _sorties(plan, works, given, finder, pads, progress.launched)
-    return _with_metrics(plan, sorties, progress, new_keep_out)
+    return _with_metrics(plan, sorties, progress, new_keep_out, swept)
 
 
 def _share_with(
@@ -412,6 +418,21 @@ def _ahead(
             sweep = _rest_of(sweep, np.asarray(track, float)[-1, :2])
         out.append((s, sweep))
     return out
+
+
+def _flown(sorties: Sequence[Sortie], ahead: list[tuple[Sortie, FloatArray]]) -> list[FloatArray]:
+    """The sweeps of ``sorties`` that are flown (not ``ahead``)."""
+    left = {id(s) for s, _ in ahead}
+    return [s.sweep_xy for s in sorties if id(s) not in left and len(s.sweep_xy) >= 2]
+
+
+def _before(sortie: Sortie, rest: FloatArray) -> FloatArray:
+    """The part of ``sortie``'s sweep before ``rest`` (as :func:`_rest_of` cut it), (k, 2); empty
+    if ``rest`` is all of it."""
+    sweep = sortie.sweep_xy
+    if rest is sweep or len(sweep) < 2 or not len(rest):
+        return np.empty((0, 2))
+    return np.vstack([sweep[: len(sweep) - len(rest) + 1], rest[:1]])
 
 
 def _rest_of(route: FloatArray, at: FloatArray) -> FloatArray:
@@ -649,9 +670,14 @@ def _sorties(
 
 
 def _with_metrics(
-    plan: Plan, sorties: list[Sortie], progress: Progress, new_keep_out: Sequence[shapely.Geometry]
+    plan: Plan,
+    sorties: list[Sortie],
+    progress: Progress,
+    new_keep_out: Sequence[shapely.Geometry],
+    swept: list[tuple[int, FloatArray]],
 ) -> Plan:
-    """The plan, with its coverage of what is still to be searched (the new zones are not)."""
+    """The plan, with its coverage of the area (but the new zones): what its sorties sweep,
+    what the tracks in ``progress`` and the sweeps flown before it (``swept``) did."""
     m = plan.mission
     fleet = m.fleet
     area = m.searchable
@@ -662,6 +688,7 @@ def _with_metrics(
         (np.asarray(t, float)[:, :2], fleet.swath_m[i] / 2) for i, t in progress.tracks.items()
     ]
     tracks += [(s.path[:, :2], fleet.swath_m[s.drone] / 2) for s in sorties if SWEEP_LEG in s.legs]
+    tracks += [(xy, fleet.swath_m[i] / 2) for i, xy in swept]
     coverage, _ = coverage_fraction(samples, tracks)
     makespan = max([s.land_s for s in sorties], default=progress.now_s)
     metrics = PlanMetrics(
@@ -672,4 +699,4 @@ def _with_metrics(
         makespan_s=makespan,
         lower_bound_s=plan.metrics.lower_bound_s,
     )
-    return Plan(m, tuple(sorties), plan.cells, metrics)
+    return Plan(m, tuple(sorties), plan.cells, metrics, tuple(swept))
