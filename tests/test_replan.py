@@ -90,13 +90,19 @@ def _as_the_runtime_tells(plan: Plan, now_s: float, launched: dict[int, int]) ->
     return Progress(now_s, tracks, in_air, dict(launched))
 
 
-def test_a_re_plan_counts_what_earlier_plans_swept() -> None:
+@pytest.fixture(scope="module")
+def forty() -> Plan:
+    """Forty drones, two or three sorties each."""
+    text = FIVE_HUNDRED.replace("count: 250", "count: 20").replace("1800", "2400")
+    return plan_mission(mission.parse(yaml.safe_load(text), "forty"))
+
+
+def test_a_re_plan_counts_what_earlier_plans_swept(forty: Plan) -> None:
     """In a flight the re-planner is told where each drone is, not the track it flew: its
     coverage counts the sweeps flown before it (in full, or as far as a lost drone got), and
     those an earlier re-plan counted, so a second re-plan still reports the area covered (the
     sorties flown before the first are in neither plan)."""
-    text = FIVE_HUNDRED.replace("count: 250", "count: 20").replace("1800", "2400")
-    big = plan_mission(mission.parse(yaml.safe_load(text), "forty"))
+    big = forty
     fleet = np.arange(len(big.mission.fleet))
     rng = np.random.default_rng(7)
     launched: dict[int, int] = {}
@@ -390,6 +396,26 @@ def test_a_sortie_in_the_air_is_flown_round_a_new_zone_on_its_way(roomy: Plan) -
     )
     assert all(x.number != 1 for x in held.of_drone(1))
     assert held.metrics.coverage_fraction >= 0.995
+
+
+def test_a_late_drones_next_sortie_waits_for_the_one_flown_round_a_new_zone(forty: Plan) -> None:
+    """A flight running late: the runtime says a drone is still on its first sortie when its
+    second was due. The first, flown round a new zone, lands later; the second, not launched
+    (whatever the plan's clock says), is put back to launch after it and a pack swap."""
+    first, second = forty.of_drone(0)[:2]
+    now = second.launch_s + 30.0
+    line = shapely.LineString(first.sweep_xy)
+    at = line.interpolate(0.9, normalized=True)
+    # a wall across the lanes it has still to sweep: it sweeps one side, then the other
+    c = line.interpolate(0.94, normalized=True)
+    zone = shapely.box(c.x - 200, c.y - 15, c.x + 200, c.y + 15)
+    assert shapely.distance(at, zone) > 100
+    progress = Progress(now, {0: np.array([[at.x, at.y]])}, {0: 1}, {0: 1}, frozenset({0}))
+    new = replan(forty, progress, new_keep_out=[zone])
+    around, after = new.of_drone(0)[:2]
+    assert (around.number, after.number) == (1, 2) and around is not first
+    assert around.land_s > first.land_s + 30.0
+    assert after.launch_s >= around.land_s + float(forty.mission.fleet.swap_s[0]) - 1e-6
 
 
 def test_a_sortie_not_launched_yet_is_planned_round_a_new_zone(roomy: Plan) -> None:

@@ -201,7 +201,7 @@ def replan(
                 # in the air: it comes home first
                 there = np.asarray(track, float)[-1, :2]
                 home_s = now + finder.length(there, pads[i]) / float(fleet.speed_mps[i])
-        kept = _in_turn(kept, float(fleet.swap_s[i]), now)
+        kept = _in_turn(kept, float(fleet.swap_s[i]), now, progress.launched.get(i))
         free = max([s.land_s for s in kept] + [home_s]) + float(fleet.swap_s[i])
         if kept or i in added or track is not None:
             is_open = bool(kept) and home_s == now and _open(kept[-1], ahead, progress, i)
@@ -376,13 +376,17 @@ def _nearest_first(
     return out
 
 
-def _in_turn(kept: list[Sortie], swap_s: float, now: float) -> list[Sortie]:
+def _in_turn(
+    kept: list[Sortie], swap_s: float, now: float, launched: int | None = None
+) -> list[Sortie]:
     """A drone's ``kept`` sorties, each launched no sooner than the one before it landed and
     its pack was swapped (one flown round a new zone can land later than planned); one under
-    way or launched already keeps its launch."""
+    way or launched already (the runtime's ``launched``, else by the plan's clock: a flight
+    runs late) keeps its launch."""
     out: list[Sortie] = []
     for s in kept:
-        if out and s.launch_s > now and s.launch_s < out[-1].land_s + swap_s:
+        waiting = s.launch_s > now if launched is None else s.number > launched
+        if out and waiting and s.launch_s < out[-1].land_s + swap_s:
             s = replace(s, launch_s=out[-1].land_s + swap_s)
         out.append(s)
     return out
