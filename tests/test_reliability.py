@@ -29,6 +29,7 @@ from skysweep import mission as mission_mod
 from skysweep.bench import reliability as rel
 from skysweep.mission import Mission
 from skysweep.plan import Plan
+from skysweep.runtime.commands import load_script
 from skysweep.sim.faults import load_faults
 from skysweep.sim.world import World, WorldParams
 from skysweep.telemetry import AutopilotMode
@@ -39,6 +40,8 @@ CI_MISSIONS = 10
 _FIRST = int(os.environ.get("SKYSWEEP_RELIABILITY_SEED", "0"))
 CI_SEEDS = range(_FIRST, _FIRST + CI_MISSIONS)
 WORKERS = max(1, min(2, os.cpu_count() or 1))
+#: Seeds of the CI batch with keep-out zones added in flight: four of them add one or two.
+ZONE_SEEDS = range(0, 5)
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -156,6 +159,30 @@ def test_random_faults_are_valid_and_reproducible(holed: Mission) -> None:
     assert set(sizes) == {0, 1, 2, 3}
 
 
+def test_random_zones_are_valid_varied_and_reproducible() -> None:
+    """An operator's zones: 0-2 per mission, within the planned flight's first 70 %, over the
+    searchable area, clear of the launch sites, leaving most of the area to search; the same
+    commands for the same seed, and valid for the ground station."""
+    sizes = []
+    for seed in range(40):
+        m = mission_mod.parse(rel.random_mission(seed))
+        plan = _fake_plan(m, 1000.0)
+        cmds = rel.random_zones(seed, plan)
+        assert cmds == rel.random_zones(seed, plan)
+        sizes.append(len(cmds))
+        for c in cmds:
+            assert c.command == "add_keep_out" and c.name
+            assert 0.05 * 1000 <= c.at_s <= 0.7 * 1000
+            zone = rel._local_zone(c, m)
+            assert zone.is_valid and 2_000 <= zone.area <= 600_000
+            assert shapely.intersects(zone, m.searchable)
+            assert shapely.difference(m.searchable, zone).area > 0.5 * m.searchable.area
+            assert min(shapely.distance(zone, shapely.points(m.site_xy_m))) >= 160.0 - 1e-6
+            assert rel._zone_line(c, m).startswith(f"t={c.at_s:g}s {c.name}: ")
+        assert [c.at_s for c in cmds] == sorted(c.at_s for c in cmds)
+    assert set(sizes) == {0, 1, 2}
+
+
 def test_seeds_are_non_negative() -> None:
     with pytest.raises(ValueError, match="non-negative"):
         rel.random_mission(-1)
@@ -182,6 +209,57 @@ def test_monitor_counts_keep_out_entries_not_ticks(holed: Mission) -> None:
     mon.check()
     assert mon.keep_out_entries == 2
     assert mon.keep_in_breaches == 0 and mon.excused_keep_out == 0
+
+
+def test_monitor_judges_an_operators_zone_from_when_it_is_added(holed: Mission) -> None:
+    """Before its time a zone is nobody's business; a drone inside it when it is added, or
+    so close ahead of it that it cannot stop, is not breaking it (for a while); a drone that
+    flies in later is."""
+    world = _world(holed)
+    x, y = _clear_point(holed)
+    zone = shapely.box(x - 100, y - 100, x + 100, y + 100)
+    mon = rel.Invariants(holed, world, [(10.0, zone)])
+    _fly_to(world, 0, (x, y))  # inside the zone-to-be
+    _fly_to(world, 1, (x + 105.0, y))  # just ahead of its edge
+    _fly_to(world, 2, (x + 400.0, y))  # far from it
+    mon.check()
+    assert mon.keep_out_entries == 0
+    world.t_s = 10.0
+    mon.check()  # the zone is in force: drone 0 was inside already
+    assert mon.keep_out_entries == 0 and mon.excused_new_zone == 0
+    _fly_to(world, 1, (x + 95.0, y))  # could not stop in time: excused
+    mon.check()
+    assert mon.keep_out_entries == 0 and mon.excused_new_zone == 1
+    assert mon.findings[-1].excused
+    _fly_to(world, 2, (x, y + 50.0))  # flies in from afar: a breach
+    mon.check()
+    assert mon.keep_out_entries == 1 and not mon.findings[-1].excused
+    # the grace runs out: going back in later is a breach too
+    _fly_to(world, 1, (x + 400.0, y))
+    mon.check()
+    world.t_s = 10.0 + rel.ZONE_GRACE_S + 1.0
+    _fly_to(world, 1, (x + 95.0, y))
+    mon.check()
+    assert mon.keep_out_entries == 2
+
+
+def test_coverage_outside_an_operators_zones_leaves_out_the_zone_and_its_margin(
+    holed: Mission,
+) -> None:
+    from skysweep.footprint import CoverageGrid
+
+    grid = CoverageGrid(holed.searchable, max_cells=40_000)
+    x, y = _clear_point(holed)
+    zone = shapely.box(x - 100, y - 100, x + 100, y + 100)
+    iy, ix = np.indices(grid.shape)
+    cx = grid.origin[0] + (ix + 0.5) * grid.spacing_m
+    cy = grid.origin[1] + (iy + 0.5) * grid.spacing_m
+    # everything but the zone and 5 m round it swept
+    grid.covered[:] = ~shapely.contains_xy(zone.buffer(5.0), cx, cy)
+    assert grid.fraction < 0.999
+    assert rel._coverage_outside(grid, [zone], 10.0) == 1.0
+    assert rel._coverage_outside(grid, [zone], 0.0) < 1.0  # the 5 m band is not swept
+    assert rel._coverage_outside(grid, [], 10.0) == grid.fraction
 
 
 def test_monitor_excuses_a_faulty_drone_and_ignores_the_dead_and_the_parked(
@@ -378,6 +456,18 @@ def test_export_case_replays_with_skysweep_sim(tmp_path: Path) -> None:
         mission_mod.parse(rel.random_mission(seed)).spec
     )
     load_faults(fpath, m.fleet.ids)  # valid for `skysweep sim --faults`
+    assert not (tmp_path / f"commands-{seed}.yaml").exists()
+    # with the operator's zones: a script valid for `skysweep sim --commands`, the same zones
+    seed = next(s for s in range(50) if rel.random_zones(s, _plan_of(s)))
+    rel.export_case(seed, tmp_path, zones=True)
+    script = load_script(tmp_path / f"commands-{seed}.yaml", m.fleet.ids)
+    assert script == rel.random_zones(seed, _plan_of(seed))
+
+
+def _plan_of(seed: int) -> Plan:
+    from skysweep.plan import plan_mission
+
+    return plan_mission(mission_mod.parse(rel.random_mission(seed)))
 
 
 def _die_on_seed_3(seed: int) -> rel.MissionOutcome:
@@ -411,6 +501,16 @@ def test_ci_batch_of_random_missions_keeps_every_invariant(
 ) -> None:
     report = rel.run_batch(CI_SEEDS, workers=WORKERS)
     assert len(report.outcomes) == len(CI_SEEDS)
+    _assert_all_hold(report, capsys)
+
+
+def test_ci_batch_with_zones_added_in_flight_keeps_every_invariant(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Keep-out zones an operator adds in flight (``--zones``): nobody flies into one after
+    it is added, and what is outside them is still covered."""
+    report = rel.run_batch(ZONE_SEEDS, workers=WORKERS, zones=True)
+    assert sum(bool(o.zones) for o in report.outcomes) >= 3
     _assert_all_hold(report, capsys)
 
 

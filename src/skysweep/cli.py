@@ -814,6 +814,14 @@ def bench_reliability(
         bool,
         typer.Option("--json", help="Print the report (totals, every failing mission) as JSON."),
     ] = False,
+    zones: Annotated[
+        bool,
+        typer.Option(
+            "--zones",
+            help="An operator also adds 0-2 keep-out zones to each mission in flight; they are "
+            "judged from the moment they are added, and coverage outside them.",
+        ),
+    ] = False,
 ) -> None:
     """Fly random missions (concave areas, holes, several sites, mixed fleets) with random
     faults in the simulator, through the real planner, orchestrator, safety kernel and
@@ -823,7 +831,7 @@ def bench_reliability(
     See docs/reliability.md."""
     from skysweep.bench.reliability import main_bench
 
-    code = main_bench(missions, start_seed=seed, workers=workers, as_json=as_json)
+    code = main_bench(missions, start_seed=seed, workers=workers, as_json=as_json, zones=zones)
     if code:
         raise typer.Exit(code)
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import shapely
 import yaml
+from numpy.typing import NDArray
 from shapely import affinity
 
 from skysweep import mission as mission_mod
@@ -47,11 +48,13 @@ from skysweep.bench.plan_scenarios import MissionData, geojson, to_lonlat
 from skysweep.energy import PLAN_MARGIN, drain_per_s, power_factor
 from skysweep.errors import MissionError
 from skysweep.footprint import CoverageGrid
+from skysweep.geo import fence_margin
 from skysweep.link.sim import SimLink
-from skysweep.mission import Mission
+from skysweep.mission import Mission, zone_from_geojson
 from skysweep.plan import Plan, plan_mission
 from skysweep.proximity import VERTICAL_BAND_M, close_pairs
 from skysweep.runtime.clock import SimClock
+from skysweep.runtime.commands import OperatorCommand
 from skysweep.runtime.orchestrator import Orchestrator
 from skysweep.runtime.simulate import sim_world
 from skysweep.sim.faults import Fault, parse_faults
@@ -77,7 +80,13 @@ EXCUSED: tuple[tuple[str, str], ...] = (
     ("excused_keep_out", "keep-out entries, faulty drones"),
     ("excused_separation", "separation pairs with a faulty drone"),
     ("excused_below_reserve", "landed below reserve after a sag/weak motor"),
+    ("excused_new_zone", "entries into a zone laid just ahead of the drone"),
 )
+#: An operator's new zone reaches the drones within one ground-station tick and a command's
+#: round trip; a drone it was laid this close ahead of (plus its stopping distance and the
+#: geofence margin) is excused an entry for ZONE_GRACE_S.
+ZONE_NOTICE_S = 1.0
+ZONE_GRACE_S = 10.0
 FAULT_KINDS = ("drone_lost", "link_lost", "battery_sag", "gps_glitch", "motor_degraded")
 #: Findings kept per mission (the counts are always complete).
 MAX_FINDINGS = 20
@@ -381,6 +390,39 @@ def random_faults(seed: int, plan: Plan) -> list[Fault]:
     return parse_faults({"faults": faults}, f"<reliability seed {seed}>", ids)
 
 
+def random_zones(seed: int, plan: Plan) -> list[OperatorCommand]:
+    """0-2 keep-out zones an operator adds during the flight (a landslide, a fire front, a
+    crash site): each at a random time within ``plan``'s planned flight, a random box or
+    ellipse 50-550 m across over a random point of the searchable area, at least 160 m from
+    every launch site and leaving more than half the area outside it."""
+    _check_seed(seed)
+    rng = np.random.default_rng([seed, 3])
+    m = plan.mission
+    horizon = max((s.land_s for s in plan.sorties), default=0.0)
+    area = m.searchable
+    shapely.prepare(area)
+    avoid = shapely.union_all([shapely.Point(p).buffer(160.0) for p in m.site_xy_m])
+    out: list[OperatorCommand] = []
+    want = int(rng.choice(3, p=[0.2, 0.5, 0.3]))
+    for k in range(want):
+        for _ in range(100):
+            centre = _point_inside(rng, area)
+            if centre is None:
+                break
+            zone = affinity.scale(_zone(rng, centre), *(rng.uniform(1.0, 2.5),) * 2)
+            if not zone.intersects(avoid) and area.difference(zone).area > 0.5 * area.area:
+                out.append(
+                    OperatorCommand(
+                        command="add_keep_out",
+                        at_s=round(float(rng.uniform(0.05, 0.7) * horizon), 1),
+                        name=f"operator zone {k + 1}",
+                        geometry=json.loads(shapely.to_geojson(m.frame.geom_to_lonlat(zone))),
+                    )
+                )
+                break
+    return sorted(out, key=lambda c: c.at_s)
+
+
 def describe_fault(f: Fault) -> str:
     """One line: ``t=123.4s battery_sag quad-a-002 capacity_factor=0.5 ...``."""
     extra = {
@@ -419,7 +461,12 @@ class Invariants:
     final coverage.
     """
 
-    def __init__(self, mission: Mission, world: World) -> None:
+    def __init__(
+        self,
+        mission: Mission,
+        world: World,
+        zones: Sequence[tuple[float, shapely.Geometry]] = (),
+    ) -> None:
         self.mission = mission
         self.world = world
         n = len(world)
@@ -427,6 +474,8 @@ class Invariants:
         self._keep_out = shapely.union_all(keep_out) if keep_out else None
         if self._keep_out is not None:
             shapely.prepare(self._keep_out)
+        #: keep-out zones an operator adds, (seconds, local metres), by time: in force from then
+        self._zones_due = sorted(zones, key=lambda z: z[0])
         self._keep_in = mission.keep_in
         shapely.prepare(self._keep_in)
         self.min_sep = float(mission.safety.min_separation_m)
@@ -440,6 +489,8 @@ class Invariants:
         self._wind_mps = float(np.hypot(*mission.wind_vector_mps))
         self._faults_seen = 0
         self._in_keep_out = np.zeros(n, bool)
+        # until when a drone an operator's zone was laid over or just ahead of is excused
+        self._caught_until = np.full(n, -np.inf)
         self._out_keep_in = np.zeros(n, bool)
         self._flying = world.flying.copy()
         self._alive = world.alive.copy()
@@ -453,6 +504,7 @@ class Invariants:
         self.excused_keep_out = 0
         self.excused_pairs: set[tuple[int, int]] = set()
         self.excused_below_reserve = 0
+        self.excused_new_zone = 0
         self.landings = 0
         self.falls = 0
         self.findings: list[Finding] = []
@@ -580,6 +632,8 @@ class Invariants:
                 self._note("below_reserve", [int(i)], detail, sagged)
 
         judged = flying & alive
+        while self._zones_due and self._zones_due[0][0] <= w.t_s:
+            self._declare(self._zones_due.pop(0)[1], judged)
         # geofences: entries, per drone
         outside = judged & ~shapely.contains_xy(self._keep_in, x, y)
         for i in np.flatnonzero(outside & ~self._out_keep_in).tolist():
@@ -594,9 +648,12 @@ class Invariants:
             for i in np.flatnonzero(inside & ~self._in_keep_out).tolist():
                 if self.faulty[i]:
                     self.excused_keep_out += 1
+                elif w.t_s < self._caught_until[i]:
+                    self.excused_new_zone += 1
                 else:
                     self.keep_out_entries += 1
-                self._note("keep_out_entry", [int(i)], self._doing(int(i)), bool(self.faulty[i]))
+                excused = bool(self.faulty[i]) or w.t_s < self._caught_until[i]
+                self._note("keep_out_entry", [int(i)], self._doing(int(i)), excused)
             self._in_keep_out = inside
 
         # separation: distinct pairs in one altitude band closer than the minimum
@@ -626,6 +683,25 @@ class Invariants:
 
         self._flying = flying
         self._alive = alive
+
+    def _declare(self, zone: shapely.Geometry, judged: NDArray[np.bool_]) -> None:
+        """An operator's zone is in force from now. A drone inside it is not entering it, and
+        one it was laid just ahead of is excused an entry for a while: what it takes to stop
+        from cruise speed (its acceleration), the ground station's tick and the geofence margin
+        is more than a zone laid in front of it leaves."""
+        w = self.world
+        x, y = w.pos[:, 0], w.pos[:, 1]
+        inside = judged & shapely.contains_xy(zone, x, y)
+        self._in_keep_out |= inside
+        speed = np.asarray(self.mission.fleet.speed_mps, float)
+        accel = np.asarray(self.mission.fleet.accel_mps2, float)
+        stop_m = speed * (ZONE_NOTICE_S + speed / (2.0 * accel))
+        stop_m += float(self.mission.safety.geofence_margin_m)
+        near = judged & (shapely.distance(zone, shapely.points(w.pos[:, :2])) < stop_m)
+        self._caught_until[near] = w.t_s + ZONE_GRACE_S
+        union = [zone] if self._keep_out is None else [self._keep_out, zone]
+        self._keep_out = shapely.union_all(union)
+        shapely.prepare(self._keep_out)
 
     def _stamp(self) -> None:
         if self._cov_pts:
@@ -714,6 +790,9 @@ class MissionOutcome:
     findings: tuple[str, ...] = ()
     error: str | None = None
     """Traceback of an orchestrator crash, or why the mission could not be set up."""
+    zones: tuple[str, ...] = ()
+    """Keep-out zones an operator added in flight (``--zones``), one line each."""
+    excused_new_zone: int = 0
     setup_error: bool = False
     """The mission could not be drawn or planned (a harness or planner problem, not a flight)."""
 
@@ -726,8 +805,9 @@ class MissionOutcome:
         return {**asdict(self), "failed": list(self.failed)}
 
 
-def run_mission(seed: int, tick_s: float = 0.5) -> MissionOutcome:
-    """Draw, plan and fly the mission of ``seed`` with its faults, watching the invariants.
+def run_mission(seed: int, tick_s: float = 0.5, zones: bool = False) -> MissionOutcome:
+    """Draw, plan and fly the mission of ``seed`` with its faults, watching the invariants;
+    with ``zones``, an operator also adds keep-out zones in flight (:func:`random_zones`).
 
     The simulator's kernels run on one thread meanwhile (restored after): for ten drones the
     threads only cost synchronisation, and a batch already keeps every core busy. The results
@@ -738,12 +818,48 @@ def run_mission(seed: int, tick_s: float = 0.5) -> MissionOutcome:
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        return _run_mission(seed, tick_s)
+        return _run_mission(seed, tick_s, zones)
     finally:
         numba.set_num_threads(threads)
 
 
-def _run_mission(seed: int, tick_s: float) -> MissionOutcome:
+def run_mission_with_zones(seed: int) -> MissionOutcome:
+    """:func:`run_mission` with keep-out zones added in flight (importable by name, for the
+    worker processes)."""
+    return run_mission(seed, zones=True)
+
+
+def _zone_line(c: OperatorCommand, m: Mission) -> str:
+    local = _local_zone(c, m)
+    return f"t={c.at_s:g}s {c.name}: {local.area / 1e4:.1f} ha at {_xy(local.centroid)}"
+
+
+def _xy(p: shapely.Point) -> str:
+    return f"({p.x:.0f}, {p.y:.0f}) m"
+
+
+def _local_zone(c: OperatorCommand, m: Mission) -> shapely.Geometry:
+    """The zone as the ground station reads it, local metres."""
+    return zone_from_geojson(m, c.geometry or {}, f"keep-out {c.name}")
+
+
+def _coverage_outside(
+    grid: CoverageGrid, zones: Sequence[shapely.Geometry], margin_m: float
+) -> float:
+    """``grid``'s coverage of its region less ``zones`` grown by the geofence margin (the
+    ground nobody may fly over any more)."""
+    if not zones:
+        return grid.fraction
+    grown = fence_margin(shapely.union_all(list(zones)), margin_m)
+    iy, ix = np.indices(grid.shape)
+    cx = grid.origin[0] + (ix + 0.5) * grid.spacing_m
+    cy = grid.origin[1] + (iy + 0.5) * grid.spacing_m
+    keep = grid.inside & ~shapely.contains_xy(grown, cx, cy)
+    n = int(keep.sum())
+    return float((grid.covered & keep).sum() / n) if n else 0.0
+
+
+def _run_mission(seed: int, tick_s: float, with_zones: bool = False) -> MissionOutcome:
     t0 = time.perf_counter()
     name, drones, holes, planned, plan_cov = f"seed {seed}", 0, 0, 0.0, 0.0
     fault_lines: tuple[str, ...] = ()
@@ -756,11 +872,14 @@ def _run_mission(seed: int, tick_s: float) -> MissionOutcome:
         plan_cov = float(plan.metrics.coverage_fraction)
         faults = random_faults(seed, plan)
         fault_lines = tuple(describe_fault(f) for f in faults)
+        commands = random_zones(seed, plan) if with_zones else []
+        zones = [(c.at_s, _local_zone(c, m)) for c in commands]
+        zone_lines = tuple(_zone_line(c, m) for c in commands)
     except Exception:
         return _blank(seed, name, drones, holes, fault_lines, planned, t0, traceback.format_exc())
 
     world = sim_world(plan, seed, faults)
-    monitor = Invariants(m, world)
+    monitor = Invariants(m, world, zones)
     monitor.attach()
     crash: str | None = None
     refused: list[str] = []
@@ -775,7 +894,8 @@ def _run_mission(seed: int, tick_s: float) -> MissionOutcome:
             authorise = getattr(orch, "authorise", None)
             refused = list(authorise(0.0)) if authorise is not None else []
             if not refused:
-                orch.run(SimClock(), progress=monitor)
+                script = [(c.at_s, c.command, c.args()) for c in commands]
+                orch.run(SimClock(), progress=monitor, script=script)
         except Exception:
             crash = traceback.format_exc()
     if monitor.error is not None:  # the monitor itself broke: a harness bug, never hidden
@@ -788,13 +908,17 @@ def _run_mission(seed: int, tick_s: float) -> MissionOutcome:
     fell_by_fault = any(k == "drone_lost" and ds for _, k, ds in world.truth.faults)
     still_lost = bool(orch is not None and np.asarray(getattr(orch, "lost", [])).any())
     capable = not fell_by_fault and bool(world.alive.all()) and not still_lost
-    coverage = float(orch.coverage.fraction) if orch is not None else 0.0
+    margin = float(m.safety.geofence_margin_m)
+    added = [z for _, z in zones]
+    monitor.true_coverage_fraction()  # stamps what is pending
+    true_cov = _coverage_outside(monitor.true_coverage, added, margin)
+    coverage = _coverage_outside(orch.coverage, added, margin) if orch is not None else 0.0
     short = int(capable and crash is None and coverage < COVERAGE_BAR)
     findings = [str(f) for f in monitor.findings]
     if short:
         findings.append(
             f"coverage {coverage:.4f} < {COVERAGE_BAR} (true "
-            f"{monitor.true_coverage_fraction():.4f}, planned {plan_cov:.4f})"
+            f"{true_cov:.4f}, planned {plan_cov:.4f})"
             f" though no drone was lost; faults: {'; '.join(fault_lines) or 'none'}"
         )
     if crash is not None:
@@ -814,7 +938,7 @@ def _run_mission(seed: int, tick_s: float) -> MissionOutcome:
         complete=bool(orch is not None and getattr(orch, "done", False)),
         end_state=_end_state(orch),
         coverage=round(coverage, 5),
-        coverage_true=round(monitor.true_coverage_fraction(), 5),
+        coverage_true=round(true_cov, 5),
         capable=capable,
         keep_in_breaches=monitor.keep_in_breaches,
         keep_out_entries=monitor.keep_out_entries,
@@ -831,6 +955,8 @@ def _run_mission(seed: int, tick_s: float) -> MissionOutcome:
         airborne_at_end=int((world.flying & world.alive).sum()),
         findings=tuple(findings),
         error=crash,
+        zones=zone_lines,
+        excused_new_zone=monitor.excused_new_zone,
     )
 
 
@@ -940,8 +1066,10 @@ def run_batch(
     seeds: Iterable[int],
     workers: int = 1,
     progress: Callable[[MissionOutcome], None] | None = None,
+    zones: bool = False,
 ) -> ReliabilityReport:
-    """Fly the missions of ``seeds``, in ``workers`` processes when more than one."""
+    """Fly the missions of ``seeds``, in ``workers`` processes when more than one; with
+    ``zones``, an operator adds keep-out zones in flight (:func:`random_zones`)."""
     seeds = list(seeds)
     t0 = time.perf_counter()
     outcomes: list[MissionOutcome] = []
@@ -953,9 +1081,9 @@ def run_batch(
 
     if workers <= 1 or len(seeds) <= 1:
         for s in seeds:
-            done(run_mission(s))
+            done(run_mission(s, zones=True) if zones else run_mission(s))
     else:
-        _run_pooled(seeds, workers, done)
+        _run_pooled(seeds, workers, done, run_mission_with_zones if zones else None)
     return _summarise(seeds, max(1, workers), time.perf_counter() - t0, outcomes)
 
 
@@ -1089,6 +1217,8 @@ def format_report(report: ReliabilityReport, max_failures: int = 20) -> str:
             lines.append(f"  seed {x.seed}: {', '.join(x.failed)}  [{x.name}]")
             for fl in x.faults:
                 lines.append(f"      fault  {fl}")
+            for zl in x.zones:
+                lines.append(f"      zone   {zl}")
             for f in x.findings[:4]:
                 lines.append(f"      -> {f}")
         if len(bad) > max_failures:
@@ -1096,9 +1226,10 @@ def format_report(report: ReliabilityReport, max_failures: int = 20) -> str:
     return "\n".join(lines)
 
 
-def export_case(seed: int, out_dir: str | Path) -> tuple[Path, Path]:
+def export_case(seed: int, out_dir: str | Path, zones: bool = False) -> tuple[Path, Path]:
     """Write the mission and fault files of ``seed``, to replay with
-    ``skysweep sim MISSION --faults FAULTS --seed SEED``."""
+    ``skysweep sim MISSION --faults FAULTS --seed SEED``; with ``zones``, also the operator's
+    zones as ``commands-SEED.yaml``, for ``--commands``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = random_mission(seed)
@@ -1109,12 +1240,23 @@ def export_case(seed: int, out_dir: str | Path) -> tuple[Path, Path]:
     mpath.write_text(json.dumps(data, indent=1))
     dumped = [f.model_dump(exclude_none=True) for f in faults]
     fpath.write_text(yaml.safe_dump({"faults": dumped}, sort_keys=False))
+    if zones:
+        cmds = [c.model_dump(exclude_none=True) for c in random_zones(seed, plan)]
+        cpath = out / f"commands-{seed}.yaml"
+        cpath.write_text(yaml.safe_dump({"commands": cmds}, sort_keys=False))
     return mpath, fpath
 
 
-def main_bench(missions: int, start_seed: int = 0, workers: int = 1, as_json: bool = False) -> int:
-    """``skysweep bench reliability``: fly seeds ``start_seed`` … ``start_seed + missions - 1``,
-    print the report (or JSON), return 0 if every invariant held, else 1."""
+def main_bench(
+    missions: int,
+    start_seed: int = 0,
+    workers: int = 1,
+    as_json: bool = False,
+    zones: bool = False,
+) -> int:
+    """``skysweep bench reliability``: fly seeds ``start_seed`` … ``start_seed + missions - 1``
+    (with ``zones``, keep-out zones added in flight), print the report (or JSON), return 0 if
+    every invariant held, else 1."""
     seeds = range(start_seed, start_seed + missions)
     done = 0
 
@@ -1125,7 +1267,7 @@ def main_bench(missions: int, start_seed: int = 0, workers: int = 1, as_json: bo
             mark = f"  seed {o.seed} FAILED: {', '.join(o.failed)}" if o.failed else ""
             print(f"{done}/{missions}{mark}", file=sys.stderr, flush=True)
 
-    report = run_batch(seeds, workers, progress=tick)
+    report = run_batch(seeds, workers, progress=tick, zones=zones)
     if as_json:
         print(json.dumps(report.as_dict()))
     else:
