@@ -514,6 +514,28 @@ def test_ci_batch_with_zones_added_in_flight_keeps_every_invariant(
     _assert_all_hold(report, capsys)
 
 
+@pytest.mark.parametrize(
+    "seed",
+    [
+        # a drone led out of a zone laid over it, pushed out another way by its onboard
+        # fence, waited against the fence for good: its first leg was never judged off
+        # route, and a way home from outside the fence is refused unless it leads back in
+        12,
+        # the last wide drone flew a lost one's lanes alone, sortie after sortie, while
+        # narrower ones stood idle: the time limit ran out at 0.96 covered
+        158,
+        # the low-battery failsafe measured the way home straight, not round the new zones:
+        # landed on 0.198
+        5,
+    ],
+)
+def test_zone_seeds_that_failed_before_their_fixes(seed: int) -> None:
+    """The three failures of the first 200 missions with ``--zones`` (seeds 0-199)."""
+    outcome = rel.run_mission(seed, zones=True)
+    assert outcome.zones
+    assert not outcome.failed, outcome.findings
+
+
 def test_seed_815_lanes_leave_no_stripes_unseen() -> None:
     """The one coverage failure of the full run on 950e9ce: lanes exactly one swath apart,
     flown at 14.9 m/s, left thin stripes beside each lane where the drone came out of its turn

@@ -223,7 +223,7 @@ def replan(
         fine = [(c, w, k) for k, (r, w) in enumerate(orphans) for c in _chunks(r, TACK_S * speed)]
         chunks = [c for c, _, _ in fine]
         swaths = np.array([w for _, w, _ in fine])
-        _, tacked, left = _assign(chunks, swaths, works, m, pads, tack_only=True)
+        _, tacked, left = _assign(chunks, swaths, works, m, pads, tack_only=True, wide_first=True)
         for i, routes in _relane(tacked, chunks, swaths, m, finder, pads).items():
             if routes:
                 works[i], extra[i] = _extend(works[i], routes, [], m, finder, pads[i])
@@ -232,13 +232,31 @@ def replan(
     pieces = [(c, w) for r, w in orphans + shared for c in _chunks(r, CHUNK_S * speed)]
     chunks = [c for c, _ in pieces]
     swaths = np.array([w for _, w in pieces])
+
+    def fly(chosen: dict[int, list[int]]) -> list[Sortie]:
+        given = _relane(chosen, chunks, swaths, m, finder, pads)
+        for i, routes in extra.items():
+            # what turned out not to fit its battery on the flyable paths: first after it
+            given[i] = [*routes, *given.get(i, [])]
+        return _sorties(plan, works, given, finder, pads, progress.launched)
+
     chosen, _, _ = _assign(chunks, swaths, works, m, pads)
-    given = _relane(chosen, chunks, swaths, m, finder, pads)
-    for i, routes in extra.items():
-        # what turned out not to fit its battery on the flyable paths: first after it
-        given[i] = [*routes, *given.get(i, [])]
-    sorties = _sorties(plan, works, given, finder, pads, progress.launched)
+    sorties = fly(chosen)
+    spacing = fleet.track_spacing_m
+    if any(swaths[k] > spacing[i] + 1e-6 for i, ks in chosen.items() for k in ks):
+        # narrower drones took chunks of wider lanes: rounds that give every drone a chunk
+        # can load them with slow work a wide drone would have finished first, so the plan
+        # where they take only what no wide drone can reach is flown too, and the one that
+        # lands first kept
+        wide_only, _, _ = _assign(chunks, swaths, works, m, pads, wide_first=True)
+        other = fly(wide_only)
+        if _makespan(other, now) < _makespan(sorties, now):
+            sorties = other
     return _with_metrics(plan, sorties, progress, new_keep_out, swept)
+
+
+def _makespan(sorties: list[Sortie], now: float) -> float:
+    return max([s.land_s for s in sorties], default=now)
 
 
 def _share_with(
@@ -511,16 +529,19 @@ def _assign(
     all_pads: FloatArray,
     *,
     tack_only: bool = False,
+    wide_first: bool = False,
 ) -> tuple[dict[int, list[int]], dict[int, list[int]], list[int]]:
     """Chunks (indices) for each drone: rounds of linear_sum_assignment on finish time. Two
     lists per drone: the chunks it sweeps at the end of its last kept sortie, before it goes
     home (a drone whose sortie is open, see :class:`_Work`, while its battery lasts: an
     estimate on straight lines, which :func:`_extend` checks), and those it sweeps in fresh
     sorties after that. A chunk's lanes are spaced for the swath of the drone it was planned
-    for: a drone with a narrower swath would leave stripes between them unseen, so it takes a
-    chunk only if no drone with a wide enough swath can reach it (and then sweeps it again,
-    see :func:`_relane`). With ``tack_only``, only the first kind is handed out; the third
-    value is the chunks nobody took."""
+    for: a drone with a narrower swath sweeps its strip again at its own spacing (see
+    :func:`_relane`), which takes it longer by the ratio of the spacings, and is costed so: it
+    takes such a chunk only where it still finishes it first (a wide drone left alone with a
+    lost wide drone's work would fly it all, one sortie after another); with ``wide_first``
+    only if no drone with a wide enough swath can reach it. With ``tack_only``, only the first
+    kind is handed out; the third value is the chunks nobody took."""
     fleet = m.fleet
     drones = np.array(sorted(works), np.intp)
     given: dict[int, list[int]] = {int(i): [] for i in drones}
@@ -565,8 +586,12 @@ def _assign(
     trip_cs = farthest[spot_of.ravel()] * ((1.0 + head) / v)[:, None]
     trip_cs += (vertical + REACH_SWEEP_S)[:, None]
     reachable = trip_cs <= budget_cs[:, None]
-    wide = fleet.track_spacing_m[drones][:, None] >= swaths[None, :] - 1e-6
-    reachable &= wide | ~(reachable & wide).any(axis=0)
+    # (drones, chunks) how much longer a drone sweeps a chunk than its lanes: re-laned at its
+    # own spacing where that is narrower
+    stretch = np.maximum(swaths[None, :] / fleet.track_spacing_m[drones][:, None], 1.0)
+    if wide_first:
+        wide = stretch <= 1.0 + 1e-9
+        reachable &= wide | ~(reachable & wide).any(axis=0)
     nobody = np.flatnonzero(~reachable.any(axis=0))
     if len(nobody) and not tack_only:
         raise InfeasibleError(
@@ -580,7 +605,8 @@ def _assign(
     tack_cs_per_m = head / v * TACK_SLACK
     while len(left):
         # drones share pads: distances from pads are taken per pad
-        work = length[None, left] + _dist(spots, end[left])[spot_of]
+        sweep = length[None, left] * stretch[:, left]
+        work = sweep + _dist(spots, end[left])[spot_of]
         fly = _dist(where, start[left])
         fly += work
         tack = fly * tack_cs_per_m[:, None] <= np.where(is_open, left_cs, -1.0)[:, None]
@@ -603,17 +629,18 @@ def _assign(
         for r, c in zip(rows, cols, strict=True):
             k = int(left[c])
             hop = float(np.hypot(*(where[r] - start[k])))
+            swept_m = float(sweep[r, c])
             if tack[r, c]:
                 tacked[int(drones[r])].append(k)
-                left_cs[r] -= (hop + length[k]) * tack_cs_per_m[r]
-                finish[r] += (hop + length[k]) / v[r]
+                left_cs[r] -= (hop + swept_m) * tack_cs_per_m[r]
+                finish[r] += (hop + swept_m) / v[r]
             else:
                 if is_open[r]:
                     is_open[r] = False
                     finish[r] += float(np.hypot(*(where[r] - pads[r]))) / v[r] + down_s[r]
                     where[r] = pads[r]
                     hop = float(np.hypot(*(where[r] - start[k])))
-                finish[r] += (hop + length[k]) / v[r]
+                finish[r] += (hop + swept_m) / v[r]
                 given[int(drones[r])].append(k)
             where[r] = end[k]
         left = np.delete(left, cols)
@@ -634,9 +661,9 @@ def _relane(
     pads: FloatArray,
 ) -> dict[int, list[FloatArray]]:
     """The routes each drone flies for the chunks it was given. A chunk whose lanes were
-    spaced for a wider swath than the drone's (no drone that wide was left to reach it) would
-    leave stripes between its lanes unseen: its strip (the lanes' own swath around them) is
-    swept again with lanes at the drone's spacing."""
+    spaced for a wider swath than the drone's would leave stripes between its lanes unseen:
+    its strip (the lanes' own swath around them) is swept again with lanes at the drone's
+    spacing."""
     out: dict[int, list[FloatArray]] = {}
     for i, ks in given.items():
         w = float(m.fleet.track_spacing_m[i])

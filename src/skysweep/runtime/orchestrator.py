@@ -85,6 +85,10 @@ REPLAN_PERIOD_S = 10.0
 #: to that waypoint by a flyable detour, at most MAX_DETOURS times a sortie; then, or if there
 #: is no detour, it is brought home by a flyable route and its work handed on (see
 #: :meth:`Orchestrator._off_route`).
+#: A drone's way home is measured round the keep-out zones (not straight) once its battery
+#: is within this much (fraction of a pack) of what the straight way home needs: the failsafe
+#: that brings it home on a low battery (:meth:`Orchestrator._home_need`).
+HOME_NEED_CHECK = 0.1
 OFF_ROUTE_M = 10.0
 OFF_ROUTE_S = 5.0
 MAX_DETOURS = 3
@@ -251,6 +255,9 @@ class Orchestrator:
         # refreshed when its mission item changes or a route is uploaded
         self._leg_seq = np.full(n, -1, np.intp)
         self._leg_ab = np.full((n, 4), np.nan)
+        #: where each drone was when it first flew its mission last uploaded (``_leg_seq`` -1):
+        #: its first leg starts there
+        self._upload_from = np.full((n, 2), np.nan)
         self._off_since = np.full(n, np.nan)
         self._off_told = np.zeros(n, bool)
         # a sortie flown on with a detour in front of the rest of it: item k of the mission on
@@ -684,6 +691,21 @@ class Orchestrator:
         head = power_factor(self.speed_est + self.wind_speed, fleet.speed_mps)
         descent = fs.pos_m[:, 2] / fleet.climb_mps * power_factor(0.0, 1.0)
         need = (dist / self.speed_est * head + descent) / fleet.endurance_s
+        # the way home goes round the keep-out zones (an operator's new ones can be large):
+        # flown, it is longer than the straight line. Measured for the drones it could
+        # concern, those within HOME_NEED_CHECK of their threshold by the straight line
+        near = np.flatnonzero(
+            fs.airborne & (fs.battery < self.reserve + RETURN_MARGIN + need + HOME_NEED_CHECK)
+        )
+        if len(near):
+            homes, which = np.unique(self.home[near], axis=0, return_inverse=True)
+            for h, home in enumerate(homes):
+                idx = near[which.ravel() == h]
+                flown = self._finder.distances_from(home, est[idx])
+                dist[idx] = np.where(np.isfinite(flown), np.maximum(flown, dist[idx]), dist[idx])
+            need[near] = (dist[near] / self.speed_est[near] * head[near] + descent[near]) / (
+                fleet.endurance_s[near]
+            )
         return self.reserve + RETURN_MARGIN + need
 
     def _home_order(
@@ -1287,16 +1309,24 @@ class Orchestrator:
         handed on."""
         auto = fs.airborne & (fs.mode == AutopilotMode.AUTO) & ~self.lost & ~self.held
         auto &= self.failsafe.action == Action.NONE
+        p = fs.pos_m[:, :2]
         # legs change a few times a sortie: refresh only the drones whose item moved on
         for i in np.flatnonzero(auto & (fs.mission_seq != self._leg_seq)):
             route = self._uploaded[i]
+            fresh = self._leg_seq[i] == -1
             self._leg_seq[i] = fs.mission_seq[i]
             self._leg_ab[i] = np.nan
             if route is not None and 1 <= fs.mission_seq[i] < len(route):
                 k = int(fs.mission_seq[i])
                 self._leg_ab[i] = [*route[k - 1, :2], *route[k, :2]]
+            elif route is not None and fs.mission_seq[i] == 0 and len(route):
+                # its first leg, from where it was sent it: a drone led out of a zone laid over
+                # it and pushed out another way by its onboard fence would wait at the fence
+                # for good (reliability seed 12 with --zones)
+                if fresh:
+                    self._upload_from[i] = p[i]
+                self._leg_ab[i] = [*self._upload_from[i], *route[0, :2]]
         a, b = self._leg_ab[:, :2], self._leg_ab[:, 2:]
-        p = fs.pos_m[:, :2]
         ab = b - a
         with np.errstate(invalid="ignore", divide="ignore"):
             u = np.clip(np.einsum("ij,ij->i", p - a, ab) / np.einsum("ij,ij->i", ab, ab), 0, 1)
@@ -1336,7 +1366,12 @@ class Orchestrator:
                 continue
             if at_work:
                 self._cut_short.add(int(i))
-            orders.append(self._home_order(int(i), p[i], fs, "off route", events))
+            # (one pushed out of the fence, into a zone or its neighbour, is led back in first:
+            # a route home from outside is refused)
+            if self._kernel.ctx.hard.sample(p[i : i + 1])[0][0] > 0.0:
+                orders.append(self._home_order(int(i), p[i], fs, "off route", events))
+            else:
+                orders.append(self._recover_order(int(i), p[i], fs, "off route", events))
         self._off_told &= off
 
     def _step_alt(self, i: int, fs: FleetState) -> float | None:
