@@ -80,15 +80,15 @@ SENSOR_MIN_ALT = 0.9
 #: Work of drones sent home early is handed on at most this often, seconds (a lost drone's at
 #: once).
 REPLAN_PERIOD_S = 10.0
+#: A drone's way home is measured round the keep-out zones (not straight) once its battery
+#: is within this much (fraction of a pack) of what the straight way home needs: the failsafe
+#: that brings it home on a low battery (:meth:`Orchestrator._home_need`).
+HOME_NEED_CHECK = 0.1
 #: A drone pushed this far, metres, off the leg it flies (dodging other drones) whose straight
 #: line on to its next waypoint leaves the flyable space, for OFF_ROUTE_S seconds, is led back
 #: to that waypoint by a flyable detour, at most MAX_DETOURS times a sortie; then, or if there
 #: is no detour, it is brought home by a flyable route and its work handed on (see
 #: :meth:`Orchestrator._off_route`).
-#: A drone's way home is measured round the keep-out zones (not straight) once its battery
-#: is within this much (fraction of a pack) of what the straight way home needs: the failsafe
-#: that brings it home on a low battery (:meth:`Orchestrator._home_need`).
-HOME_NEED_CHECK = 0.1
 OFF_ROUTE_M = 10.0
 OFF_ROUTE_S = 5.0
 MAX_DETOURS = 3
