@@ -188,11 +188,8 @@ class CoverageGrid:
             int(np.ceil((y1 - y0) / self.spacing_m)) + 1,
             int(np.ceil((x1 - x0) / self.spacing_m)) + 1,
         )
-        iy, ix = np.indices(self.shape)
-        cx = x0 + (ix.ravel() + 0.5) * self.spacing_m
-        cy = y0 + (iy.ravel() + 0.5) * self.spacing_m
         shapely.prepare(region)
-        self.inside = shapely.contains_xy(region, cx, cy).reshape(self.shape)
+        self.inside = shapely.contains_xy(region, *self.centres())
         self.covered = np.zeros(self.shape, bool)
         self._stencils: dict[float, NDArray[np.intp]] = {}
 
@@ -220,6 +217,21 @@ class CoverageGrid:
             ok = (d2 <= (r / self.spacing_m) ** 2) & (iy >= 0) & (iy < self.shape[0])
             ok &= (ix >= 0) & (ix < self.shape[1])
             self.covered[iy[ok], ix[ok]] = True
+
+    def centres(self) -> tuple[FloatArray, FloatArray]:
+        """Every cell's centre, x and y, each an array of ``shape``, local metres."""
+        iy, ix = np.indices(self.shape)
+        return (
+            self.origin[0] + (ix + 0.5) * self.spacing_m,
+            self.origin[1] + (iy + 0.5) * self.spacing_m,
+        )
+
+    def fraction_outside(self, region: shapely.Geometry) -> float:
+        """The covered share of the cells outside ``region`` (local metres): ground nobody
+        may sweep any more, such as a keep-out zone added in flight, left out."""
+        keep = self.inside & ~shapely.contains_xy(region, *self.centres())
+        n = int(keep.sum())
+        return float((self.covered & keep).sum() / n) if n else 0.0
 
     @property
     def fraction(self) -> float:

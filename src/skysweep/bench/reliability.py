@@ -646,13 +646,14 @@ class Invariants:
         if self._keep_out is not None:
             inside = judged & shapely.contains_xy(self._keep_out, x, y)
             for i in np.flatnonzero(inside & ~self._in_keep_out).tolist():
+                caught = bool(w.t_s < self._caught_until[i])
                 if self.faulty[i]:
                     self.excused_keep_out += 1
-                elif w.t_s < self._caught_until[i]:
+                elif caught:
                     self.excused_new_zone += 1
                 else:
                     self.keep_out_entries += 1
-                excused = bool(self.faulty[i]) or w.t_s < self._caught_until[i]
+                excused = bool(self.faulty[i]) or caught
                 self._note("keep_out_entry", [int(i)], self._doing(int(i)), excused)
             self._in_keep_out = inside
 
@@ -831,11 +832,8 @@ def run_mission_with_zones(seed: int) -> MissionOutcome:
 
 def _zone_line(c: OperatorCommand, m: Mission) -> str:
     local = _local_zone(c, m)
-    return f"t={c.at_s:g}s {c.name}: {local.area / 1e4:.1f} ha at {_xy(local.centroid)}"
-
-
-def _xy(p: shapely.Point) -> str:
-    return f"({p.x:.0f}, {p.y:.0f}) m"
+    at = local.centroid
+    return f"t={c.at_s:g}s {c.name}: {local.area / 1e4:.1f} ha at ({at.x:.0f}, {at.y:.0f}) m"
 
 
 def _local_zone(c: OperatorCommand, m: Mission) -> shapely.Geometry:
@@ -850,13 +848,7 @@ def _coverage_outside(
     ground nobody may fly over any more)."""
     if not zones:
         return grid.fraction
-    grown = fence_margin(shapely.union_all(list(zones)), margin_m)
-    iy, ix = np.indices(grid.shape)
-    cx = grid.origin[0] + (ix + 0.5) * grid.spacing_m
-    cy = grid.origin[1] + (iy + 0.5) * grid.spacing_m
-    keep = grid.inside & ~shapely.contains_xy(grown, cx, cy)
-    n = int(keep.sum())
-    return float((grid.covered & keep).sum() / n) if n else 0.0
+    return grid.fraction_outside(fence_margin(shapely.union_all(list(zones)), margin_m))
 
 
 def _run_mission(seed: int, tick_s: float, with_zones: bool = False) -> MissionOutcome:

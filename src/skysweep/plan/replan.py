@@ -256,6 +256,7 @@ def replan(
 
 
 def _makespan(sorties: list[Sortie], now: float) -> float:
+    """When the last of ``sorties`` lands (``now`` if there are none), seconds."""
     return max([s.land_s for s in sorties], default=now)
 
 
@@ -721,7 +722,7 @@ def _with_metrics(
     tracks += [(s.path[:, :2], fleet.swath_m[s.drone] / 2) for s in sorties if SWEEP_LEG in s.legs]
     tracks += [(xy, fleet.swath_m[i] / 2) for i, xy in swept]
     coverage, _ = coverage_fraction(samples, tracks)
-    makespan = max([s.land_s for s in sorties], default=progress.now_s)
+    makespan = _makespan(sorties, progress.now_s)
     metrics = PlanMetrics(
         drones=len(fleet),
         sorties=len(sorties),
