@@ -30,7 +30,7 @@ from skysweep.runtime.orchestrator import Orchestrator
 from skysweep.runtime.simulate import resume_simulation, sim_world, simulate
 from skysweep.safety.kernel import SafetyKernel
 from skysweep.sim.faults import parse_faults
-from skysweep.store import RunLog
+from skysweep.store import RunLog, build_id
 
 SKYSWEEP = Path(sys.executable).with_name("skysweep")
 
@@ -313,3 +313,36 @@ def test_kill_9_of_skysweep_sim_at_random_times_then_resume(
         assert json.loads(out) == expected, f"seed {seed}"
     assert kills >= 1, f"seed {seed}: the run ended before it could be killed"
     _same_run(db, ref)
+
+
+def test_resume_refuses_a_checkpoint_another_build_wrote(plan: Plan, tmp_path: Path) -> None:
+    # a checkpoint pickles the orchestrator as it was; a build that added state to it (a
+    # drone's first leg judged from where it was sent) failed mid-flight on such a restore
+    db = tmp_path / "run.db"
+    log = RunLog(db, create=True)
+    with pytest.raises(Crash):
+        simulate(plan, log, seed=5, progress=lambda o: _crash_at(o, 30.0))
+    assert log.meta("checkpoint_build") == build_id()
+    log.set_meta("checkpoint_build", "0.0.9+0123456789ab")
+    log.db.commit()
+    _die(log)
+    other = r"skysweep 0\.0\.9\+0123456789ab"
+    with RunLog(db) as log, pytest.raises(StoreError, match=other) as caught:
+        resume_simulation(log)
+    assert build_id() in str(caught.value) and "run.db" in str(caught.value)
+    with RunLog(db) as log:
+        log.db.execute("DELETE FROM meta WHERE key = 'checkpoint_build'")
+        log.db.commit()
+        with pytest.raises(StoreError, match="an older skysweep"):
+            resume_simulation(log)
+        # nothing was lost: the checkpoint and the events are still there for the right build
+        assert log.db.execute("SELECT COUNT(*) FROM checkpoint").fetchone()[0] == 1
+        log.set_meta("checkpoint_build", build_id())
+        log.db.commit()
+        orch, _ = Orchestrator.restore(log)
+    assert orch.t_s > 0.0
+
+
+def _crash_at(orch: Orchestrator, t_s: float) -> None:
+    if orch.t_s >= t_s:
+        raise Crash()

@@ -9,11 +9,15 @@ A checkpoint is the whole state of a flight (orchestrator and, in simulation, th
 fleet), pickled, written in one transaction with the events and telemetry up to it. A killed
 run resumes from its last checkpoint and flies the ticks after it again; because a run is
 deterministic, those ticks give again the events already logged, which :meth:`RunLog.append`
-recognises and does not write twice (see docs/operations.md, "Crash and resume").
+recognises and does not write twice (see docs/operations.md, "Crash and resume"). A
+checkpoint is the program's own state, so only the build of skysweep that wrote it reads it
+back (:func:`build_id`): another one would fly on with state it does not know, or without state
+it needs.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -28,10 +32,25 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from skysweep import __version__
 from skysweep.errors import StoreError
 from skysweep.fence import FenceField
 
 SCHEMA_VERSION = 3
+
+
+@functools.cache
+def build_id() -> str:
+    """This build of skysweep: its version and a digest of the package's Python sources (a
+    checkpoint pickles the program's own objects, which change between builds without a new
+    version number)."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -254,12 +273,14 @@ class RunLog:
             "VALUES (0, ?, ?, ?, ?)",
             (self._tick - 1, t_s, self._last_event, buf.getvalue()),
         )
+        self.set_meta("checkpoint_build", build_id())
         self.db.commit()
 
     def resume(self) -> Checkpoint:
         """Load the checkpoint of a run that stopped without ending, and make ready to fly on
         from it: telemetry after it is dropped (it will be recorded again), the events after
-        it are queued for matching. Raises :class:`StoreError` if there is none to resume."""
+        it are queued for matching. Raises :class:`StoreError` if there is none to resume, or
+        another build of skysweep wrote it (:func:`build_id`)."""
         if self.meta("summary") is not None:
             raise StoreError(f"{self.path}: the mission in this run log has already ended")
         row = self.db.execute(
@@ -270,10 +291,17 @@ class RunLog:
                 f"{self.path}: no checkpoint to resume from (the run stopped before its "
                 "mission started); fly it again"
             )
+        written = self.meta("checkpoint_build")
+        if written != build_id():
+            by = f"skysweep {written}" if written else "an older skysweep"
+            raise StoreError(
+                f"{self.path}: its checkpoint was written by {by}, not by this build "
+                f"({build_id()}); resume it with the build that flew it, or fly the mission again"
+            )
         tick, t_s, last_event, blob = int(row[0]), float(row[1]), int(row[2]), row[3]
         try:
             state = _SharingUnpickler(io.BytesIO(blob), self).load()
-        except Exception as exc:  # a pickle from another version of skysweep, or damaged
+        except Exception as exc:  # a damaged pickle
             raise StoreError(f"{self.path}: cannot read its checkpoint ({exc})") from None
         placeholders = ", ".join("?" * len(_LOG_OWN_KINDS))
         tail = self.db.execute(
