@@ -807,3 +807,31 @@ def test_every_split_is_the_greedys_where_the_greedy_cannot_be_bettered() -> Non
     greedy = _split_kernel(*args, 500.0, stop, False)
     assert greedy is not None
     assert _every_split_kernel(*args, 500.0) == greedy
+
+
+def test_where_drones_fly_several_sorties_more_lawnmowers_are_judged_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ridge-30: 30 drones, two sorties each, from one corner base, a power line across the
+    ground. Judged roughly (whole lanes, the greedy's split) the lanes at 45° land first; judged
+    exactly (pieces, every split weighed) the lanes along the power line land ~7 % sooner. The
+    rough judgement's best two alone never see that."""
+    m = scenario("ridge-30").mission()
+    judged: list[float] = []
+    original = snake._split_route
+
+    def spy(*args: Any, **kwargs: Any) -> Split | None:
+        found = original(*args, **kwargs)
+        if args[5] is not None:  # a finder: judged exactly
+            judged.append(np.inf if found is None else found.deadline_s)
+        return found
+
+    monkeypatch.setattr(snake, "_split_route", spy)
+    wide = planner.plan_mission(m)
+    first_round = len(judged)
+    monkeypatch.setattr(snake, "SEVERAL_EXACT", snake.EXACT_CANDIDATES)
+    judged.clear()
+    narrow = planner.plan_mission(m)
+    assert first_round > len(judged)
+    assert wide.metrics.makespan_s < 0.95 * narrow.metrics.makespan_s
+    assert wide.metrics.coverage_fraction >= 0.995
