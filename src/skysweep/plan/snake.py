@@ -66,7 +66,7 @@ ANGLE_STEP_DEG = 45.0
 SLAB_FACTORS = (0.5, 1.0)
 #: Candidates judged again with their connectors and distances around obstacles.
 EXACT_CANDIDATES = 2
-#: Where the rough judgement has drones flying several sorties, up to this many of those
+#: Where the roughly best split has drones flying several sorties, up to this many of those
 #: within :data:`EXACT_SPREAD` of the best are judged exactly (the first round only: later
 #: rounds try the directions that won): the exact judgement's lane pieces and its weighing of
 #: every split re-rank them (ridge-30: the third best roughly landed 7 % before the best).
@@ -348,20 +348,19 @@ def _split_ground(
     wind = mission.wind_vector_mps
     # every candidate is first judged on straight connectors and straight distances (cheap);
     # the few best are then joined around obstacles and judged again
-    rough: list[tuple[float, int, FloatArray, NDArray[np.intp]]] = []
-    several = False
+    rough: list[tuple[float, int, FloatArray, NDArray[np.intp], bool]] = []
     for raw, bands in lawnmowers:
         found = _split_route(raw, bands, ground, site, wind, None, site_xy, lawnmowers)
         if found is not None:
-            rough.append((found.deadline_s, len(rough), raw, bands))
-            several |= _several_sorties(list(found.parts))
+            several = _several_sorties(list(found.parts))
+            rough.append((found.deadline_s, len(rough), raw, bands, several))
     ranked = sorted(rough, key=lambda r: r[:2])
     count = EXACT_CANDIDATES
-    if several and angles is None and ranked:
+    if ranked and ranked[0][4] and angles is None:
         near = sum(r[0] <= EXACT_SPREAD * ranked[0][0] for r in ranked)
         count = max(count, min(near, SEVERAL_EXACT))
     best: Split | None = None
-    for _, _, raw, bands in ranked[:count]:
+    for _, _, raw, bands, _ in ranked[:count]:
         found = _split_route(raw, bands, ground, site, wind, finder, site_xy, lawnmowers)
         if found is not None and (best is None or found.deadline_s < best.deadline_s):
             best = found
