@@ -69,8 +69,9 @@ EXACT_CANDIDATES = 2
 #: Where the roughly best split has drones flying several sorties, up to this many of those
 #: within :data:`EXACT_SPREAD` of the best are judged exactly (the first round only: later
 #: rounds try the directions that won): the exact judgement's lane pieces and its weighing of
-#: every split re-rank them (ridge-30: the third best roughly landed 7 % before the best).
+#: every split re-rank them (ridge-30: the fifth best roughly landed 7 % before the best).
 SEVERAL_EXACT = 8
+#: ... as a factor of the roughly best's deadline.
 EXACT_SPREAD = 1.2
 #: Slabs at most.
 MAX_SLABS = 64
