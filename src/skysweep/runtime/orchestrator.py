@@ -91,6 +91,11 @@ HOME_NEED_CHECK = 0.1
 #: :meth:`Orchestrator._off_route`).
 OFF_ROUTE_M = 10.0
 OFF_ROUTE_S = 5.0
+#: ... and so is one on its leg that has all but stopped, m/s (ground speed), where that
+#: leg's line on crosses the fence: a zone laid across its route that the re-plan did not
+#: see there (reliability seed 820 with --zones hovered 700 s at a new zone's edge, then held
+#: its battery flat)
+STALLED_MPS = 0.5
 MAX_DETOURS = 3
 #: A resume the kernel refuses for separation (neighbours still hovering in the way) is tried
 #: again every tick for this long, seconds, before the drone is brought home instead.
@@ -548,6 +553,10 @@ class Orchestrator:
         self._replan(fs, newly_lost, now_s, events, orders)
         self._swaps(fs, now_s, events, orders)
         for d in sorted(self._hold_for_way_home):
+            # (never over a failsafe's landing: a recall refused in the tick a drone's battery
+            # went critical held it in the air until it fell, reliability seed 820 --zones)
+            if self.failsafe.action[d] >= Action.HOLD:
+                continue
             if fs.airborne[d] and not self.lost[d] and fs.mode[d] != AutopilotMode.HOLD:
                 orders.append(Order(d, Command.HOLD, None, Purpose.SAFETY, "way home blocked"))
         self._hold_for_way_home.clear()
@@ -789,6 +798,8 @@ class Orchestrator:
         self, fs: FleetState, now_s: float, events: list[Event], orders: list[Order]
     ) -> None:
         for i, why in sorted(self._pending_home.items()):
+            if self.failsafe.action[i] != Action.NONE:
+                continue  # the failsafe flies its own way home, or lands it where it is
             if fs.airborne[i] and not self.lost[i]:
                 if self._at_work(i, self.mode):
                     self._cut_short.add(i)
@@ -1338,7 +1349,8 @@ class Orchestrator:
         # between cells, the way home and failsafes, and reset at each launch
         on = auto & (cross <= OFF_ROUTE_M) & (leg == Leg.SWEEP) & (self._return_items == 0)
         self._route_at[on] = foot[on]
-        off = auto & (cross > OFF_ROUTE_M)  # NaN legs compare False
+        stalled = fs.speed_mps < STALLED_MPS
+        off = auto & ((cross > OFF_ROUTE_M) | stalled) & np.isfinite(b[:, 0])
         cand = np.flatnonzero(off)
         if len(cand):
             # the fence itself, not its margin: a dodge may take a drone into the margin
@@ -1357,6 +1369,7 @@ class Orchestrator:
                 self._off_told[i] = True
                 data = {
                     "cross_track_m": round(float(cross[i]), 1),
+                    "stalled": bool(stalled[i]),
                     "item": int(fs.mission_seq[i]),
                     "action": "detour" if detour is not None else "home",
                 }
