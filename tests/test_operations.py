@@ -3,6 +3,7 @@ and pre-flight checks — flown end to end in the simulator."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -615,3 +616,30 @@ def test_a_re_plan_after_a_zone_was_added_still_routes_round_it(tmp_path: Path) 
     assert not fenced, fenced
     assert figures["state"] == "COMPLETE" and figures["landed"] == 3
     assert figures["keep_out_breaches"] == 0
+
+
+def test_a_recall_waits_out_a_failsafe_hold_and_yields_to_its_landing(
+    plan: Plan, tmp_path: Path
+) -> None:
+    """A recall the kernel has not let through yet is asked for again each tick. A failsafe
+    that holds the drone meanwhile only defers it; one that flies the drone home or lands it
+    ends it (reliability seed 820 with --zones: a recall, refused tick after tick, held a drone
+    whose battery had gone critical until it fell)."""
+    from skysweep.safety.failsafe import Action
+
+    world = sim_world(plan, seed=5)
+    link = SimLink(world)
+    with RunLog(tmp_path / "run.db", create=True) as log:
+        orch = Orchestrator(plan, link, log)
+        assert orch.authorise(0.0) == []
+        orch.run(SimClock(), max_s=150.0)
+        fs = link.poll(orch.t_s)
+        held, landing, free = (int(i) for i in np.flatnonzero(fs.airborne)[:3])
+        action = orch.failsafe.action.copy()
+        action[held], action[landing] = Action.HOLD, Action.LAND
+        orch.failsafe = dataclasses.replace(orch.failsafe, action=action)
+        orch._pending_home = {held: "operator", landing: "operator", free: "operator"}
+        orders: list[orchestrator.Order] = []
+        orch._operator(fs, orch.t_s, [], orders)
+        assert [o.drone for o in orders if o.purpose is orchestrator.Purpose.HOME] == [free]
+        assert orch._pending_home == {held: "operator"}

@@ -93,8 +93,8 @@ OFF_ROUTE_M = 10.0
 OFF_ROUTE_S = 5.0
 #: ... and so is one on its leg that has all but stopped, m/s (ground speed), where that
 #: leg's line on crosses the fence: a zone laid across its route that the re-plan did not
-#: see there (reliability seed 820 with --zones hovered 700 s at a new zone's edge, then held
-#: its battery flat)
+#: re-route it round holds it at the zone's edge (reliability seed 951 with --zones stood
+#: there on its leg and jittered into the zone)
 STALLED_MPS = 0.5
 MAX_DETOURS = 3
 #: A resume the kernel refuses for separation (neighbours still hovering in the way) is tried
@@ -797,9 +797,14 @@ class Orchestrator:
     def _operator(
         self, fs: FleetState, now_s: float, events: list[Event], orders: list[Order]
     ) -> None:
+        waiting: dict[int, str] = {}
         for i, why in sorted(self._pending_home.items()):
-            if self.failsafe.action[i] != Action.NONE:
+            act = self.failsafe.action[i]
+            if act in (Action.HOME, Action.LAND):
                 continue  # the failsafe flies its own way home, or lands it where it is
+            if act != Action.NONE:
+                waiting[i] = why  # asked again once the failsafe's hold or recovery ends
+                continue
             if fs.airborne[i] and not self.lost[i]:
                 if self._at_work(i, self.mode):
                     self._cut_short.add(i)
@@ -807,7 +812,7 @@ class Orchestrator:
                 orders.append(self._round_the_block(home, fs, now_s))
             else:
                 self._home_blocked.pop(i, None)
-        self._pending_home.clear()
+        self._pending_home = waiting
         legs = self._legs(fs, fs.airborne) if self._pending_resume else None
         for i, since in sorted(self._pending_resume.items()):
             still = fs.airborne[i] and not self.lost[i] and not self.recalled[i]
