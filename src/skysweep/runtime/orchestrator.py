@@ -699,23 +699,24 @@ class Orchestrator:
         dist = np.hypot(*(est - self.home).T)
         head = power_factor(self.speed_est + self.wind_speed, fleet.speed_mps)
         descent = fs.pos_m[:, 2] / fleet.climb_mps * power_factor(0.0, 1.0)
-        need = (dist / self.speed_est * head + descent) / fleet.endurance_s
+
+        def threshold() -> FloatArray:
+            return (
+                self.reserve
+                + RETURN_MARGIN
+                + (dist / self.speed_est * head + descent) / fleet.endurance_s
+            )
+
         # the way home goes round the keep-out zones (an operator's new ones can be large):
         # flown, it is longer than the straight line. Measured for the drones it could
         # concern, those within HOME_NEED_CHECK of their threshold by the straight line
-        near = np.flatnonzero(
-            fs.airborne & (fs.battery < self.reserve + RETURN_MARGIN + need + HOME_NEED_CHECK)
-        )
-        if len(near):
-            homes, which = np.unique(self.home[near], axis=0, return_inverse=True)
-            for h, home in enumerate(homes):
-                idx = near[which.ravel() == h]
-                flown = self._finder.distances_from(home, est[idx])
-                dist[idx] = np.where(np.isfinite(flown), np.maximum(flown, dist[idx]), dist[idx])
-            need[near] = (dist[near] / self.speed_est[near] * head[near] + descent[near]) / (
-                fleet.endurance_s[near]
-            )
-        return self.reserve + RETURN_MARGIN + need
+        near = np.flatnonzero(fs.airborne & (fs.battery < threshold() + HOME_NEED_CHECK))
+        homes, which = np.unique(self.home[near], axis=0, return_inverse=True)
+        for h, home in enumerate(homes):
+            idx = near[which.ravel() == h]
+            flown = self._finder.distances_from(home, est[idx])
+            dist[idx] = np.where(np.isfinite(flown), np.maximum(flown, dist[idx]), dist[idx])
+        return threshold()
 
     def _home_order(
         self, i: int, at: FloatArray, fs: FleetState, reason: str, events: list[Event]
@@ -1320,9 +1321,11 @@ class Orchestrator:
     ) -> None:
         """An autopilot pushed off its leg (by its onboard separation, dodging others) flies
         straight on to its next waypoint, as ArduPilot and PX4 do. Where that line crosses a
-        fence the drone would end up held against it (or, its neighbours gone, through it):
-        once it has been so for OFF_ROUTE_S, it comes home by a flyable route and its work is
-        handed on."""
+        fence the drone would end up held against it (or, its neighbours gone, through it);
+        so would one stopped on its leg where the leg itself now crosses one (a new zone laid
+        across it, :data:`STALLED_MPS`). Once it has been so for OFF_ROUTE_S, it gets a
+        detour on to its waypoint, or comes home by a flyable route and its work is handed
+        on."""
         auto = fs.airborne & (fs.mode == AutopilotMode.AUTO) & ~self.lost & ~self.held
         auto &= self.failsafe.action == Action.NONE
         p = fs.pos_m[:, :2]
