@@ -643,3 +643,59 @@ def test_a_recall_waits_out_a_failsafe_hold_and_yields_to_its_landing(
         orch._operator(fs, orch.t_s, [], orders)
         assert [o.drone for o in orders if o.purpose is orchestrator.Purpose.HOME] == [free]
         assert orch._pending_home == {held: "operator"}
+
+
+def test_a_drone_on_its_way_home_is_routed_round_a_zone_laid_across_it(
+    plan: Plan, tmp_path: Path
+) -> None:
+    """A zone laid across the way home of a drone flying its sortie's last legs: the re-plan
+    cannot give it more work, and the drone is sent home round the zone at once. (It used to
+    fly on by its old way, its sortie gone from the book: it stopped at the zone's edge and
+    was caught off route only later; reliability seed 820 --zones.)"""
+    from skysweep.telemetry import AutopilotMode
+
+    m = plan.mission
+    margin = m.safety.geofence_margin_m
+    seen: dict[str, Any] = {}
+
+    def watch(o: Orchestrator) -> None:
+        fs = o.last_state
+        if fs is None:
+            return
+        if "drone" not in seen:
+            pads = o.home
+            for i in np.flatnonzero(
+                (o.mode == FlightMode.RETURN) & (fs.mode == AutopilotMode.AUTO)
+            ):
+                route = o._uploaded[i]
+                if o.book.flying[i] < 0 or route is None:
+                    continue
+                here = fs.pos_m[i, :2]
+                if np.hypot(*(here - pads[i])) < 300.0:
+                    continue
+                # a square across its way home, a third of the way to its pad
+                mid = here + (pads[i] - here) / 3.0
+                zone = shapely.box(*(mid - 40.0), *(mid + 40.0))
+                others = np.delete(fs.pos_m[:, :2], i, axis=0)
+                if shapely.distance(zone, shapely.MultiPoint(others)) < margin + 30.0:
+                    continue
+                if shapely.distance(zone, shapely.MultiPoint(pads)) < margin + 30.0:
+                    continue
+                seen.update(drone=int(i), zone=zone, at_s=o.t_s)
+                o.add_keep_out("slide", zone)
+                return
+        elif o.t_s > seen["at_s"] + 1.0 and "route" not in seen:
+            seen["route"] = o._uploaded[seen["drone"]]
+
+    figures, events = _fly(plan, tmp_path / "h.db", watch=watch)
+    assert "drone" in seen, "no drone was flying home far from its pad"
+    who = plan.mission.fleet.ids[seen["drone"]]
+    route = np.asarray(seen["route"])
+    # its new way home goes round the zone (and its margin), and it was sent it at once
+    assert not shapely.intersects(shapely.LineString(route[:, :2]), seen["zone"].buffer(margin - 1))
+    assert not [e for e in _kinds(events, "off_route") if e.drone == who]
+    assert not [e for e in _kinds(events, "mode_anomaly") if e.drone == who]
+    landed = [e for e in _kinds(events, "landed") if e.drone == who]
+    assert landed
+    assert figures["keep_out_breaches"] == 0 and figures["landed_below_reserve"] == 0
+    assert figures["state"] == "COMPLETE"

@@ -436,6 +436,35 @@ def test_a_sortie_in_the_air_is_flown_round_a_new_zone_on_its_way(roomy: Plan) -
     assert held.metrics.coverage_fraction >= 0.995
 
 
+def test_a_zone_over_the_way_a_drone_has_flown_leaves_its_sortie_as_it_is(roomy: Plan) -> None:
+    """Only what a drone in the air has still to fly is judged against a new zone: with the
+    zone over the sweep behind it, its sortie stays in the plan as it is, re-routable or not.
+    (A drone flown round a zone at one re-plan crosses it on the way it has flown at the next;
+    one on its way home lost its sortie then, and the runtime its route: seed 820 --zones.)"""
+    s = roomy.of_drone(1)[0]
+    now = s.launch_s + 0.6 * s.duration_s
+    progress = Progress.as_planned(roomy, now)
+    at = progress.tracks[1][-1]
+    line = shapely.LineString(s.sweep_xy)
+    behind = shapely.ops.substring(line, 0.0, line.project(shapely.Point(at)))
+    mid = behind.interpolate(0.5, normalized=True)
+    zone = shapely.box(mid.x - 40, mid.y - 40, mid.x + 40, mid.y + 40)
+    assert shapely.distance(shapely.Point(at), zone) > 100
+    for reroutable in (None, frozenset()):
+        new = replan(
+            roomy, Progress(now, progress.tracks, reroutable=reroutable), new_keep_out=[zone]
+        )
+        assert new.of_drone(1)[0] is s
+    # over what is still ahead of it and not re-routable, its sortie is dropped (handed on)
+    ahead = shapely.ops.substring(line, line.project(shapely.Point(at)), line.length)
+    c = ahead.interpolate(0.5, normalized=True)
+    later = shapely.box(c.x - 40, c.y - 40, c.x + 40, c.y + 40)
+    held = replan(
+        roomy, Progress(now, progress.tracks, reroutable=frozenset()), new_keep_out=[later]
+    )
+    assert all(x.number != 1 for x in held.of_drone(1))
+
+
 def test_a_late_drones_next_sortie_waits_for_the_one_flown_round_a_new_zone(forty: Plan) -> None:
     """A flight running late: the runtime says a drone is still on its first sortie when its
     second was due. The first, flown round a new zone, lands later; the second, not launched
@@ -471,3 +500,39 @@ def test_a_sortie_not_launched_yet_is_planned_round_a_new_zone(roomy: Plan) -> N
     outside = shapely.difference(shapely.LineString(s.sweep_xy), zone.buffer(margin))
     swept = shapely.LineString(around.sweep_xy).buffer(1.0)
     assert shapely.intersection(outside, swept).length >= 0.99 * outside.length
+
+
+def test_ground_a_new_zone_closes_off_from_every_pad_is_left_out(roomy: Plan) -> None:
+    """A zone laid as a wall round a corner of the area closes it off: no drone can reach it
+    without crossing the zone. The re-plan leaves that ground out and routes everybody else's
+    work round the wall, in the air and on the ground. (One such pocket failed the whole
+    re-plan, and with it the routes of every drone round the new zone: reliability seed 267
+    --zones.)"""
+    m = roomy.mission
+    _, _, x1, y1 = m.searchable.bounds
+    _, _, fx, fy = m.keep_in.bounds
+    # an L-shaped wall 40 m thick round the area's north-east corner, out to the keep-in's edge
+    wall = shapely.union(
+        shapely.box(x1 - 300, y1 - 340, fx + 50, y1 - 300),
+        shapely.box(x1 - 340, y1 - 340, x1 - 300, fy + 50),
+    )
+    pocket = shapely.intersection(shapely.box(x1 - 300, y1 - 300, fx, fy), m.searchable)
+    assert pocket.area > 50_000
+    now = 0.25 * roomy.metrics.makespan_s
+    new = replan(roomy, Progress.as_planned(roomy, now), new_keep_out=[wall])
+    assert new.sorties
+    progress = Progress.as_planned(roomy, now)
+    inner = pocket.buffer(-m.safety.geofence_margin_m - 1.0)
+    for s in new.sorties:
+        xy = s.path[:, :2]
+        if s.launch_s >= now:
+            assert not shapely.intersects(shapely.LineString(xy), wall), s.drone
+            assert not shapely.intersects(shapely.LineString(xy), inner), s.drone
+        else:
+            # in the air: what it has still to fly keeps out of the wall and the pocket
+            at = progress.tracks[s.drone][-1]
+            k = int(np.argmin(np.hypot(*(xy - at).T)))
+            left = shapely.LineString(np.vstack([at, xy[k + 1 :]]))
+            assert not shapely.intersects(left, wall.buffer(-1.0)), s.drone
+    # the rest of the area is still covered
+    assert new.metrics.coverage_fraction >= 0.9

@@ -947,6 +947,29 @@ def test_a_turn_at_a_waypoint_swings_wide_of_the_legs_by_at_most_a_few_metres(
     assert worst <= physics.CORNER_SWING_M + 1.5, f"swung {worst:.1f} m wide of the route"
 
 
+@pytest.mark.parametrize("short_m", [2.7, 6.0, 12.0])
+def test_a_short_leg_into_a_u_turn_is_braked_for_before_the_leg(
+    quiet_plan: Plan, short_m: float
+) -> None:
+    """A re-planned sweep can end in a leg a few metres long and turn back at the geofence
+    margin. The corner before the short leg is nearly straight; the autopilot must still brake
+    for the U-turn after it in time, not only for the next corner (reliability seeds 387 and
+    531 --zones: a 2.7 m leg taken at 12 m/s overshot the U-turn by 11 m, into the zone)."""
+    world = make_world(quiet_plan, gps_noise_m=0.0, wind=WindParams(gust_mps=0.0))
+    world.vmax[0] = 14.0
+    x, y = world.home[0]
+    bend, end = (x + 3.0, y + 400.0), (x + 3.0, y + 400.0 + short_m)
+    route = [(x, y, ALT_M), (*bend, ALT_M), (*end, ALT_M), (x + 6.0, y + 100.0, ALT_M)]
+    assert world.upload(0, np.array(route))
+    world.command(np.array([0]), Command.START_MISSION)
+    beyond = 0.0
+    while world.t_s < 150.0 and world.seq[0] < 4:
+        world.step()
+        beyond = max(beyond, float(world.pos[0, 1]) - end[1])
+    assert world.seq[0] == 4  # it turned and flew back
+    assert beyond <= physics.CORNER_SWING_M + 1.5, f"overshot the U-turn by {beyond:.1f} m"
+
+
 def test_out_of_a_u_turn_the_drone_is_back_on_its_lane_within_a_few_seconds(
     quiet_plan: Plan,
 ) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
 from skysweep.energy import PLAN_MARGIN, power_factor
@@ -150,6 +151,11 @@ def replan(
         flyable = shapely.difference(flyable, shapely.union_all(zones))
     finder = PathFinder(flyable) if zones else PathFinder.of(m)
     blocked = shapely.union_all(zones) if zones else None
+    pads = m.pad_xy_m  # computed on every access: once here
+    if zones and len(closed := _cut_off(flyable, pads)):
+        # ground the new zones closed off from every pad: nobody can sweep it or fly through
+        # it any more (reliability seed 267 --zones: one such pocket failed the whole re-plan)
+        blocked = shapely.union_all([blocked, *closed])
     now = progress.now_s
 
     # routes to hand on, each with the track spacing its lanes were planned at
@@ -158,7 +164,6 @@ def replan(
     swept = list(plan.swept)
     works: dict[int, _Work] = {}
     added = {int(i) for i in added_drones}
-    pads = m.pad_xy_m  # computed on every access: once here
     for i in range(len(fleet)):
         track = progress.tracks.get(i)
         up = progress.in_air.get(i)
@@ -174,9 +179,13 @@ def replan(
         for sortie, rest in ahead:
             under_way = _under_way(sortie, now, up, progress.launched.get(i))
             if not (i in cut and under_way):
-                if blocked is None or not shapely.intersects(
-                    shapely.LineString(sortie.path[:, :2]), blocked
-                ):
+                # (in the air, only what is left to fly counts: a drone flown round a zone at
+                # one re-plan still crosses it on the way it has flown at the next, and one on
+                # its way home, which cannot be re-routed, lost its sortie and the runtime its
+                # route; reliability seed 820 --zones)
+                ahead_xy = _to_fly(sortie, rest, track) if under_way else sortie.path[:, :2]
+                line = shapely.LineString(ahead_xy)
+                if blocked is None or not shapely.intersects(line, blocked):
                     kept.append(sortie)
                     continue
                 # flown round the zone, its sweep there left out, if its battery allows (a
@@ -200,7 +209,13 @@ def replan(
             if under_way and track is not None and len(track):
                 # in the air: it comes home first
                 there = np.asarray(track, float)[-1, :2]
-                home_s = now + finder.length(there, pads[i]) / float(fleet.speed_mps[i])
+                try:
+                    home_m = finder.length(there, pads[i])
+                except InfeasibleError:
+                    # (closed off from its pad by the new zones: the runtime's way home is
+                    # its own concern; as the crow flies is what the plan's clock needs)
+                    home_m = float(np.hypot(*(there - pads[i])))
+                home_s = now + home_m / float(fleet.speed_mps[i])
         kept = _in_turn(kept, float(fleet.swap_s[i]), now, progress.launched.get(i))
         free = max([s.land_s for s in kept] + [home_s]) + float(fleet.swap_s[i])
         if kept or i in added or track is not None:
@@ -353,7 +368,10 @@ def _round_zone(
     if not pieces:
         return None
     if not under_way:
-        return resume_sortie(m, sortie, 1, _nearest_first(pieces, pad, finder), finder, pad)
+        try:
+            return resume_sortie(m, sortie, 1, _nearest_first(pieces, pad, finder), finder, pad)
+        except InfeasibleError:
+            return None  # its pad is closed off from its pieces: they are handed on
     at = rest[0]
     if shapely.intersects(shapely.Point(at), blocked):
         return None
@@ -367,10 +385,44 @@ def _round_zone(
     # not cross a zone either
     if j == first and shapely.intersects(shapely.LineString(sortie.path[: j + 1, :2]), blocked):
         return None
-    around = resume_sortie(m, sortie, j, _nearest_first(pieces, at, finder), finder, pad, at_xy=at)
+    try:
+        ordered = _nearest_first(pieces, at, finder)
+        around = resume_sortie(m, sortie, j, ordered, finder, pad, at_xy=at)
+    except InfeasibleError:
+        return None  # no flyable way on from where it is: its rest is handed on
     # (where only the way it has flown crossed the zone, the sortie is the same)
     same = around is not None and np.array_equal(around.path, sortie.path)
     return sortie if same else around
+
+
+def _cut_off(flyable: shapely.Geometry, pads: FloatArray) -> NDArray[np.object_]:
+    """The parts of ``flyable`` that hold no launch pad, nor are the nearest part to one (a pad
+    may lie in the geofence margin): ground no drone can reach."""
+    parts = shapely.get_parts(flyable)
+    if len(parts) < 2:
+        return parts[:0]
+    far = shapely.distance(parts[:, None], shapely.points(pads)[None, :])
+    home = np.zeros(len(parts), bool)
+    home[np.argmin(far, axis=0)] = True
+    return parts[~home]
+
+
+def _to_fly(sortie: Sortie, rest: FloatArray, track: FloatArray | None) -> FloatArray:
+    """The part of in-air ``sortie``'s path, (k, 2), still to fly from ``rest[0]``, where its
+    drone is on its sweep (``rest`` as :func:`_rest_of` cut it from the end of ``track``): all
+    of it if the track does not end on the sweep (the drone is on its way out, or pushed off),
+    or ends on its first leg, where the drone may still be on its way out."""
+    sweep = sortie.sweep_xy
+    if len(sweep) < 2 or not len(rest) or track is None or not len(track):
+        return sortie.path[:, :2]
+    if np.hypot(*(np.asarray(track, float)[-1, :2] - rest[0])) > REST_TOLERANCE_M:
+        return sortie.path[:, :2]
+    # rest[0] lies on the sweep's leg from path[j] (see _round_zone)
+    first = int(np.flatnonzero(sortie.legs == SWEEP_LEG)[0])
+    j = first + len(sweep) - len(rest)
+    if j == first:
+        return sortie.path[:, :2]
+    return np.vstack([rest[:1], sortie.path[j + 1 :, :2]])
 
 
 def _nearest_first(

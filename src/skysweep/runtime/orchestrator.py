@@ -1278,10 +1278,40 @@ class Orchestrator:
         )
         # a drone whose sortie in the air was dropped (it crosses a new zone) comes home now
         skip = escaping if escaping is not None else np.zeros(self.n, bool)
-        skip = skip | self.handed_on  # withdrawn drones were told already (home, land, hold)
-        for i in np.flatnonzero(dropped & fs.airborne & ~self.lost & ~skip):
-            if self.mode[i] not in (FlightMode.RETURN, FlightMode.LANDING):
-                orders.append(self._home_order(int(i), fs.pos_m[i, :2], fs, "re-planned", events))
+        air = fs.airborne & ~self.lost & ~skip
+        across = self._way_crosses(zones, fs) & air
+        # withdrawn drones were told already (home, land, hold), unless on a way a zone crosses
+        for i in np.flatnonzero(air & ((dropped & ~self.handed_on) | across)):
+            if not across[i] and self.mode[i] in (FlightMode.RETURN, FlightMode.LANDING):
+                continue
+            p = fs.pos_m[i, :2]
+            # (one still being led out of an earlier zone is led out again, by a way that now
+            # keeps out of this one too: reliability seed 434 --zones)
+            if self._kernel.ctx.hard.sample(p[None])[0][0] > 0.0:
+                orders.append(self._home_order(int(i), p, fs, "re-planned", events))
+            else:
+                orders.append(self._recover_order(int(i), p, fs, "re-planned", events))
+
+    def _way_crosses(self, zones: Sequence[shapely.Geometry], fs: FleetState) -> NDArray[np.bool_]:
+        """Drones flying a route the plan does not hold (home, or a sortie the re-plan dropped)
+        in AUTO whose rest crosses one of the new ``zones`` (grown by the geofence margin): a
+        drone on its way home by such a route would stop at the zone's edge (reliability seed
+        820 --zones)."""
+        out = np.zeros(self.n, bool)
+        if not zones:
+            return out
+        grown = fence_margin(shapely.union_all(zones), self.plan.mission.safety.geofence_margin_m)
+        auto = fs.airborne & (fs.mode == AutopilotMode.AUTO) & (self.book.flying < 0)
+        who, ways = [], []
+        for i in np.flatnonzero(auto):
+            rest = self._rest_of_mission(int(i), fs)
+            if rest is not None:
+                who.append(int(i))
+                ways.append(shapely.LineString(np.vstack([fs.pos_m[i, :2], rest[:, :2]])))
+        if who:
+            # (crossing, not touching: a route home drawn round the zone runs along its margin)
+            out[who] = shapely.length(shapely.intersection(np.array(ways), grown)) > 1.0
+        return out
 
     def _flying_sortie(self, i: int) -> Sortie | None:
         """The planned sortie drone ``i`` is flying, if any."""
