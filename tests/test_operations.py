@@ -699,3 +699,68 @@ def test_a_drone_on_its_way_home_is_routed_round_a_zone_laid_across_it(
     assert landed
     assert figures["keep_out_breaches"] == 0 and figures["landed_below_reserve"] == 0
     assert figures["state"] == "COMPLETE"
+
+
+def test_a_route_sent_while_the_radio_is_down_is_not_booked_as_flown(
+    plan: Plan, tmp_path: Path
+) -> None:
+    """Every drone's radio drops out just before a zone is added (for less than the lost-link
+    timeout): the re-plan's longer routes never reach them. The link says so; each drone flies
+    on with the route it had, then comes home by a route sent again once its radio is back,
+    and its rest is handed on: the area is still covered. (The runtime used to book the
+    undelivered route as flown, and the next re-plan cut the drone's sweep where it wrongly
+    had it: reliability seed 876 --zones, 4.5 ha never swept.)"""
+    m = plan.mission
+    x0, y0, x1, y1 = m.searchable.bounds
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 250
+    zone_local = shapely.box(cx - 300, cy - 60, cx + 300, cy + 60).difference(
+        m.keep_out[0].geometry.buffer(30)
+    )
+    zone_ll = m.frame.geom_to_lonlat(zone_local)
+    figures, events = _fly(
+        plan,
+        tmp_path / "radio.db",
+        [
+            {
+                "command": "add_keep_out",
+                "at_s": 200,
+                "name": "fire",
+                "geometry": json.loads(json.dumps(shapely.geometry.mapping(zone_ll))),
+            }
+        ],
+        faults=[{"kind": "link_lost", "at_s": 197, "fraction": 1.0, "duration_s": 6}],
+    )
+    failed = [
+        e for e in _kinds(events, "link_command_failed") if e.data["command"] == "START_MISSION"
+    ]
+    assert failed, "no route was sent into the drop-out"
+    assert not _kinds(events, "lost")
+    assert figures["state"] == "COMPLETE" and figures["drones_lost"] == 0
+    assert figures["keep_out_breaches"] == 0 and figures["landed_below_reserve"] == 0
+    assert figures["covered_fraction"] >= 0.97
+
+
+def test_a_drone_heard_again_in_the_air_after_its_work_was_handed_on_flies_again(
+    plan: Plan, tmp_path: Path
+) -> None:
+    """A drone silent past the lost-link timeout has its work handed on; heard again in the
+    air, it comes home, and once down it takes a share of what is still to fly (reliability
+    seed 653 --zones: it stayed on the ground, and three drones ran out of mission time on the
+    work handed on from it)."""
+    victim = plan.mission.fleet.ids[0]
+    first = plan.of_drone(0)[0]
+    at_s = round(first.launch_s + 0.4 * first.duration_s)
+    figures, events = _fly(
+        plan,
+        tmp_path / "back.db",
+        faults=[{"kind": "link_lost", "at_s": at_s, "drone": victim, "duration_s": 25}],
+    )
+    assert [e.drone for e in _kinds(events, "lost")] == [victim]
+    landed = [e.t_s for e in _kinds(events, "landed") if e.drone == victim]
+    assert landed
+    back = [e for e in _kinds(events, "replan") if f"{victim} back" in e.data["reason"]]
+    assert back and back[0].t_s >= landed[0]
+    again = [e for e in _kinds(events, "launch") if e.drone == victim and e.t_s > landed[0]]
+    assert again, "it never flew again"
+    assert figures["state"] == "COMPLETE" and figures["covered_fraction"] >= 0.99
+    assert figures["keep_out_breaches"] == 0 and figures["landed_below_reserve"] == 0

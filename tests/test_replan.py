@@ -465,6 +465,33 @@ def test_a_zone_over_the_way_a_drone_has_flown_leaves_its_sortie_as_it_is(roomy:
     assert all(x.number != 1 for x in held.of_drone(1))
 
 
+def test_a_sortie_flown_round_a_zone_is_kept_as_it_is_at_the_next_re_plan(roomy: Plan) -> None:
+    """A sortie flown round a new zone runs along the zone's grown edge. At the next re-plan
+    (the runtime gives every re-plan the zones added so far) it touches the zone but does not
+    cross it: it is kept as it is, not dropped and its drone brought home (reliability seed
+    653 --zones)."""
+    s = roomy.of_drone(1)[0]
+    now = s.launch_s + 0.5 * s.duration_s
+    progress = Progress.as_planned(roomy, now)
+    at = progress.tracks[1][-1]
+    line = shapely.LineString(s.sweep_xy)
+    ahead = shapely.ops.substring(line, line.project(shapely.Point(at)), line.length)
+    mid = ahead.interpolate(0.5, normalized=True)
+    zone = shapely.box(mid.x - 80, mid.y - 80, mid.x + 80, mid.y + 80)
+    first = replan(roomy, progress, new_keep_out=[zone])
+    (around,) = first.of_drone(1)
+    grown = zone.buffer(roomy.mission.safety.geofence_margin_m, join_style="mitre")
+    assert shapely.intersects(shapely.LineString(around.path[:, :2]), grown)  # it touches
+    later = now + 30.0
+    for reroutable in (None, frozenset()):
+        again = replan(
+            first,
+            Progress(later, Progress.as_planned(first, later).tracks, reroutable=reroutable),
+            new_keep_out=[zone],
+        )
+        assert again.of_drone(1)[0] is around
+
+
 def test_a_late_drones_next_sortie_waits_for_the_one_flown_round_a_new_zone(forty: Plan) -> None:
     """A flight running late: the runtime says a drone is still on its first sortie when its
     second was due. The first, flown round a new zone, lands later; the second, not launched

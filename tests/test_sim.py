@@ -403,6 +403,30 @@ def test_link_lost_freezes_telemetry_and_drops_commands(quiet_plan: Plan) -> Non
     assert world.truth.faults == [(pytest.approx(40.0), "link_lost", (0,))]
 
 
+def test_the_sim_link_reports_commands_that_cannot_reach_a_drone(quiet_plan: Plan) -> None:
+    """As the MAVLink link reports an upload or command that timed out, the simulator's link
+    reports those sent to a drone whose radio is down (a route must not be booked as flown)."""
+    from skysweep.link.sim import SimLink
+
+    faults = faults_of(
+        quiet_plan, {"at_s": 40, "kind": "link_lost", "drone": "quad-001", "duration_s": 20}
+    )
+    world = make_world(quiet_plan, faults=faults)
+    link = SimLink(world)
+    fly(world, [0, 1])
+    link.poll(45.0)
+    link.take_events()
+    link.upload(0, np.array([[0.0, 0.0, ALT_M]]))
+    link.send(np.array([0]), Command.START_MISSION)
+    link.upload(1, np.array([[0.0, 0.0, ALT_M]]))
+    link.send(np.array([1]), Command.START_MISSION)
+    link.send(np.array([0, 1]), Command.HOLD)
+    failed = [(e.drone, e.data["command"]) for e in link.take_events()]
+    assert failed == [(0, "START_MISSION"), (0, "HOLD")]
+    assert world.mode[0] == AutopilotMode.AUTO and world.mode[1] == AutopilotMode.HOLD
+    assert link.take_events() == []
+
+
 def test_link_lost_queues_detections_until_the_link_is_back(quiet_plan: Plan) -> None:
     faults = faults_of(
         quiet_plan, {"at_s": 30, "kind": "link_lost", "drone": "quad-001", "duration_s": 20}

@@ -19,20 +19,34 @@ class SimLink(Link):
 
     def __init__(self, world: World) -> None:
         self.world = world
+        self._failed: list[LinkEvent] = []
 
     def poll(self, now_s: float) -> FleetState:
         self.world.advance_to(now_s)
         return self.world.state()
 
     def upload(self, drone: int, waypoints: FloatArray) -> None:
-        self.world.upload(drone, waypoints)
+        # a vehicle out of radio contact does not get its route: reported, as the MAVLink
+        # link reports an upload that timed out (the runtime must not book a route that is
+        # not flown: reliability seed 876 --zones)
+        if not self.world.upload(drone, waypoints):
+            self._unreached([drone], Command.START_MISSION)
 
     def send(self, drones: NDArray[np.intp], command: Command) -> None:
-        self.world.command(np.asarray(drones, np.intp), command)
+        drones = np.asarray(drones, np.intp)
+        if command is not Command.START_MISSION:  # (its upload has reported already)
+            self._unreached(drones[~self.world.reachable(drones)], command)
+        self.world.command(drones, command)
+
+    def _unreached(self, drones: Sequence[int] | NDArray[np.intp], command: Command) -> None:
+        for i in drones:
+            data = {"command": command.name, "reason": "no link"}
+            self._failed.append(LinkEvent(self.world.t_s, "link_command_failed", int(i), data))
 
     def set_fence(self, keep_out_m: Sequence[shapely.Geometry]) -> None:
         """The simulated vehicles' onboard separation keeps off the new fence."""
         self.world.set_keep_out(keep_out_m)
 
     def take_events(self) -> list[LinkEvent]:
-        return self.world.take_events()
+        failed, self._failed = self._failed, []
+        return [*self.world.take_events(), *failed]

@@ -49,6 +49,9 @@ TACK_S = 100.0
 #: Where a flown track ends, metres from the route: the first segment of the route this close
 #: to it (beyond the nearest one's distance) is where the rest begins.
 REST_TOLERANCE_M = 1.0
+#: How far, metres, a route may lie inside the new zones (grown by the geofence margin) and
+#: still only touch them: flyable ways round a zone run along its grown edge.
+TOUCH_M = 0.5
 #: Samples for the re-plan's coverage figure (fewer than planning uses: re-planning is timed).
 COVERAGE_SAMPLES = 8_000
 #: A drone is given a chunk only if it could fly straight out to its farthest point and home
@@ -156,6 +159,10 @@ def replan(
         # ground the new zones closed off from every pad: nobody can sweep it or fly through
         # it any more (reliability seed 267 --zones: one such pocket failed the whole re-plan)
         blocked = shapely.union_all([blocked, *closed])
+    # what a route must not cross: a flyable way round a zone runs along its grown edge, and
+    # touching it is no crossing (seed 653 --zones: a sortie flown round a zone, judged again
+    # at the next re-plan, touched it and was dropped, its drone brought home with 76 %)
+    inner = None if blocked is None else shapely.buffer(blocked, -TOUCH_M, join_style="mitre")
     now = progress.now_s
 
     # routes to hand on, each with the track spacing its lanes were planned at
@@ -185,7 +192,7 @@ def replan(
                 # route; reliability seed 820 --zones)
                 ahead_xy = _to_fly(sortie, rest, track) if under_way else sortie.path[:, :2]
                 line = shapely.LineString(ahead_xy)
-                if blocked is None or not shapely.intersects(line, blocked):
+                if inner is None or not shapely.intersects(line, inner):
                     kept.append(sortie)
                     continue
                 # flown round the zone, its sweep there left out, if its battery allows (a
@@ -194,7 +201,7 @@ def replan(
                 if not under_way or progress.reroutable is None or i in progress.reroutable:
                     where = track[-1] if track is not None and len(track) else None
                     around = _round_zone(
-                        m, sortie, rest, under_way, blocked, finder, pads[i], where
+                        m, sortie, rest, under_way, (blocked, inner), finder, pads[i], where
                     )
                 if around is not None:
                     kept.append(around)
@@ -354,16 +361,18 @@ def _round_zone(
     sortie: Sortie,
     rest: FloatArray,
     under_way: bool,
-    blocked: shapely.Geometry,
+    zones: tuple[shapely.Geometry, shapely.Geometry],
     finder: PathFinder,
     pad: FloatArray,
     where: FloatArray | None,
 ) -> Sortie | None:
-    """``sortie``, whose path crosses the new zones ``blocked``, flown round them: its sweep
+    """``sortie``, whose path crosses the new ``zones`` (grown by the geofence margin, and that
+    less :data:`TOUCH_M`), flown round them: its sweep
     still to fly (``rest``) less what lies in them, joined by flyable hops, home by a flyable
     way; for one in the air, from where its drone is on it (``where``: the end of its track).
     None if nothing is left to sweep, the drone is in a zone or off its sweep, or the sortie
     no longer fits one battery (its work is then handed on and the drone comes home)."""
+    blocked, inner = zones  # (inner: less TOUCH_M, for what may touch but not cross)
     pieces = _clip(rest, blocked)
     if not pieces:
         return None
@@ -383,7 +392,7 @@ def _round_zone(
     # the path is kept as far as the drone has flown it; at its sweep's first point it may
     # still be on its way out (the runtime has it there until it sweeps), and that way must
     # not cross a zone either
-    if j == first and shapely.intersects(shapely.LineString(sortie.path[: j + 1, :2]), blocked):
+    if j == first and shapely.intersects(shapely.LineString(sortie.path[: j + 1, :2]), inner):
         return None
     try:
         ordered = _nearest_first(pieces, at, finder)

@@ -218,6 +218,9 @@ class Orchestrator:
         # drones heard again on the ground after their work was handed on: they take a share of
         # what is still to fly at the next re-plan
         self._rejoin: set[int] = set()
+        # drones heard from again in the air after their work was handed on: on the ground,
+        # they take a share of the rest
+        self._came_back: set[int] = set()
         self._last_replan_s = -np.inf
         self.plan_version = 0
         self.replan_wall_s: list[float] = []
@@ -496,6 +499,7 @@ class Orchestrator:
             # sweeps, so it comes home; on the ground it may take a share of the rest
             if fs.airborne[i] and self.book.flying[i] < 0:
                 self._pending_home[int(i)] = "work handed on"
+                self._came_back.add(int(i))
             elif not fs.airborne[i]:
                 self._rejoin.add(int(i))
         self.lost = (self.lost | newly_lost) & ~back
@@ -514,6 +518,14 @@ class Orchestrator:
                 self._withdraw.setdefault(
                     le.drone, f"could not launch ({data.get('reason', 'refused')})"
                 )
+            elif (
+                le.kind == "link_command_failed"
+                and le.drone is not None
+                and data.get("command") == "START_MISSION"
+                and fs.airborne[le.drone]
+                and not self.lost[le.drone]
+            ):
+                self._undelivered(le.drone)
             if le.kind == "detection":
                 self.detections += 1
                 data["detection"] = self.detections
@@ -588,6 +600,24 @@ class Orchestrator:
         if self.lifecycle.state is MissionState.ABORTED:
             settled = self.lost | (on_ground & ~fs.airborne)
         self.done = bool(np.all(settled)) and not len(launch)
+
+    def _undelivered(self, i: int) -> None:
+        """A route for drone ``i`` in the air never reached it (its radio was down): it flies
+        on with the one it had, which the runtime's bookkeeping of its route no longer
+        matches. It comes home by a route sent again until one goes up, and the rest of its
+        work is handed on, as for a longer route the kernel refused (reliability seed 876
+        --zones: a re-plan's route sent into a link drop-out was booked as flown, and the next
+        re-plan cut the drone's sweep where the runtime wrongly had it, leaving 4.5 ha)."""
+        self._detour_pending.pop(i, None)
+        if self.failsafe.action[i] != Action.NONE:
+            # the failsafe's own order did not go up: it gives it again (from the next tick)
+            self._commanded[i] = Action.NONE
+            self._return_items[i] = 0
+            return
+        if self._at_work(i, self.mode):
+            self._cut_short.add(i)
+            self._last_replan_s = -np.inf
+        self._pending_home.setdefault(i, "route not delivered")
 
     # -- failsafes -----------------------------------------------------------------------------
 
@@ -780,6 +810,12 @@ class Orchestrator:
                     Event(now_s, "failsafe_cleared", self.ids[i], {"why": "battery swap"})
                 )
             self.spent[i] = True
+            if int(i) in self._came_back:
+                # (it flew home with nothing left to do; seed 653 --zones: the three others
+                # ran out of mission time on the work handed on from it)
+                self._came_back.discard(int(i))
+                if self._available(int(i)):
+                    self._rejoin.add(int(i))
 
     def _swaps(
         self, fs: FleetState, now_s: float, events: list[Event], orders: list[Order]

@@ -183,10 +183,15 @@ class World:
 
     # -- commands (what a link delivers) ---------------------------------------------------
 
-    def _reachable(self, drones: NDArray[np.intp]) -> NDArray[np.intp]:
-        """Drones a command can reach: alive, and their radio up."""
+    def reachable(self, drones: NDArray[np.intp]) -> NDArray[np.bool_]:
+        """Whether a command can reach each of ``drones``: alive, and its radio up."""
         drones = np.asarray(drones, np.intp)
-        return drones[self.alive[drones] & (self.link_until[drones] <= self.t_s)]
+        return np.asarray(self.alive[drones] & (self.link_until[drones] <= self.t_s))
+
+    def _reachable(self, drones: NDArray[np.intp]) -> NDArray[np.intp]:
+        """The drones of ``drones`` a command can reach."""
+        drones = np.asarray(drones, np.intp)
+        return drones[self.reachable(drones)]
 
     def upload(self, drone: int, waypoints: FloatArray) -> bool:
         """Replace ``drone``'s mission with ``waypoints`` (k, 3), local metres.
