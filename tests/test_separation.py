@@ -532,6 +532,43 @@ def test_fence_binds_when_pushed() -> None:
     assert abs(fenced.vel_mps[0, 0]) > 10.0  # sideways instead
 
 
+@pytest.mark.parametrize("lane", [6.0, 10.0, 14.0])
+@pytest.mark.parametrize("neighbour", [False, True])
+def test_the_fence_ahead_is_braked_for_before_it_is_the_nearest(
+    lane: float, neighbour: bool
+) -> None:
+    """A drone flies east along a keep-out wall's south face, ``lane`` metres off it, at 14 m/s
+    into a corner: a second zone stands across its way. While the wall beside it is the nearest
+    fence, the zone ahead is farther than the drone needs to stop (24.5 m at 4 m/s²), and it
+    must brake for it all the same (reliability seed 739 --zones: a VTOL pushed past a zone's
+    corner met its other edge at speed and went 1.5 m in). Alone, and with a neighbour on its
+    heels pushing it on."""
+    ahead = shapely.box(100.0, -300.0, 120.0, 20.0)
+    fence = FenceField.build(KEEP_IN, [wall(0.0), ahead])
+    start = [(-150.0, -lane)]
+    goals = [(400.0, -lane)]
+    vel = [(14.0, 0.0)]
+    if neighbour:
+        start.append((-170.0, -lane))
+        goals.append((400.0, -lane))
+        vel.append((14.0, 0.0))
+    f = fly(
+        np.array(start),
+        np.array(goals),
+        14.0,
+        SeparationParams(15.0),
+        300,
+        vel_mps=np.array(vel),
+        fence=fence,
+        keep_track=True,
+    )
+    assert f.track is not None
+    xy = f.track[:, :, :2].reshape(-1, 2)
+    d = fence.sample(np.ascontiguousarray(xy))[0]
+    assert float(d.min()) > 0.0, f"{-float(d.min()):.2f} m into the fence"
+    assert float(xy[:, 0].max()) < 100.0
+
+
 # -- 7. what counts as too close ------------------------------------------------------------------
 
 

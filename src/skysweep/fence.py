@@ -219,6 +219,73 @@ def distance_at(
 
 
 @njit(cache=True)
+def edges_near(
+    edges: FloatArray,
+    grid: FloatArray,
+    indptr: NDArray[np.int64],
+    items: NDArray[np.int64],
+    ref: FloatArray,
+    inside: NDArray[np.bool_],
+    reach: float,
+    x: float,
+    y: float,
+    out: FloatArray,
+) -> int:  # pragma: no cover - compiled
+    """The fence edges nearest (x, y) within ``reach``, nearest first, as rows (signed
+    distance, inward unit gradient gx, gy) of ``out`` (k, 3), one per nearest point (edges
+    meeting at a corner nearest to the point count once). Returns how many rows are filled.
+
+    :func:`distance_at` gives the first row alone; a drone moving along one fence edge towards
+    another (in a corner, or past a zone's corner) must see the second before it is nearest.
+    """
+    fx = (x - grid[0]) / grid[2]
+    fy = (y - grid[1]) / grid[2]
+    nx, ny = int(grid[3]), int(grid[4])
+    if not (0.0 <= fx < nx and 0.0 <= fy < ny):
+        return 0
+    b = int(fy) * nx + int(fx)
+    lo, hi = indptr[b], indptr[b + 1]
+    cx, cy = ref[b, 0], ref[b, 1]
+    cap = len(out)
+    foot = np.empty((cap, 2))
+    n = 0
+    crossings = 0
+    for k in range(lo, hi):
+        e = edges[items[k]]
+        ex, ey = e[2] - e[0], e[3] - e[1]
+        t = ((x - e[0]) * ex + (y - e[1]) * ey) / (ex * ex + ey * ey)
+        t = min(max(t, 0.0), 1.0)
+        px, py = e[0] + t * ex, e[1] + t * ey
+        if _crosses(cx, cy, x, y, e):
+            crossings += 1
+        d = math.sqrt((x - px) ** 2 + (y - py) ** 2)
+        if d >= reach or d <= 1e-9:
+            continue
+        seen = False
+        for j in range(n):
+            if abs(foot[j, 0] - px) + abs(foot[j, 1] - py) <= 1e-6:
+                seen = True
+        if seen or (n == cap and d >= out[n - 1, 0]):
+            continue
+        # insert in order of distance, dropping the farthest when full
+        j = min(n, cap - 1)
+        while j > 0 and out[j - 1, 0] > d:
+            out[j] = out[j - 1]
+            foot[j] = foot[j - 1]
+            j -= 1
+        out[j, 0], out[j, 1], out[j, 2] = d, x - px, y - py
+        foot[j, 0], foot[j, 1] = px, py
+        n = min(n + 1, cap)
+    sign = 1.0 if inside[b] != (crossings % 2 == 1) else -1.0
+    for j in range(n):
+        d = out[j, 0]
+        out[j, 0] = sign * d
+        out[j, 1] = sign * out[j, 1] / d
+        out[j, 2] = sign * out[j, 2] / d
+    return n
+
+
+@njit(cache=True)
 def _sample(
     edges: FloatArray,
     grid: FloatArray,

@@ -18,7 +18,9 @@ off its way.
 (Dodging sideways instead scatters a crowd of climbing drones into each other.)
 
 The geofence (its exact distance, :mod:`skysweep.fence`) is a hard constraint of that program,
-placed before every neighbour's: a manoeuvre may close on the fence no faster than brings the
+one line for each of the :data:`FENCE_EDGES` nearest fence edges (a drone sliding along one
+edge into a corner must see the edge ahead before it is the nearest), placed before every
+neighbour's: a manoeuvre may close on the fence no faster than brings the
 drone to ``fence_hard_margin_m`` from it in ``fence_time_s`` (nor, outside that margin, faster
 than the plan itself does), and within the margin it must move away. When the neighbours'
 constraints cannot all be met, the program relaxes them (never the fence's) by the least
@@ -43,7 +45,7 @@ import shapely
 from numba import njit, prange
 from numpy.typing import NDArray
 
-from skysweep.fence import FenceField, distance_at
+from skysweep.fence import FenceField, edges_near
 from skysweep.geo import FloatArray
 from skysweep.proximity import VERTICAL_BAND_M, pairs_within
 
@@ -52,6 +54,10 @@ _EPS = 1e-5
 KEEP_RIGHT_RAD = 0.1
 _KEEP_RIGHT_COS = math.cos(KEEP_RIGHT_RAD)
 _KEEP_RIGHT_SIN = math.sin(KEEP_RIGHT_RAD)
+#: Fence edges (their nearest points) each drone keeps clear of at once: in a corner of the
+#: allowed space, or sliding past a zone's corner, the edge ahead matters before it is the
+#: nearest (as ArduPilot's fence avoidance limits the velocity against every edge in reach).
+FENCE_EDGES = 3
 #: Stands in for "no fence": its reach is never used (the kernel is told 0).
 _NO_FENCE = FenceField.build(shapely.box(0.0, 0.0, 1.0, 1.0), cell_m=1.0, reach_m=1.0)
 
@@ -356,6 +362,58 @@ def _brake(
         res[1] = vy + (closing + away) * gy
 
 
+@njit(cache=True, inline="always")
+def _fence_lines(
+    near: FloatArray,
+    k: int,
+    px: float,
+    py: float,
+    vmax: float,
+    f_margin: float,
+    f_time: float,
+    pt: FloatArray,
+    dr: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """The first ``k`` rows of ``pt``, ``dr``: one half-plane per fence edge in ``near`` (rows
+    signed distance, gx, gy). Closing on an edge no faster than reaches the hard margin in
+    f_time, nor (outside the margin) than the plan itself does; inside the margin, away from
+    it. The permitted side {v : g.v >= c} is left of (g.y, -g.x)."""
+    for j in range(k):
+        d, gx, gy = near[j, 0], near[j, 1], near[j, 2]
+        c = -(d - f_margin) / f_time
+        if d > f_margin:
+            c = min(px * gx + py * gy, c)
+        c = min(c, 0.5 * vmax)
+        pt[j, 0], pt[j, 1] = c * gx, c * gy
+        dr[j, 0], dr[j, 1] = gy, -gx
+
+
+@njit(cache=True, inline="always")
+def _brake_fence(
+    res: FloatArray,
+    vx: float,
+    vy: float,
+    near: FloatArray,
+    k: int,
+    accel: float,
+    f_margin: float,
+    step: float,
+) -> None:  # pragma: no cover - compiled
+    """:func:`_brake` for the fence edge of ``near`` with the least room to stop in."""
+    worst, room = -1, math.inf
+    for j in range(k):
+        d, gx, gy = near[j, 0], near[j, 1], near[j, 2]
+        closing = -(vx * gx + vy * gy)
+        if closing <= 0.0 or d <= f_margin:
+            continue
+        left = d - f_margin - (closing * closing / (2.0 * accel) + 2.0 * closing * step)
+        if left < room:
+            worst, room = j, left
+    if worst >= 0:
+        d, gx, gy = near[worst, 0], near[worst, 1], near[worst, 2]
+        _brake(res, vx, vy, d, gx, gy, accel, f_margin, step)
+
+
 @njit(cache=True, parallel=True)
 def _orca(
     pos: FloatArray,
@@ -400,7 +458,8 @@ def _orca(
             res1 = np.empty(2)
             res1[0], res1[1] = px, py
             if f_reach > 0.0:
-                d, gx, gy = distance_at(
+                near = np.empty((FENCE_EDGES, 3))
+                k = edges_near(
                     f_edges,
                     f_grid,
                     f_indptr,
@@ -410,17 +469,16 @@ def _orca(
                     f_reach,
                     pos[i, 0],
                     pos[i, 1],
+                    near,
                 )
-                if gx != 0.0 or gy != 0.0:
-                    c = -(d - f_margin) / f_time
-                    if d > f_margin:
-                        c = min(px * gx + py * gy, c)
-                    c = min(c, 0.5 * vmax[i])
-                    short = c - (px * gx + py * gy)
-                    if short > 0.0:
-                        res1[0] += short * gx
-                        res1[1] += short * gy
-                    _brake(res1, vel[i, 0], vel[i, 1], d, gx, gy, accel[i], f_margin, 1.0 / inv_dt)
+                if k:
+                    fpt = np.empty((k, 2))
+                    fdr = np.empty((k, 2))
+                    _fence_lines(near, k, px, py, vmax[i], f_margin, f_time, fpt, fdr)
+                    _lp2(fpt, fdr, k, max(vmax[i], 1e-9), px, py, False, res1)
+                    _brake_fence(
+                        res1, vel[i, 0], vel[i, 1], near, k, accel[i], f_margin, 1.0 / inv_dt
+                    )
             out[i, 0], out[i, 1] = res1[0], res1[1]
             continue
         # the nearest max_neighbors in this drone's band
@@ -455,28 +513,28 @@ def _orca(
                         wz = allow if wz > 0.0 else -allow
         out_vz[i] = wz
         order = np.argsort(d2)
-        cap = max_neighbors + 1
+        cap = max_neighbors + FENCE_EDGES
         pt = np.empty((cap, 2))
         dr = np.empty((cap, 2))
-        n_lines = 0
-        n_obst = 0
-        d, gx, gy = math.inf, 0.0, 0.0
+        near = np.empty((FENCE_EDGES, 3))
+        n_fence = 0
         if f_reach > 0.0:
-            d, gx, gy = distance_at(
-                f_edges, f_grid, f_indptr, f_items, f_ref, f_inside, f_reach, pos[i, 0], pos[i, 1]
+            # the fence's lines come first, and are never relaxed (see _lp3)
+            n_fence = edges_near(
+                f_edges,
+                f_grid,
+                f_indptr,
+                f_items,
+                f_ref,
+                f_inside,
+                f_reach,
+                pos[i, 0],
+                pos[i, 1],
+                near,
             )
-            if gx != 0.0 or gy != 0.0:
-                # closing on the fence: no faster than reaches the hard margin in f_time, nor
-                # (outside the margin) than the plan itself does; inside the margin, away from
-                # it. The permitted side {v : g.v >= c} is left of (g.y, -g.x).
-                c = -(d - f_margin) / f_time
-                if d > f_margin:
-                    c = min(px * gx + py * gy, c)
-                c = min(c, 0.5 * vmax[i])
-                pt[0, 0], pt[0, 1] = c * gx, c * gy
-                dr[0, 0], dr[0, 1] = gy, -gx
-                n_lines = 1
-                n_obst = 1
+            _fence_lines(near, n_fence, px, py, vmax[i], f_margin, f_time, pt, dr)
+        n_lines = n_fence
+        n_obst = n_fence
         vx, vy = vel[i, 0], vel[i, 1]
         conflict = False
         r2 = r * r
@@ -544,6 +602,6 @@ def _orca(
         if failed < n_lines:
             ppt = np.empty((cap, 2))
             pdr = np.empty((cap, 2))
-            _lp3(pt, dr, n_lines, n_obst, failed, vmax[i], res, ppt, pdr)
-        _brake(res, vel[i, 0], vel[i, 1], d, gx, gy, accel[i], f_margin, 1.0 / inv_dt)
+            _lp3(pt, dr, n_lines, n_obst, max(failed, n_obst), vmax[i], res, ppt, pdr)
+        _brake_fence(res, vel[i, 0], vel[i, 1], near, n_fence, accel[i], f_margin, 1.0 / inv_dt)
         out[i, 0], out[i, 1] = res[0], res[1]
