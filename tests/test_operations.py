@@ -764,3 +764,52 @@ def test_a_drone_heard_again_in_the_air_after_its_work_was_handed_on_flies_again
     assert again, "it never flew again"
     assert figures["state"] == "COMPLETE" and figures["covered_fraction"] >= 0.99
     assert figures["keep_out_breaches"] == 0 and figures["landed_below_reserve"] == 0
+
+
+def test_a_drone_between_two_cells_is_re_planned_from_the_next_cell_not_sent_back(
+    tmp_path: Path,
+) -> None:
+    """A drone flying the transit between two cells of its sortie has swept all before the
+    next cell: a re-plan takes its rest from there. (Taken from where it last swept, the
+    re-planner counted the transit as still to sweep, and a drone 130 m on was sent back along
+    it; the kernel refused the turn at the margin: reliability seed 653 --zones.)"""
+    from skysweep.plan.model import Leg
+    from skysweep.telemetry import AutopilotMode
+
+    seen: dict[str, Any] = {}
+
+    def watch(o: Orchestrator) -> None:
+        fs = o.last_state
+        if fs is None or "drone" in seen:
+            return
+        for i in np.flatnonzero((o.mode == FlightMode.TRANSIT) & (fs.mode == AutopilotMode.AUTO)):
+            sortie = o._flying_sortie(int(i))
+            if sortie is None or o._detour_end[i] > fs.mission_seq[i]:
+                continue
+            k = int(fs.mission_seq[i] + o._seq_shift[i]) - 1
+            if not (sortie.legs[:k] == Leg.SWEEP).any():
+                continue  # still on its way out
+            ahead = np.flatnonzero(sortie.legs[k:] != Leg.TRANSIT)
+            if not len(ahead) or sortie.legs[k + ahead[0]] != Leg.SWEEP:
+                continue
+            nxt = sortie.path[k + int(ahead[0]), :2]
+            if np.hypot(*(fs.pos_m[i, :2] - o._route_at[i])) < 40.0:
+                continue  # not far on from where it last swept yet
+            seen.update(drone=int(i), at=o._swept_to(fs)[i], next=nxt, last=o._route_at[i].copy())
+            return
+
+    # a band across the area, with a way round each end: sweeps cut in two, joined round it
+    p = _roomy_plan()
+    x0, y0, x1, y1 = p.mission.searchable.bounds
+    cy = (y0 + y1) / 2 + 300
+    band = p.mission.frame.geom_to_lonlat(shapely.box(x0 + 100, cy - 60, x1 - 100, cy + 60))
+    zone = {
+        "command": "add_keep_out",
+        "at_s": 60,
+        "name": "fire",
+        "geometry": json.loads(json.dumps(shapely.geometry.mapping(band))),
+    }
+    _fly(p, tmp_path / "cells.db", [zone], watch=watch)
+    assert "drone" in seen, "no drone flew a transit between two cells"
+    assert np.allclose(seen["at"], seen["next"])
+    assert not np.allclose(seen["at"], seen["last"])

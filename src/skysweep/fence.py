@@ -233,7 +233,8 @@ def edges_near(
 ) -> int:  # pragma: no cover - compiled
     """The fence edges nearest (x, y) within ``reach``, nearest first, as rows (signed
     distance, inward unit gradient gx, gy) of ``out`` (k, 3), one per nearest point (edges
-    meeting at a corner nearest to the point count once). Returns how many rows are filled.
+    meeting at a corner nearest to the point count once); outside the allowed space, the
+    nearest alone. Returns how many rows are filled.
 
     :func:`distance_at` gives the first row alone; a drone moving along one fence edge towards
     another (in a corner, or past a zone's corner) must see the second before it is nearest.
@@ -277,6 +278,10 @@ def edges_near(
         foot[j, 0], foot[j, 1] = px, py
         n = min(n + 1, cap)
     sign = 1.0 if inside[b] != (crossings % 2 == 1) else -1.0
+    if sign < 0.0:
+        # outside (a drone being led out of a zone laid over it): the way back in is past
+        # the nearest edge; towards any other it would lead into another zone
+        n = min(n, 1)
     for j in range(n):
         d = out[j, 0]
         out[j, 0] = sign * d

@@ -1218,7 +1218,7 @@ class Orchestrator:
         # where the track ends: give it how far the drone got along its sweep (see _off_route),
         # not where it is, which for a drone in transit, on its way home or pushed off its
         # route may lie beside any part of the sweep
-        at = np.where(np.isnan(self._route_at), fs.pos_m[:, :2], self._route_at)
+        at = self._swept_to(fs)
         tracks = {int(i): at[i : i + 1].copy() for i in np.flatnonzero(self.flown)}
         # which sorties are flown, under way or still to fly, as this flight has gone (not
         # by the plan's clock: launches wait for batteries, sorties run late)
@@ -1348,6 +1348,27 @@ class Orchestrator:
             # (crossing, not touching: a route home drawn round the zone runs along its margin)
             out[who] = shapely.length(shapely.intersection(np.array(ways), grown)) > 1.0
         return out
+
+    def _swept_to(self, fs: FleetState) -> FloatArray:
+        """(n, 2) how far each drone got along its sortie's sweep, for the re-planner: where it
+        was last on a sweep leg (see _off_route), or, for one flying the transit between two
+        cells of its sortie, the next cell's first point. The re-planner's rest of a sweep
+        runs through those transits; taken from where the drone last swept, a transit it had
+        flown was swept again, a drone 130 m on sent back along it (seed 653 --zones)."""
+        at = np.where(np.isnan(self._route_at), fs.pos_m[:, :2], self._route_at)
+        on = fs.airborne & (fs.mode == AutopilotMode.AUTO) & ~self.lost & (self.book.flying >= 0)
+        on &= (self._return_items == 0) & (fs.mission_seq >= self._detour_end)
+        on &= self._current_leg(fs) == Leg.TRANSIT
+        for i in np.flatnonzero(on):
+            sortie = self._flying_sortie(int(i))
+            if sortie is None:
+                continue
+            # the leg into item k is legs[k - 1]; the next cell starts where transit ends
+            k = max(int(fs.mission_seq[i] + self._seq_shift[i]) - 1, 0)
+            ahead = np.flatnonzero(sortie.legs[k:] != Leg.TRANSIT)
+            if len(ahead) and sortie.legs[k + int(ahead[0])] == Leg.SWEEP:
+                at[i] = sortie.path[k + int(ahead[0]), :2]
+        return at
 
     def _flying_sortie(self, i: int) -> Sortie | None:
         """The planned sortie drone ``i`` is flying, if any."""

@@ -18,17 +18,17 @@ off its way.
 (Dodging sideways instead scatters a crowd of climbing drones into each other.)
 
 The geofence (its exact distance, :mod:`skysweep.fence`) is a hard constraint of that program,
-one line for each of the :data:`FENCE_EDGES` nearest fence edges (a drone sliding along one
-edge into a corner must see the edge ahead before it is the nearest), placed before every
-neighbour's: a manoeuvre may close on the fence no faster than brings the
+placed before every neighbour's: a manoeuvre may close on the fence no faster than brings the
 drone to ``fence_hard_margin_m`` from it in ``fence_time_s`` (nor, outside that margin, faster
 than the plan itself does), and within the margin it must move away. When the neighbours'
 constraints cannot all be met, the program relaxes them (never the fence's) by the least
 amount, as in ORCA's three-dimensional fallback. Because a drone reaches the velocity it is
 given only at its acceleration, one whose present closing speed on the fence leaves no more
 room than it needs to stop short of the hard margin brakes straight away from it, keeping its
-sideways velocity, whatever the neighbours ask. A drone with no neighbour flies its plan under
-the same two fence rules.
+sideways velocity, whatever the neighbours ask: judged against each of the
+:data:`FENCE_EDGES` nearest fence edges, not only the nearest (a drone sliding along one edge
+into a corner must brake for the edge ahead before it is the nearest). A drone with no
+neighbour flies its plan under the same two fence rules.
 
 Neighbours come from :meth:`scipy.spatial.cKDTree.query_pairs` (:mod:`skysweep.proximity`);
 each drone keeps the ``max_neighbors`` nearest. Positions are local metres (x east, y north,
@@ -54,9 +54,11 @@ _EPS = 1e-5
 KEEP_RIGHT_RAD = 0.1
 _KEEP_RIGHT_COS = math.cos(KEEP_RIGHT_RAD)
 _KEEP_RIGHT_SIN = math.sin(KEEP_RIGHT_RAD)
-#: Fence edges (their nearest points) each drone keeps clear of at once: in a corner of the
-#: allowed space, or sliding past a zone's corner, the edge ahead matters before it is the
-#: nearest (as ArduPilot's fence avoidance limits the velocity against every edge in reach).
+#: Fence edges (their nearest points) each drone brakes for: in a corner of the allowed space,
+#: or sliding past a zone's corner, the edge ahead matters before it is the nearest (as
+#: ArduPilot's fence avoidance limits the velocity against every edge in reach). The program's
+#: hard line is the nearest edge's alone: lines from several edges of a drone in their margins
+#: pushed it into a neighbouring zone (seed 434 --zones).
 FENCE_EDGES = 3
 #: Stands in for "no fence": its reach is never used (the kernel is told 0).
 _NO_FENCE = FenceField.build(shapely.box(0.0, 0.0, 1.0, 1.0), cell_m=1.0, reach_m=1.0)
@@ -472,10 +474,16 @@ def _orca(
                     near,
                 )
                 if k:
-                    fpt = np.empty((k, 2))
-                    fdr = np.empty((k, 2))
-                    _fence_lines(near, k, px, py, vmax[i], f_margin, f_time, fpt, fdr)
-                    _lp2(fpt, fdr, k, max(vmax[i], 1e-9), px, py, False, res1)
+                    # the nearest edge's line (the same as below), then braking for any
+                    d, gx, gy = near[0, 0], near[0, 1], near[0, 2]
+                    c = -(d - f_margin) / f_time
+                    if d > f_margin:
+                        c = min(px * gx + py * gy, c)
+                    c = min(c, 0.5 * vmax[i])
+                    short = c - (px * gx + py * gy)
+                    if short > 0.0:
+                        res1[0] += short * gx
+                        res1[1] += short * gy
                     _brake_fence(
                         res1, vel[i, 0], vel[i, 1], near, k, accel[i], f_margin, 1.0 / inv_dt
                     )
@@ -513,7 +521,7 @@ def _orca(
                         wz = allow if wz > 0.0 else -allow
         out_vz[i] = wz
         order = np.argsort(d2)
-        cap = max_neighbors + FENCE_EDGES
+        cap = max_neighbors + 1
         pt = np.empty((cap, 2))
         dr = np.empty((cap, 2))
         near = np.empty((FENCE_EDGES, 3))
@@ -532,9 +540,9 @@ def _orca(
                 pos[i, 1],
                 near,
             )
-            _fence_lines(near, n_fence, px, py, vmax[i], f_margin, f_time, pt, dr)
-        n_lines = n_fence
-        n_obst = n_fence
+            _fence_lines(near, min(n_fence, 1), px, py, vmax[i], f_margin, f_time, pt, dr)
+        n_lines = min(n_fence, 1)
+        n_obst = n_lines
         vx, vy = vel[i, 0], vel[i, 1]
         conflict = False
         r2 = r * r
@@ -602,6 +610,6 @@ def _orca(
         if failed < n_lines:
             ppt = np.empty((cap, 2))
             pdr = np.empty((cap, 2))
-            _lp3(pt, dr, n_lines, n_obst, max(failed, n_obst), vmax[i], res, ppt, pdr)
+            _lp3(pt, dr, n_lines, n_obst, failed, vmax[i], res, ppt, pdr)
         _brake_fence(res, vel[i, 0], vel[i, 1], near, n_fence, accel[i], f_margin, 1.0 / inv_dt)
         out[i, 0], out[i, 1] = res[0], res[1]
