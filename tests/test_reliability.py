@@ -536,11 +536,17 @@ def test_ci_batch_with_zones_added_in_flight_keeps_every_invariant(
         # heard again in the air after its work was handed on never flew again: the others
         # ran out of mission time at 0.961 covered
         653,
+        # a handed-on piece no sortie from its drone's pad reached within a battery round the
+        # new zone failed the whole re-plan, every tick: 0.957 covered
+        977,
+        # a drone whose motor weakened on the ground flew its transit out at 0.62 of cruise,
+        # believed at cruise (speed was estimated only sweeping or coming home): landed on 0.171
+        858,
     ],
 )
 def test_zone_seeds_that_failed_before_their_fixes(seed: int) -> None:
-    """Failures of the missions with ``--zones``: the three of seeds 0-199, and three of the
-    full 1,000 on 0d3f29b."""
+    """Failures of the missions with ``--zones``: the three of seeds 0-199, three of the full
+    1,000 on 0d3f29b, and two of the full 1,000 on b8bb229."""
     outcome = rel.run_mission(seed, zones=True)
     assert outcome.zones
     assert not outcome.failed, outcome.findings

@@ -757,9 +757,42 @@ def _sorties(
         # new work is numbered after every sortie the drone has flown: one whose planned
         # sorties were all handed on has flown some all the same
         number = max([s.number for s in plan.of_drone(i)] + [launched.get(i, 0)], default=0)
-        out += fly_routes(m, i, given.get(i, []), finder, work.free_s, number + 1, pads[i])
+        routes = given.get(i, [])
+        try:
+            out += fly_routes(m, i, routes, finder, work.free_s, number + 1, pads[i])
+        except InfeasibleError:
+            # a piece no sortie from the drone's pad reaches within a battery (its flyable way
+            # round the new zones is longer than the assignment's estimate): left out, not the
+            # whole re-plan failed (reliability seed 977 --zones: nobody was routed round a new
+            # zone, and the re-plan failed every tick for the rest of the flight)
+            # (the new plan's coverage_fraction counts what is left out; the runtime logs it)
+            ok = [r for r in routes if _flies(m, i, r, finder, work.free_s, pads[i])]
+            try:
+                out += fly_routes(m, i, ok, finder, work.free_s, number + 1, pads[i])
+            except InfeasibleError:
+                # flown together they did not fit where each did alone: one sortie series each
+                for r in ok:
+                    number = max([number, *(x.number for x in out if x.drone == i)])
+                    free = max(
+                        [
+                            work.free_s,
+                            *(x.land_s + float(m.fleet.swap_s[i]) for x in out if x.drone == i),
+                        ]
+                    )
+                    out += fly_routes(m, i, [r], finder, free, number + 1, pads[i])
     out.sort(key=lambda s: (s.drone, s.number))
     return out
+
+
+def _flies(
+    m: Mission, i: int, route: FloatArray, finder: PathFinder, free_s: float, pad: FloatArray
+) -> bool:
+    """Whether drone ``i`` can fly ``route`` from its pad in sorties that each fit a battery."""
+    try:
+        fly_routes(m, i, [route], finder, free_s, 1, pad)
+    except InfeasibleError:
+        return False
+    return True
 
 
 def _with_metrics(
