@@ -136,7 +136,10 @@ def replan(
     the mission's fleet that had no work (a reserve on the ground) and now takes part; a drone
     cut short is on its way home before its sortie is done (its battery ran low, an operator
     recalled it): the rest of that sortie is handed on, its later sorties are kept. ``new_keep_out``
-    are polygons in local metres. Raises :class:`InfeasibleError` when nobody is left to fly.
+    are polygons in local metres: a route may run along one (grown by the geofence margin) but
+    not cross it, ground they close off from every launch pad is left out, and so is a piece
+    of handed-on work no sortie can reach within a battery (the new plan's coverage counts
+    both). Raises :class:`InfeasibleError` when nobody is left to fly.
     """
     m = plan.mission
     fleet = m.fleet
