@@ -455,38 +455,41 @@ def _orca(
         if sp > vmax[i]:
             px *= vmax[i] / sp
             py *= vmax[i] / sp
+        # the fence edges nearest the drone: the program's hard line is the nearest's, and
+        # braking is judged against all of them
+        near = np.empty((FENCE_EDGES, 3))
+        n_fence = 0
+        if f_reach > 0.0:
+            n_fence = edges_near(
+                f_edges,
+                f_grid,
+                f_indptr,
+                f_items,
+                f_ref,
+                f_inside,
+                f_reach,
+                pos[i, 0],
+                pos[i, 1],
+                near,
+            )
         if hi == lo:
             # alone: the plan, within the fence's limit (the same line as below) and braking
             res1 = np.empty(2)
             res1[0], res1[1] = px, py
-            if f_reach > 0.0:
-                near = np.empty((FENCE_EDGES, 3))
-                k = edges_near(
-                    f_edges,
-                    f_grid,
-                    f_indptr,
-                    f_items,
-                    f_ref,
-                    f_inside,
-                    f_reach,
-                    pos[i, 0],
-                    pos[i, 1],
-                    near,
+            if n_fence:
+                # the nearest edge's line (the same as below), then braking for any
+                d, gx, gy = near[0, 0], near[0, 1], near[0, 2]
+                c = -(d - f_margin) / f_time
+                if d > f_margin:
+                    c = min(px * gx + py * gy, c)
+                c = min(c, 0.5 * vmax[i])
+                short = c - (px * gx + py * gy)
+                if short > 0.0:
+                    res1[0] += short * gx
+                    res1[1] += short * gy
+                _brake_fence(
+                    res1, vel[i, 0], vel[i, 1], near, n_fence, accel[i], f_margin, 1.0 / inv_dt
                 )
-                if k:
-                    # the nearest edge's line (the same as below), then braking for any
-                    d, gx, gy = near[0, 0], near[0, 1], near[0, 2]
-                    c = -(d - f_margin) / f_time
-                    if d > f_margin:
-                        c = min(px * gx + py * gy, c)
-                    c = min(c, 0.5 * vmax[i])
-                    short = c - (px * gx + py * gy)
-                    if short > 0.0:
-                        res1[0] += short * gx
-                        res1[1] += short * gy
-                    _brake_fence(
-                        res1, vel[i, 0], vel[i, 1], near, k, accel[i], f_margin, 1.0 / inv_dt
-                    )
             out[i, 0], out[i, 1] = res1[0], res1[1]
             continue
         # the nearest max_neighbors in this drone's band
@@ -524,23 +527,8 @@ def _orca(
         cap = max_neighbors + 1
         pt = np.empty((cap, 2))
         dr = np.empty((cap, 2))
-        near = np.empty((FENCE_EDGES, 3))
-        n_fence = 0
-        if f_reach > 0.0:
-            # the fence's lines come first, and are never relaxed (see _lp3)
-            n_fence = edges_near(
-                f_edges,
-                f_grid,
-                f_indptr,
-                f_items,
-                f_ref,
-                f_inside,
-                f_reach,
-                pos[i, 0],
-                pos[i, 1],
-                near,
-            )
-            _fence_lines(near, min(n_fence, 1), px, py, vmax[i], f_margin, f_time, pt, dr)
+        # the fence's line comes first, and is never relaxed (see _lp3)
+        _fence_lines(near, min(n_fence, 1), px, py, vmax[i], f_margin, f_time, pt, dr)
         n_lines = min(n_fence, 1)
         n_obst = n_lines
         vx, vy = vel[i, 0], vel[i, 1]
