@@ -61,6 +61,23 @@ def _fly(
     return {**summary.as_dict(), **truth.as_dict()}, events
 
 
+def _fire_band(m: mission.Mission) -> shapely.Geometry:
+    """A zone across the middle of the area (local metres), where drones sweep at 200 s, kept
+    clear of the cliff."""
+    x0, y0, x1, y1 = m.searchable.bounds
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 250
+    return shapely.box(cx - 300, cy - 60, cx + 300, cy + 60).difference(
+        m.keep_out[0].geometry.buffer(30)
+    )
+
+
+def _add_zone(m: mission.Mission, zone_local: shapely.Geometry, at_s: float) -> dict[str, Any]:
+    """The operator's command adding ``zone_local`` as keep-out zone "fire" at ``at_s``."""
+    zone_ll = m.frame.geom_to_lonlat(zone_local)
+    geometry = json.loads(json.dumps(shapely.geometry.mapping(zone_ll)))
+    return {"command": "add_keep_out", "at_s": at_s, "name": "fire", "geometry": geometry}
+
+
 def _kinds(events: list[Event], kind: str) -> list[Event]:
     return [e for e in events if e.kind == kind]
 
@@ -168,12 +185,7 @@ def test_a_drone_whose_link_drops_as_it_lands_is_handed_on_and_nothing_is_lost(
 def test_a_new_keep_out_zone_reroutes_the_fleet(plan: Plan, tmp_path: Path) -> None:
     m = plan.mission
     # a zone across the middle of the area, where drones are sweeping at the time
-    x0, y0, x1, y1 = m.searchable.bounds
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 250
-    zone_local = shapely.box(cx - 300, cy - 60, cx + 300, cy + 60).difference(
-        m.keep_out[0].geometry.buffer(30)
-    )
-    zone_ll = m.frame.geom_to_lonlat(zone_local)
+    zone_local = _fire_band(m)
     positions: list[np.ndarray] = []
 
     def watch(o: Orchestrator) -> None:
@@ -181,19 +193,7 @@ def test_a_new_keep_out_zone_reroutes_the_fleet(plan: Plan, tmp_path: Path) -> N
             fs_air = o.mode != FlightMode.IDLE
             positions.append(o.failsafe.est_pos_m[fs_air & (o.mode != FlightMode.LANDED)])
 
-    figures, events = _fly(
-        plan,
-        tmp_path / "r.db",
-        [
-            {
-                "command": "add_keep_out",
-                "at_s": 200,
-                "name": "fire",
-                "geometry": json.loads(json.dumps(shapely.geometry.mapping(zone_ll))),
-            }
-        ],
-        watch=watch,
-    )
+    figures, events = _fly(plan, tmp_path / "r.db", [_add_zone(m, zone_local, 200)], watch=watch)
     op = _kinds(events, "operator")[0]
     assert op.data["result"].startswith("ok"), op.data
     replan = _kinds(events, "replan")
@@ -710,24 +710,10 @@ def test_a_route_sent_while_the_radio_is_down_is_not_booked_as_flown(
     and its rest is handed on: the area is still covered. (The runtime used to book the
     undelivered route as flown, and the next re-plan cut the drone's sweep where it wrongly
     had it: reliability seed 876 --zones, 4.5 ha never swept.)"""
-    m = plan.mission
-    x0, y0, x1, y1 = m.searchable.bounds
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 250
-    zone_local = shapely.box(cx - 300, cy - 60, cx + 300, cy + 60).difference(
-        m.keep_out[0].geometry.buffer(30)
-    )
-    zone_ll = m.frame.geom_to_lonlat(zone_local)
     figures, events = _fly(
         plan,
         tmp_path / "radio.db",
-        [
-            {
-                "command": "add_keep_out",
-                "at_s": 200,
-                "name": "fire",
-                "geometry": json.loads(json.dumps(shapely.geometry.mapping(zone_ll))),
-            }
-        ],
+        [_add_zone(plan.mission, _fire_band(plan.mission), 200)],
         faults=[{"kind": "link_lost", "at_s": 197, "fraction": 1.0, "duration_s": 6}],
     )
     failed = [
@@ -802,14 +788,8 @@ def test_a_drone_between_two_cells_is_re_planned_from_the_next_cell_not_sent_bac
     p = _roomy_plan()
     x0, y0, x1, y1 = p.mission.searchable.bounds
     cy = (y0 + y1) / 2 + 300
-    band = p.mission.frame.geom_to_lonlat(shapely.box(x0 + 100, cy - 60, x1 - 100, cy + 60))
-    zone = {
-        "command": "add_keep_out",
-        "at_s": 60,
-        "name": "fire",
-        "geometry": json.loads(json.dumps(shapely.geometry.mapping(band))),
-    }
-    _fly(p, tmp_path / "cells.db", [zone], watch=watch)
+    band = shapely.box(x0 + 100, cy - 60, x1 - 100, cy + 60)
+    _fly(p, tmp_path / "cells.db", [_add_zone(p.mission, band, 60)], watch=watch)
     assert "drone" in seen, "no drone flew a transit between two cells"
     assert np.allclose(seen["at"], seen["next"])
     assert not np.allclose(seen["at"], seen["last"])

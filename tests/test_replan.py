@@ -400,21 +400,33 @@ def test_the_rest_of_a_route_that_crosses_itself_begins_at_the_first_pass() -> N
     assert np.allclose(later, [[50.0, -20.0], [50.0, -50.0]])
 
 
+def _on_its_sweep(
+    plan: Plan, done: float, half_m: float, behind: bool = False
+) -> tuple[Sortie, float, Progress, np.ndarray, shapely.Polygon]:
+    """Drone 1's first sortie, ``done`` of the way through it as planned: the sortie, the time,
+    the progress, where the drone is on its sweep, and a square zone ``2 half_m`` wide over
+    the middle of the sweep still ahead of it (or already ``behind`` it)."""
+    s = plan.of_drone(1)[0]
+    now = s.launch_s + done * s.duration_s
+    progress = Progress.as_planned(plan, now)
+    at = progress.tracks[1][-1]
+    line = shapely.LineString(s.sweep_xy)
+    here = line.project(shapely.Point(at))
+    part = shapely.ops.substring(line, *((0.0, here) if behind else (here, line.length)))
+    mid = part.interpolate(0.5, normalized=True)
+    zone = shapely.box(mid.x - half_m, mid.y - half_m, mid.x + half_m, mid.y + half_m)
+    return s, now, progress, at, zone
+
+
 def test_a_sortie_in_the_air_is_flown_round_a_new_zone_on_its_way(roomy: Plan) -> None:
     """A zone laid over the rest of a drone's sweep while it flies: the drone keeps its sortie
     (same number and launch, the same path as far as it got), sweeps its rest outside the
     zone by flyable ways round it, and is home within its battery; no fresh sortie, nothing
     handed on. Told the drone cannot be re-routed, its rest is handed on instead."""
     m = roomy.mission
-    s = roomy.of_drone(1)[0]
-    now = s.launch_s + 0.5 * s.duration_s
-    progress = Progress.as_planned(roomy, now)
-    at = progress.tracks[1][-1]
+    s, now, progress, at, zone = _on_its_sweep(roomy, 0.5, 80.0)
     line = shapely.LineString(s.sweep_xy)
-    # the sweep still ahead of the drone, and a zone over the middle of it
     ahead = shapely.ops.substring(line, line.project(shapely.Point(at)), line.length)
-    mid = ahead.interpolate(0.5, normalized=True)
-    zone = shapely.box(mid.x - 80, mid.y - 80, mid.x + 80, mid.y + 80)
     assert shapely.distance(shapely.Point(at), zone) > 100
     new = replan(roomy, progress, new_keep_out=[zone])
     mine = new.of_drone(1)
@@ -441,14 +453,7 @@ def test_a_zone_over_the_way_a_drone_has_flown_leaves_its_sortie_as_it_is(roomy:
     zone over the sweep behind it, its sortie stays in the plan as it is, re-routable or not.
     (A drone flown round a zone at one re-plan crosses it on the way it has flown at the next;
     one on its way home lost its sortie then, and the runtime its route: seed 820 --zones.)"""
-    s = roomy.of_drone(1)[0]
-    now = s.launch_s + 0.6 * s.duration_s
-    progress = Progress.as_planned(roomy, now)
-    at = progress.tracks[1][-1]
-    line = shapely.LineString(s.sweep_xy)
-    behind = shapely.ops.substring(line, 0.0, line.project(shapely.Point(at)))
-    mid = behind.interpolate(0.5, normalized=True)
-    zone = shapely.box(mid.x - 40, mid.y - 40, mid.x + 40, mid.y + 40)
+    s, now, progress, at, zone = _on_its_sweep(roomy, 0.6, 40.0, behind=True)
     assert shapely.distance(shapely.Point(at), zone) > 100
     for reroutable in (None, frozenset()):
         new = replan(
@@ -456,9 +461,7 @@ def test_a_zone_over_the_way_a_drone_has_flown_leaves_its_sortie_as_it_is(roomy:
         )
         assert new.of_drone(1)[0] is s
     # over what is still ahead of it and not re-routable, its sortie is dropped (handed on)
-    ahead = shapely.ops.substring(line, line.project(shapely.Point(at)), line.length)
-    c = ahead.interpolate(0.5, normalized=True)
-    later = shapely.box(c.x - 40, c.y - 40, c.x + 40, c.y + 40)
+    later = _on_its_sweep(roomy, 0.6, 40.0)[-1]
     held = replan(
         roomy, Progress(now, progress.tracks, reroutable=frozenset()), new_keep_out=[later]
     )
@@ -470,14 +473,7 @@ def test_a_sortie_flown_round_a_zone_is_kept_as_it_is_at_the_next_re_plan(roomy:
     (the runtime gives every re-plan the zones added so far) it touches the zone but does not
     cross it: it is kept as it is, not dropped and its drone brought home (reliability seed
     653 --zones)."""
-    s = roomy.of_drone(1)[0]
-    now = s.launch_s + 0.5 * s.duration_s
-    progress = Progress.as_planned(roomy, now)
-    at = progress.tracks[1][-1]
-    line = shapely.LineString(s.sweep_xy)
-    ahead = shapely.ops.substring(line, line.project(shapely.Point(at)), line.length)
-    mid = ahead.interpolate(0.5, normalized=True)
-    zone = shapely.box(mid.x - 80, mid.y - 80, mid.x + 80, mid.y + 80)
+    _, now, progress, _, zone = _on_its_sweep(roomy, 0.5, 80.0)
     first = replan(roomy, progress, new_keep_out=[zone])
     (around,) = first.of_drone(1)
     grown = zone.buffer(roomy.mission.safety.geofence_margin_m, join_style="mitre")

@@ -170,6 +170,89 @@ def _crosses(
     return 0.0 <= t <= 1.0 and 0.0 <= u < 1.0
 
 
+@njit(cache=True, inline="always")
+def _walk(
+    edges: FloatArray,
+    grid: FloatArray,
+    indptr: NDArray[np.int64],
+    items: NDArray[np.int64],
+    ref: FloatArray,
+    inside: NDArray[np.bool_],
+    reach: float,
+    x: float,
+    y: float,
+    out: FloatArray,
+) -> tuple[int, float, float]:  # pragma: no cover - compiled
+    """The bucket walk behind :func:`distance_at` and :func:`edges_near`. Fills rows
+    (distance, x - px, y - py) of ``out`` (k, 3) for the fence edges nearest (x, y) within
+    ``reach``, nearest first, one per nearest point (px, py) (edges meeting at a corner nearest
+    to the point count once; points on the fence itself are left out). Returns how many rows
+    it filled, the side (1 inside the allowed space, -1 outside) and the distance to the
+    fence's nearest point (0 on it, ``reach`` if none is nearer). Off the table (beyond the
+    keep-in area's box plus ``reach``): no rows, outside, ``reach``."""
+    fx = (x - grid[0]) / grid[2]
+    fy = (y - grid[1]) / grid[2]
+    nx, ny = int(grid[3]), int(grid[4])
+    if not (0.0 <= fx < nx and 0.0 <= fy < ny):
+        return 0, -1.0, reach
+    b = int(fy) * nx + int(fx)
+    lo, hi = indptr[b], indptr[b + 1]
+    cx, cy = ref[b, 0], ref[b, 1]
+    cap = len(out)
+    n = 0
+    nearest = reach
+    crossings = 0
+    for k in range(lo, hi):
+        e = edges[items[k]]
+        if _crosses(cx, cy, x, y, e):
+            crossings += 1
+        ex, ey = e[2] - e[0], e[3] - e[1]
+        t = ((x - e[0]) * ex + (y - e[1]) * ey) / (ex * ex + ey * ey)
+        t = min(max(t, 0.0), 1.0)
+        dx, dy = x - (e[0] + t * ex), y - (e[1] + t * ey)
+        d = math.sqrt(dx * dx + dy * dy)
+        if d >= reach:
+            continue
+        nearest = min(nearest, d)
+        if d <= 1e-9 or (n == cap and d >= out[n - 1, 0]):
+            continue
+        seen = False
+        for j in range(n):  # (the same nearest point: the same offset from (x, y))
+            seen = seen or abs(out[j, 1] - dx) + abs(out[j, 2] - dy) <= 1e-6
+        if seen:
+            continue
+        # insert in order of distance, dropping the farthest when full
+        j = min(n, cap - 1)
+        while j > 0 and out[j - 1, 0] > d:
+            out[j] = out[j - 1]
+            j -= 1
+        out[j, 0], out[j, 1], out[j, 2] = d, dx, dy
+        n = min(n + 1, cap)
+    return n, (1.0 if inside[b] != (crossings % 2 == 1) else -1.0), nearest
+
+
+@njit(cache=True, inline="always")
+def _distance(
+    edges: FloatArray,
+    grid: FloatArray,
+    indptr: NDArray[np.int64],
+    items: NDArray[np.int64],
+    ref: FloatArray,
+    inside: NDArray[np.bool_],
+    reach: float,
+    x: float,
+    y: float,
+    buf: FloatArray,
+) -> tuple[float, float, float]:  # pragma: no cover - compiled
+    """:func:`distance_at`, with a (1, 3) scratch row."""
+    n, sign, d = _walk(edges, grid, indptr, items, ref, inside, reach, x, y, buf)
+    if d <= 1e-9:
+        return 0.0, 0.0, 0.0  # on the fence itself: no direction is better than another
+    if n == 0:
+        return sign * reach, 0.0, 0.0
+    return sign * d, sign * buf[0, 1] / d, sign * buf[0, 2] / d
+
+
 @njit(cache=True)
 def distance_at(
     edges: FloatArray,
@@ -187,35 +270,8 @@ def distance_at(
     Beyond ``reach`` of every edge: (+-reach, 0, 0). Off the table (beyond the keep-in area's
     box plus ``reach``): outside, ``-reach``.
     """
-    fx = (x - grid[0]) / grid[2]
-    fy = (y - grid[1]) / grid[2]
-    nx, ny = int(grid[3]), int(grid[4])
-    if not (0.0 <= fx < nx and 0.0 <= fy < ny):
-        return -reach, 0.0, 0.0
-    b = int(fy) * nx + int(fx)
-    lo, hi = indptr[b], indptr[b + 1]
-    cx, cy = ref[b, 0], ref[b, 1]
-    best = reach * reach
-    qx, qy = x, y
-    crossings = 0
-    for k in range(lo, hi):
-        e = edges[items[k]]
-        ex, ey = e[2] - e[0], e[3] - e[1]
-        t = ((x - e[0]) * ex + (y - e[1]) * ey) / (ex * ex + ey * ey)
-        t = min(max(t, 0.0), 1.0)
-        px, py = e[0] + t * ex, e[1] + t * ey
-        d2 = (x - px) ** 2 + (y - py) ** 2
-        if d2 < best:
-            best, qx, qy = d2, px, py
-        if _crosses(cx, cy, x, y, e):
-            crossings += 1
-    sign = 1.0 if inside[b] != (crossings % 2 == 1) else -1.0
-    d = math.sqrt(best)
-    if d >= reach:
-        return sign * reach, 0.0, 0.0
-    if d > 1e-9:
-        return sign * d, sign * (x - qx) / d, sign * (y - qy) / d
-    return 0.0, 0.0, 0.0  # on the fence itself: no direction is better than another
+    buf = np.empty((1, 3))
+    return _distance(edges, grid, indptr, items, ref, inside, reach, x, y, buf)
 
 
 @njit(cache=True)
@@ -239,45 +295,7 @@ def edges_near(
     :func:`distance_at` gives the first row alone; a drone moving along one fence edge towards
     another (in a corner, or past a zone's corner) must see the second before it is nearest.
     """
-    fx = (x - grid[0]) / grid[2]
-    fy = (y - grid[1]) / grid[2]
-    nx, ny = int(grid[3]), int(grid[4])
-    if not (0.0 <= fx < nx and 0.0 <= fy < ny):
-        return 0
-    b = int(fy) * nx + int(fx)
-    lo, hi = indptr[b], indptr[b + 1]
-    cx, cy = ref[b, 0], ref[b, 1]
-    cap = len(out)
-    foot = np.empty((cap, 2))
-    n = 0
-    crossings = 0
-    for k in range(lo, hi):
-        e = edges[items[k]]
-        ex, ey = e[2] - e[0], e[3] - e[1]
-        t = ((x - e[0]) * ex + (y - e[1]) * ey) / (ex * ex + ey * ey)
-        t = min(max(t, 0.0), 1.0)
-        px, py = e[0] + t * ex, e[1] + t * ey
-        if _crosses(cx, cy, x, y, e):
-            crossings += 1
-        d = math.sqrt((x - px) ** 2 + (y - py) ** 2)
-        if d >= reach or d <= 1e-9:
-            continue
-        seen = False
-        for j in range(n):
-            if abs(foot[j, 0] - px) + abs(foot[j, 1] - py) <= 1e-6:
-                seen = True
-        if seen or (n == cap and d >= out[n - 1, 0]):
-            continue
-        # insert in order of distance, dropping the farthest when full
-        j = min(n, cap - 1)
-        while j > 0 and out[j - 1, 0] > d:
-            out[j] = out[j - 1]
-            foot[j] = foot[j - 1]
-            j -= 1
-        out[j, 0], out[j, 1], out[j, 2] = d, x - px, y - py
-        foot[j, 0], foot[j, 1] = px, py
-        n = min(n + 1, cap)
-    sign = 1.0 if inside[b] != (crossings % 2 == 1) else -1.0
+    n, sign, _ = _walk(edges, grid, indptr, items, ref, inside, reach, x, y, out)
     if sign < 0.0:
         # outside (a drone being led out of a zone laid over it): the way back in is past
         # the nearest edge; towards any other it would lead into another zone
@@ -304,9 +322,10 @@ def _sample(
     n = len(xy)
     d = np.empty(n)
     g = np.empty((n, 2))
+    buf = np.empty((1, 3))
     for i in range(n):
-        d[i], g[i, 0], g[i, 1] = distance_at(
-            edges, grid, indptr, items, ref, inside, reach, xy[i, 0], xy[i, 1]
+        d[i], g[i, 0], g[i, 1] = _distance(
+            edges, grid, indptr, items, ref, inside, reach, xy[i, 0], xy[i, 1], buf
         )
     return d, g
 

@@ -193,9 +193,11 @@ def replan(
                 # one re-plan still crosses it on the way it has flown at the next, and one on
                 # its way home, which cannot be re-routed, lost its sortie and the runtime its
                 # route; reliability seed 820 --zones)
-                ahead_xy = _to_fly(sortie, rest, track) if under_way else sortie.path[:, :2]
-                line = shapely.LineString(ahead_xy)
-                if inner is None or not shapely.intersects(line, inner):
+                if inner is None:
+                    kept.append(sortie)
+                    continue
+                to_fly = _to_fly(sortie, rest, track) if under_way else sortie.path[:, :2]
+                if not shapely.intersects(shapely.LineString(to_fly), inner):
                     kept.append(sortie)
                     continue
                 # flown round the zone, its sweep there left out, if its battery allows (a
@@ -390,8 +392,7 @@ def _round_zone(
     if where is None or np.hypot(*(np.asarray(where, float)[:2] - at)) > REST_TOLERANCE_M:
         return None  # off its sweep (pushed off it, or on its way out as the clock has it)
     # rest[0] lies on the sweep's leg rest was cut from: the path is kept as far as that leg
-    first = int(np.flatnonzero(sortie.legs == SWEEP_LEG)[0])
-    j = first + len(sortie.sweep_xy) - len(rest)
+    first, j = _rest_leg(sortie, rest)
     # the path is kept as far as the drone has flown it; at its sweep's first point it may
     # still be on its way out (the runtime has it there until it sweeps), and that way must
     # not cross a zone either
@@ -419,6 +420,13 @@ def _cut_off(flyable: shapely.Geometry, pads: FloatArray) -> NDArray[np.object_]
     return parts[~home]
 
 
+def _rest_leg(sortie: Sortie, rest: FloatArray) -> tuple[int, int]:
+    """The path index of ``sortie``'s first sweep point, and of the start of the sweep leg
+    that ``rest[0]`` lies on (``rest`` as :func:`_rest_of` cut it from the sweep)."""
+    first = int(np.flatnonzero(sortie.legs == SWEEP_LEG)[0])
+    return first, first + len(sortie.sweep_xy) - len(rest)
+
+
 def _to_fly(sortie: Sortie, rest: FloatArray, track: FloatArray | None) -> FloatArray:
     """The part of in-air ``sortie``'s path, (k, 2), still to fly from ``rest[0]``, where its
     drone is on its sweep (``rest`` as :func:`_rest_of` cut it from the end of ``track``): all
@@ -429,9 +437,7 @@ def _to_fly(sortie: Sortie, rest: FloatArray, track: FloatArray | None) -> Float
         return sortie.path[:, :2]
     if np.hypot(*(np.asarray(track, float)[-1, :2] - rest[0])) > REST_TOLERANCE_M:
         return sortie.path[:, :2]
-    # rest[0] lies on the sweep's leg from path[j] (see _round_zone)
-    first = int(np.flatnonzero(sortie.legs == SWEEP_LEG)[0])
-    j = first + len(sweep) - len(rest)
+    first, j = _rest_leg(sortie, rest)
     if j == first:
         return sortie.path[:, :2]
     return np.vstack([rest[:1], sortie.path[j + 1 :, :2]])
@@ -770,19 +776,7 @@ def _sorties(
             # zone, and the re-plan failed every tick for the rest of the flight)
             # (the new plan's coverage_fraction counts what is left out; the runtime logs it)
             ok = [r for r in routes if _flies(m, i, r, finder, work.free_s, pads[i])]
-            try:
-                out += fly_routes(m, i, ok, finder, work.free_s, number + 1, pads[i])
-            except InfeasibleError:
-                # flown together they did not fit where each did alone: one sortie series each
-                for r in ok:
-                    number = max([number, *(x.number for x in out if x.drone == i)])
-                    free = max(
-                        [
-                            work.free_s,
-                            *(x.land_s + float(m.fleet.swap_s[i]) for x in out if x.drone == i),
-                        ]
-                    )
-                    out += fly_routes(m, i, [r], finder, free, number + 1, pads[i])
+            out += fly_routes(m, i, ok, finder, work.free_s, number + 1, pads[i])
     out.sort(key=lambda s: (s.drone, s.number))
     return out
 

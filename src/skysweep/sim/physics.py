@@ -30,8 +30,6 @@ ACCEPT_M = 2.0
 #: waypoint does: a crowd converging on one transit point does not have to queue through a 2 m
 #: circle (ORCA agents sharing a goal otherwise jam around it).
 PASS_CROSS_M = 30.0
-#: Waypoints past the next whose corners the autopilot brakes for in time (see _speed_at).
-BRAKE_AHEAD = 4
 #: Vertical acceptance, metres.
 ACCEPT_ALT_M = 0.5
 #: Seconds of look-ahead along the current leg for the carrot the autopilot steers to, at the
@@ -103,28 +101,25 @@ def _corner_speed(
     return max(ARRIVE_MPS, math.sqrt(CORNER_SWING_M * accel / sin_half))
 
 
-@njit(cache=True, inline="always")
-def _speed_at(
-    sx: float, sy: float, wp: FloatArray, k: int, last: int, accel: float
-) -> float:  # pragma: no cover - compiled
-    """Speed, m/s, to pass waypoint ``wp[k]`` of the leg from (sx, sy): its corner speed, and
-    no faster than still lets the drone slow to the corner speeds of the next
-    :data:`BRAKE_AHEAD` waypoints on the legs between (``last``: the route's last item, where
-    it stops). A short leg into a sharp turn is braked for before the leg, as a speed planner
-    over the next legs does (reliability seeds 387 and 531 --zones: a 2.7 m leg into a U-turn
-    at the geofence margin, taken at 12 m/s, overshot into the zone)."""
-    end = min(k + BRAKE_AHEAD, last)
-    v = ARRIVE_MPS if end == last else 1e3
-    for j in range(end, k - 1, -1):
-        ax, ay = (sx, sy) if j == k else (wp[j - 1, 0], wp[j - 1, 1])
-        c = v
-        if j < last:
-            c = _corner_speed(ax, ay, wp[j], wp[j + 1], accel)
-            if j < end:
-                room = max(_norm(wp[j + 1, 0] - wp[j, 0], wp[j + 1, 1] - wp[j, 1]) - ACCEPT_M, 0.0)
-                c = min(c, math.sqrt(v * v + 2.0 * accel * room))
-        v = c
-    return v
+@njit(cache=True)
+def brake_limits(wp: FloatArray, accel: float) -> FloatArray:  # pragma: no cover - compiled
+    """Speed, m/s, at which each waypoint of a route (k, 3) may be passed for what comes after
+    it: no faster than still lets the drone slow to the corner speed of every later waypoint
+    on the legs between, and stop at the last. Computed once per upload; :func:`guidance`
+    adds the corner at the waypoint itself, which depends on where the leg into it began. A
+    short leg into a sharp turn is so braked for before the leg, as a speed planner over the
+    next legs does (reliability seeds 387 and 531 --zones: a 2.7 m leg into a U-turn at the
+    geofence margin, taken at 12 m/s, overshot into the zone)."""
+    n = len(wp)
+    out = np.full(n, 1e3)
+    for j in range(n - 2, -1, -1):
+        # the speed at wp[j + 1]: its corner, met from wp[j], and what follows it
+        nxt = ARRIVE_MPS
+        if j + 2 < n:
+            nxt = min(_corner_speed(wp[j, 0], wp[j, 1], wp[j + 1], wp[j + 2], accel), out[j + 1])
+        room = max(_norm(wp[j + 1, 0] - wp[j, 0], wp[j + 1, 1] - wp[j, 1]) - ACCEPT_M, 0.0)
+        out[j] = math.sqrt(nxt * nxt + 2.0 * accel * room)
+    return out
 
 
 @njit(cache=True, parallel=True)
@@ -136,6 +131,7 @@ def guidance(
     alive: NDArray[np.bool_],
     seq: NDArray[np.intp],
     wp: FloatArray,
+    wp_brake: FloatArray,
     wp_first: NDArray[np.intp],
     wp_count: NDArray[np.intp],
     leg_from: FloatArray,
@@ -186,8 +182,8 @@ def guidance(
                 gx, gy, gz = wp[k, 0], wp[k, 1], wp[k, 2]
                 sx, sy = leg_from[i, 0], leg_from[i, 1]
                 if seq[i] + 1 < wp_count[i]:
-                    last = wp_first[i] + wp_count[i] - 1
-                    corner = _speed_at(sx, sy, wp, k, last, accel[i])
+                    corner = _corner_speed(sx, sy, wp[k], wp[k + 1], accel[i])
+                    corner = min(corner, wp_brake[k])
         if m == _RTL:
             gx, gy = home[i, 0], home[i, 1]
             at_home = _norm(gx - ex, gy - ey) < ACCEPT_M

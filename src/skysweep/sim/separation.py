@@ -365,29 +365,24 @@ def _brake(
 
 
 @njit(cache=True, inline="always")
-def _fence_lines(
-    near: FloatArray,
-    k: int,
+def _fence_limit(
+    d: float,
+    gx: float,
+    gy: float,
     px: float,
     py: float,
     vmax: float,
     f_margin: float,
     f_time: float,
-    pt: FloatArray,
-    dr: FloatArray,
-) -> None:  # pragma: no cover - compiled
-    """The first ``k`` rows of ``pt``, ``dr``: one half-plane per fence edge in ``near`` (rows
-    signed distance, gx, gy). Closing on an edge no faster than reaches the hard margin in
-    f_time, nor (outside the margin) than the plan itself does; inside the margin, away from
-    it. The permitted side {v : g.v >= c} is left of (g.y, -g.x)."""
-    for j in range(k):
-        d, gx, gy = near[j, 0], near[j, 1], near[j, 2]
-        c = -(d - f_margin) / f_time
-        if d > f_margin:
-            c = min(px * gx + py * gy, c)
-        c = min(c, 0.5 * vmax)
-        pt[j, 0], pt[j, 1] = c * gx, c * gy
-        dr[j, 0], dr[j, 1] = gy, -gx
+) -> float:  # pragma: no cover - compiled
+    """The least velocity c along the fence's inward gradient (gx, gy), at distance ``d``,
+    that a manoeuvre may have (the permitted side {v : g.v >= c}): closing on the fence no
+    faster than reaches the hard margin in f_time, nor (outside the margin) than the plan
+    (px, py) itself does; inside the margin, away from it."""
+    c = -(d - f_margin) / f_time
+    if d > f_margin:
+        c = min(px * gx + py * gy, c)
+    return min(c, 0.5 * vmax)
 
 
 @njit(cache=True, inline="always")
@@ -479,10 +474,7 @@ def _orca(
             if n_fence:
                 # the nearest edge's line (the same as below), then braking for any
                 d, gx, gy = near[0, 0], near[0, 1], near[0, 2]
-                c = -(d - f_margin) / f_time
-                if d > f_margin:
-                    c = min(px * gx + py * gy, c)
-                c = min(c, 0.5 * vmax[i])
+                c = _fence_limit(d, gx, gy, px, py, vmax[i], f_margin, f_time)
                 short = c - (px * gx + py * gy)
                 if short > 0.0:
                     res1[0] += short * gx
@@ -527,9 +519,15 @@ def _orca(
         cap = max_neighbors + 1
         pt = np.empty((cap, 2))
         dr = np.empty((cap, 2))
-        # the fence's line comes first, and is never relaxed (see _lp3)
-        _fence_lines(near, min(n_fence, 1), px, py, vmax[i], f_margin, f_time, pt, dr)
-        n_lines = min(n_fence, 1)
+        n_lines = 0
+        if n_fence:
+            # the nearest edge's line comes first, and is never relaxed (see _lp3); the
+            # permitted side is left of (g.y, -g.x)
+            d, gx, gy = near[0, 0], near[0, 1], near[0, 2]
+            c = _fence_limit(d, gx, gy, px, py, vmax[i], f_margin, f_time)
+            pt[0, 0], pt[0, 1] = c * gx, c * gy
+            dr[0, 0], dr[0, 1] = gy, -gx
+            n_lines = 1
         n_obst = n_lines
         vx, vy = vel[i, 0], vel[i, 1]
         conflict = False

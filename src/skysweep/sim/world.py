@@ -145,6 +145,8 @@ class World:
         self._seen = np.zeros(n)
         # missions: one flat waypoint table, each drone owning a slice of it
         self._wp = np.zeros((1024, 3))
+        # the speed each waypoint may be passed at for the corners after it (brake_limits)
+        self._wp_brake = np.zeros(1024)
         self._wp_used = 0
         self._wp_first = np.zeros(n, np.intp)
         self._wp_count = np.zeros(n, np.intp)
@@ -206,7 +208,11 @@ class World:
             grown = np.zeros((max(need, 2 * len(self._wp)), 3))
             grown[: self._wp_used] = self._wp[: self._wp_used]
             self._wp = grown
+            self._wp_brake = np.resize(self._wp_brake, len(grown))
         self._wp[self._wp_used : need] = wps
+        self._wp_brake[self._wp_used : need] = physics.brake_limits(
+            np.ascontiguousarray(wps), float(self.accel[drone])
+        )
         self._wp_first[drone] = self._wp_used
         self._wp_count[drone] = len(wps)
         self._wp_used = need
@@ -265,6 +271,7 @@ class World:
             self.alive,
             self.seq,
             wp,
+            self._wp_brake,
             self._wp_first,
             self._wp_count,
             self._leg_from,
