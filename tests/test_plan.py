@@ -201,6 +201,25 @@ def test_flyable_distances_match_the_straight_or_cornered_path_many_points() -> 
     np.testing.assert_allclose(d, want, rtol=1e-9)
 
 
+def test_paths_found_together_are_those_found_one_by_one() -> None:
+    """Many hops at once (a re-plan's): straight ones found together, the rest round the
+    walls, an end outside the region (a pad in the geofence margin) joined to it; each the
+    same as asked alone."""
+    region = _serpentine()
+    finder = PathFinder(region)
+    rng = np.random.default_rng(7)
+    pts = rng.uniform(0, 2000, (200, 2))
+    pts = pts[shapely.contains_xy(finder.flyable, pts[:, 0], pts[:, 1])]
+    a, b = pts[:-1].copy(), pts[1:].copy()
+    a[0] = [-3.0, 50.0]  # outside the region
+    got = finder.paths(a, b)
+    straight = sum(len(p) == 2 for p in got)
+    assert 0 < straight < len(got)
+    for p, x, y in zip(got, a, b, strict=True):
+        assert np.array_equal(p, finder.path(x, y))
+    assert finder.paths(np.empty((0, 2)), np.empty((0, 2))) == []
+
+
 def _serpentine() -> shapely.Geometry:
     """A 2 km square keep-in cut by six walls into a serpentine, rows of houses in its lanes:
     many corners, and far ends reached only down the serpentine."""

@@ -559,3 +559,101 @@ def test_ground_a_new_zone_closes_off_from_every_pad_is_left_out(roomy: Plan) ->
             assert not shapely.intersects(left, wall.buffer(-1.0)), s.drone
     # the rest of the area is still covered
     assert new.metrics.coverage_fraction >= 0.9
+
+
+def test_sorties_costed_together_cost_what_the_planner_cut_them_to(big: Plan) -> None:
+    """The re-plan costs hundreds of longer sorties at once (joined paths, what lies across
+    two of them left out): on the planner's own sorties of a mixed fleet in wind, that gives
+    the battery use and duration the sortie cutter gave each, sortie by sortie."""
+    from skysweep.plan.sorties import _flight_costs
+
+    m = big.mission
+    sorties = list(big.sorties)
+    drones = np.array([s.drone for s in sorties])
+    assert len(set(m.fleet.speed_mps[drones])) > 1 and np.hypot(*m.wind_vector_mps) > 0
+    energy_cs, duration_s = _flight_costs(
+        m, drones, [s.path for s in sorties], [s.legs for s in sorties]
+    )
+    np.testing.assert_allclose(energy_cs, [s.energy for s in sorties] * m.fleet.endurance_s[drones])
+    np.testing.assert_allclose(duration_s, [s.duration_s for s in sorties])
+
+
+def test_sortie_ends_found_together_match_each_sortie_alone(big: Plan) -> None:
+    """When each sortie reaches its last sweep point and the battery it has used by then:
+    for all sorties at once, as worked out for one (its way home taken off at full head-wind,
+    its descent too); a sortie that sweeps nothing, its landing and all its battery."""
+    from dataclasses import replace
+
+    from skysweep.energy import power_factor
+    from skysweep.plan.sorties import sweep_ends
+
+    m = big.mission
+    fleet = m.fleet
+    wind = float(np.hypot(*m.wind_vector_mps))
+    sorties = list(big.sorties[:300])
+    idle = replace(
+        sorties[0], legs=np.where(sorties[0].legs == Leg.SWEEP, Leg.TRANSIT, sorties[0].legs)
+    )
+    t, used = sweep_ends(m, [*sorties, idle])
+    for k, s in enumerate(sorties):
+        v = float(fleet.speed_mps[s.drone])
+        j = int(np.flatnonzero(s.legs == Leg.SWEEP)[-1]) + 1
+        home_m = float(np.hypot(*np.diff(s.path[j:-1, :2], axis=0).T).sum())
+        down_s = m.altitude_m / float(fleet.climb_mps[s.drone])
+        assert t[k] == pytest.approx(s.land_s - home_m / v - down_s)
+        want = s.energy * float(fleet.endurance_s[s.drone])
+        want -= home_m * float(power_factor(v + wind, v)) / v + down_s * float(
+            power_factor(0.0, 1.0)
+        )
+        assert used[k] == pytest.approx(want)
+    assert t[-1] == idle.land_s
+    assert used[-1] == pytest.approx(idle.energy * float(fleet.endurance_s[idle.drone]))
+    assert sweep_ends(m, [])[0].shape == (0,)
+
+
+def test_sorties_extended_together_are_those_extended_one_by_one(roomy: Plan) -> None:
+    """Extending many sorties in one call (hops found together, costs together) gives each the
+    sortie extending it alone gives, a None where the battery would not last among them."""
+    from skysweep.plan.paths import PathFinder
+    from skysweep.plan.sorties import extend_sortie, extend_sorties
+
+    m = roomy.mission
+    finder = PathFinder.of(m)
+    lane = np.array([[-400.0, 300.0], [400.0, 300.0]])
+    far = [lane if k % 2 == 0 else lane[::-1] for k in range(40)]
+    jobs = [(s, [lane] if k % 3 else far) for k, s in enumerate(roomy.sorties[:12])]
+    pads = m.pad_xy_m[[s.drone for s, _ in jobs]]
+    together = extend_sorties(m, jobs, finder, pads)
+    alone = [extend_sortie(m, s, r, finder, pad) for (s, r), pad in zip(jobs, pads, strict=True)]
+    assert any(x is None for x in together) and any(x is not None for x in together)
+    for x, y in zip(together, alone, strict=True):
+        assert (x is None) == (y is None)
+        if x is not None and y is not None:
+            assert np.array_equal(x.path, y.path) and np.array_equal(x.legs, y.legs)
+            assert x.energy == pytest.approx(y.energy) and x.duration_s == pytest.approx(
+                y.duration_s
+            )
+
+
+def test_which_drones_reach_a_chunk_is_its_farthest_point_from_their_pad() -> None:
+    """The re-plan keeps a drone off a chunk whose farthest point lies beyond its reach; the
+    bounds it takes first (the chunk's centre, and that plus its radius) leave the answer the
+    same as measuring every point: random chunks, pads shared, reaches either side."""
+    from skysweep.plan.replan import _within
+
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        chunks = [
+            rng.uniform(0, 2000, (int(rng.integers(2, 9)), 2)) + rng.uniform(0, 20_000, 2)
+            for _ in range(int(rng.integers(1, 60)))
+        ]
+        pads = rng.uniform(0, 20_000, (int(rng.integers(1, 40)), 2))
+        pads = np.vstack([pads, pads[:5]])  # drones share pads
+        spots, spot_of = np.unique(pads, axis=0, return_inverse=True)
+        reach = rng.uniform(0, 25_000, len(pads))
+        got = _within(spots, spot_of.ravel(), chunks, reach)
+        want = [
+            [np.hypot(*(c - p).T).max() <= r for c in chunks]
+            for p, r in zip(pads, reach, strict=True)
+        ]
+        assert np.array_equal(got, want)

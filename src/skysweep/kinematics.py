@@ -22,9 +22,9 @@ CORNER_SWING_M = 2.0
 ARRIVE_MPS = 1.0
 
 
-def corner_speeds_mps(xy: FloatArray, accel_mps2: float) -> NDArray[np.float64]:
+def corner_speeds_mps(xy: FloatArray, accel_mps2: ArrayLike) -> NDArray[np.float64]:
     """Speed at each interior vertex of the polyline ``xy`` (n, 2) (n − 2 values; inf where it
-    goes straight on)."""
+    goes straight on); ``accel_mps2`` one value, or one per interior vertex."""
     xy = np.asarray(xy, float)
     d = xy[1:, :2] - xy[:-1, :2]
     length = np.hypot(d[:, 0], d[:, 1])
@@ -34,7 +34,7 @@ def corner_speeds_mps(xy: FloatArray, accel_mps2: float) -> NDArray[np.float64]:
     cos_d = np.divide(dot, both, out=np.ones_like(dot), where=both > 0)
     sin_half = np.sqrt(np.clip(0.5 * (1.0 - cos_d), 0.0, 1.0))
     speed = np.divide(
-        CORNER_SWING_M * accel_mps2,
+        CORNER_SWING_M * np.asarray(accel_mps2, float),
         sin_half,
         out=np.full_like(sin_half, np.inf),
         where=sin_half > 0,

@@ -129,6 +129,18 @@ class PathFinder:
         tail = [b] if np.any(b != b_in) else []
         return np.vstack([*head, core, *tail])
 
+    def paths(self, a: FloatArray, b: FloatArray) -> list[FloatArray]:
+        """:meth:`path` from each ``a[k]`` to ``b[k]`` ((n, 2) each): the pairs that fly
+        straight, most of a re-plan's hops, are found together."""
+        a = np.asarray(a, float).reshape(-1, 2)
+        b = np.asarray(b, float).reshape(-1, 2)
+        straight = shapely.intersects_xy(self.flyable, a[:, 0], a[:, 1])
+        straight &= shapely.intersects_xy(self.flyable, b[:, 0], b[:, 1])
+        straight[straight] = self.visible(a[straight], b[straight])
+        return [
+            np.vstack([a[k], b[k]]) if straight[k] else self.path(a[k], b[k]) for k in range(len(a))
+        ]
+
     def length(self, a: FloatArray, b: FloatArray) -> float:
         p = self.path(a, b)
         return float(np.hypot(*np.diff(p, axis=0).T).sum())

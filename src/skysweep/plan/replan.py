@@ -26,6 +26,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
 
 from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError
@@ -35,7 +36,13 @@ from skysweep.plan.lanes import sweep_route
 from skysweep.plan.metrics import coverage_fraction
 from skysweep.plan.model import SWEEP_LEG, Plan, PlanMetrics, Sortie
 from skysweep.plan.paths import PathFinder
-from skysweep.plan.sorties import extend_sortie, fly_routes, resume_sortie, sweep_end
+from skysweep.plan.sorties import (
+    extend_sortie,
+    extend_sorties,
+    fly_routes,
+    resume_sortie,
+    sweep_ends,
+)
 
 #: Orphaned work is cut into chunks of about this many seconds of sweeping for fresh sorties:
 #: small enough to spread over many drones, large enough that transits stay a small share.
@@ -174,10 +181,11 @@ def replan(
     swept = list(plan.swept)
     works: dict[int, _Work] = {}
     added = {int(i) for i in added_drones}
+    aheads = _ahead(plan, progress)
     for i in range(len(fleet)):
         track = progress.tracks.get(i)
         up = progress.in_air.get(i)
-        ahead = _ahead(plan.of_drone(i), track, now, up, progress.launched.get(i))
+        ahead = aheads[i]
         swept.extend((i, xy) for xy in _flown(plan.of_drone(i), ahead))
         if i in lost_set:
             w = float(fleet.track_spacing_m[i])
@@ -251,9 +259,9 @@ def replan(
         chunks = [c for c, _, _ in fine]
         swaths = np.array([w for _, w, _ in fine])
         _, tacked, left = _assign(chunks, swaths, works, m, pads, tack_only=True, wide_first=True)
-        for i, routes in _relane(tacked, chunks, swaths, m, finder, pads).items():
-            if routes:
-                works[i], extra[i] = _extend(works[i], routes, [], m, finder, pads[i])
+        relaned = {i: r for i, r in _relane(tacked, chunks, swaths, m, finder, pads).items() if r}
+        for i, (work, over) in _extend(works, relaned, m, finder, pads).items():
+            works[i], extra[i] = work, over
         orphans = _rejoin([fine[k] for k in left])
     works = {i: replace(w, open=False) for i, w in works.items()}
     pieces = [(c, w) for r, w in orphans + shared for c in _chunks(r, CHUNK_S * speed)]
@@ -342,23 +350,32 @@ def _open(last: Sortie, ahead: list[tuple[Sortie, FloatArray]], progress: Progre
 
 
 def _extend(
-    work: _Work,
-    tacked: list[FloatArray],
-    given: list[FloatArray],
+    works: dict[int, _Work],
+    tacked: dict[int, list[FloatArray]],
     m: Mission,
     finder: PathFinder,
-    pad: FloatArray,
-) -> tuple[_Work, list[FloatArray]]:
-    """``work`` with ``tacked`` swept at the end of its last kept sortie, as many of them as
-    still fit its battery on the flyable paths; the rest go in front of ``given``, flown in
-    fresh sorties after it."""
-    last = work.kept[-1]
-    for n in range(len(tacked), 0, -1):
-        longer = extend_sortie(m, last, tacked[:n], finder, pad)
-        if longer is not None:
-            free = longer.land_s + float(m.fleet.swap_s[work.drone])
-            return _Work(work.drone, [*work.kept[:-1], longer], free), [*tacked[n:], *given]
-    return work, [*tacked, *given]
+    pads: FloatArray,
+) -> dict[int, tuple[_Work, list[FloatArray]]]:
+    """Per drone of ``tacked``: its work with the routes it was given swept at the end of its
+    last kept sortie, as many of them as still fit its battery on the flyable paths, and the
+    routes that did not fit, to be flown in fresh sorties after it. All of them are tried in
+    full at once; a drone where that does not fit tries fewer, one by one."""
+    drones = list(tacked)
+    jobs = [(works[i].kept[-1], tacked[i]) for i in drones]
+    longer = extend_sorties(m, jobs, finder, pads[drones])
+    out: dict[int, tuple[_Work, list[FloatArray]]] = {}
+    for i, full in zip(drones, longer, strict=True):
+        work, routes = works[i], tacked[i]
+        n, longest = len(routes), full
+        while longest is None and n > 1:
+            n -= 1
+            longest = extend_sortie(m, work.kept[-1], routes[:n], finder, pads[i])
+        if longest is None:
+            out[i] = (work, routes)
+            continue
+        free = longest.land_s + float(m.fleet.swap_s[i])
+        out[i] = (_Work(i, [*work.kept[:-1], longest], free), routes[n:])
+    return out
 
 
 def _round_zone(
@@ -489,27 +506,34 @@ def _under_way(s: Sortie, now: float, in_air: int | None, launched: int | None) 
     return s.launch_s <= now < s.land_s or s.number == in_air
 
 
-def _ahead(
-    sorties: Sequence[Sortie],
-    track: FloatArray | None,
-    now: float,
-    in_air: int | None = None,
-    launched: int | None = None,
-) -> list[tuple[Sortie, FloatArray]]:
-    """Every sortie not yet flown, with the part of its sweep still to sweep: all of it for
-    one not launched, the rest after where the track ends for the one in the air."""
-    out = []
-    for s in sorties:
-        under_way = _under_way(s, now, in_air, launched)
-        if launched is not None:
-            if s.number <= launched and not under_way:
+def _ahead(plan: Plan, progress: Progress) -> list[list[tuple[Sortie, FloatArray]]]:
+    """Per drone, every sortie not yet flown, with the part of its sweep still to sweep: all
+    of it for one not launched, the rest after where the drone's track ends for the one in the
+    air (those cut all at once, :func:`_rests_of`)."""
+    now = progress.now_s
+    out: list[list[tuple[Sortie, FloatArray]]] = []
+    cuts: list[tuple[int, int]] = []  # (drone, place in its list) of each sweep to cut
+    routes, ats = [], []
+    for i in range(len(plan.mission.fleet)):
+        track = progress.tracks.get(i)
+        in_air, launched = progress.in_air.get(i), progress.launched.get(i)
+        mine: list[tuple[Sortie, FloatArray]] = []
+        for s in plan.of_drone(i):
+            under_way = _under_way(s, now, in_air, launched)
+            if launched is not None:
+                if s.number <= launched and not under_way:
+                    continue
+            elif s.land_s <= now and not under_way:
                 continue
-        elif s.land_s <= now and not under_way:
-            continue
-        sweep = s.sweep_xy
-        if under_way and track is not None and len(track) and len(sweep) >= 2:
-            sweep = _rest_of(sweep, np.asarray(track, float)[-1, :2])
-        out.append((s, sweep))
+            sweep = s.sweep_xy
+            if under_way and track is not None and len(track) and len(sweep) >= 2:
+                cuts.append((i, len(mine)))
+                routes.append(sweep)
+                ats.append(np.asarray(track, float)[-1, :2])
+            mine.append((s, sweep))
+        out.append(mine)
+    for (i, k), rest in zip(cuts, _rests_of(routes, np.array(ats)), strict=True):
+        out[i][k] = (out[i][k][0], rest)
     return out
 
 
@@ -530,17 +554,33 @@ def _before(sortie: Sortie, rest: FloatArray) -> FloatArray:
 
 def _rest_of(route: FloatArray, at: FloatArray) -> FloatArray:
     """The part of ``route`` after the point on it nearest ``at`` (on its first pass there)."""
-    a, b = route[:-1], route[1:]
-    ab = b - a
+    return _rests_of([route], np.asarray(at, float)[None, :2])[0]
+
+
+def _rests_of(routes: list[FloatArray], ats: FloatArray) -> list[FloatArray]:
+    """:func:`_rest_of` of each ``routes[k]`` (two points or more) and ``ats[k]``: their
+    segments all at once (a re-plan cuts the sweep of every drone in the air)."""
+    if not routes:
+        return []
+    sizes = np.array([len(r) for r in routes], np.intp)
+    first = np.r_[0, np.cumsum(sizes)[:-1]]
+    pts = np.concatenate(routes)
+    seg_of = np.repeat(np.arange(len(routes)), sizes)[:-1]
+    a, ab = pts[:-1], np.diff(pts, axis=0)
+    at = ats[seg_of]
     t = np.clip(
         np.einsum("ij,ij->i", at - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12), 0, 1
     )
     foot = a + t[:, None] * ab
     off = np.hypot(*(foot - at).T)
+    off[first[1:] - 1] = np.inf  # (from one route's last point to the next one's first)
     # the first segment that passes by: a route that joins pieces of work crosses its own
     # later lanes, and taking a later one would count what lies between as swept
-    k = int(np.argmax(off <= off.min() + REST_TOLERANCE_M))
-    return np.vstack([foot[k], route[k + 1 :]])
+    near = off <= np.minimum.reduceat(off, first)[seg_of] + REST_TOLERANCE_M
+    ks = np.minimum.reduceat(np.where(near, np.arange(len(off)), len(off)), first)
+    return [
+        np.vstack([foot[k], pts[k + 1 : f + n]]) for k, f, n in zip(ks, first, sizes, strict=True)
+    ]
 
 
 def _clip(route: FloatArray, blocked: shapely.Geometry | None) -> list[FloatArray]:
@@ -627,10 +667,11 @@ def _assign(
     is_open = np.array([works[int(i)].open for i in drones])
     left_cs = np.zeros(len(drones))
     budget_all = (1.0 - m.safety.battery_reserve - PLAN_MARGIN) * fleet.endurance_s[drones]
-    for r in np.flatnonzero(is_open):
-        last = works[int(drones[r])].kept[-1]
-        finish[r], used = sweep_end(m, last)
-        left_cs[r] = budget_all[r] - used
+    rows_open = np.flatnonzero(is_open)
+    lasts = [works[int(drones[r])].kept[-1] for r in rows_open]
+    finish[rows_open], used = sweep_ends(m, lasts)
+    left_cs[rows_open] = budget_all[rows_open] - used
+    for r, last in zip(rows_open, lasts, strict=True):
         where[r] = last.sweep_xy[-1]
     # from the end of an open sortie to a fresh pack on the pad: down and swapped
     down_s = m.altitude_m / fleet.climb_mps[drones] + fleet.swap_s[drones]
@@ -644,19 +685,15 @@ def _assign(
     head = power_factor(v + wind, v)
     budget_cs = budget_all
     spots, spot_of = np.unique(pads, axis=0, return_inverse=True)
-    # (spots, chunks) each chunk's farthest point from each spot, over all chunks' points at once
-    points = np.vstack(chunks)
-    first = np.r_[0, np.cumsum([len(c) for c in chunks])[:-1]]
-    reach = np.hypot(points[None, :, 0] - spots[:, None, 0], points[None, :, 1] - spots[:, None, 1])
-    farthest = np.maximum.reduceat(reach, first, axis=1)
+    spot_of = spot_of.ravel()
     vertical = (
         m.altitude_m
         / fleet.climb_mps[drones]
         * (power_factor(0.0, 1.0, fleet.climb_mps[drones]) + power_factor(0.0, 1.0))
     )
-    trip_cs = farthest[spot_of.ravel()] * ((1.0 + head) / v)[:, None]
-    trip_cs += (vertical + REACH_SWEEP_S)[:, None]
-    reachable = trip_cs <= budget_cs[:, None]
+    # how far out each drone's farthest point may lie, metres
+    reach_m = (budget_cs - vertical - REACH_SWEEP_S) * v / (1.0 + head)
+    reachable = _within(spots, spot_of, chunks, reach_m)
     # (drones, chunks) how much longer a drone sweeps a chunk than its lanes: re-laned at its
     # own spacing where that is narrower
     stretch = np.maximum(swaths[None, :] / fleet.track_spacing_m[drones][:, None], 1.0)
@@ -670,7 +707,6 @@ def _assign(
             "drone left to fly it"
         )
     left = np.arange(len(chunks))
-    spot_of = spot_of.ravel()
     # an open sortie sweeps a chunk before going home if its battery lasts (corners and
     # detours round keep-outs are what TACK_SLACK leaves room for), else after a swap
     tack_cs_per_m = head / v * TACK_SLACK
@@ -690,13 +726,17 @@ def _assign(
         fly /= v[:, None]
         fly += finish[:, None]
         ok = reachable[:, left] & tack if tack_only else reachable[:, left]
-        cost = np.where(ok, fly, UNREACHABLE_S)
+        # drones that can take no chunk left, and chunks nobody can take, are left out of
+        # the solver (most open sorties have no battery to spare: a fifth of the time of a
+        # 2,500-drone re-plan went on them)
+        live_r, live_c = np.flatnonzero(ok.any(axis=1)), np.flatnonzero(ok.any(axis=0))
+        if not len(live_r):
+            break  # only when tacking: no open sortie has battery for any chunk left
+        cost = np.where(ok[np.ix_(live_r, live_c)], fly[np.ix_(live_r, live_c)], UNREACHABLE_S)
         rows, cols = linear_sum_assignment(cost)
         # the assignment maximises reachable pairs first; a drone left with none waits
         keep = cost[rows, cols] < UNREACHABLE_S
-        rows, cols = rows[keep], cols[keep]
-        if not len(rows):
-            break  # only when tacking: no open sortie has battery for any chunk left
+        rows, cols = live_r[rows[keep]], live_c[cols[keep]]
         for r, c in zip(rows, cols, strict=True):
             k = int(left[c])
             hop = float(np.hypot(*(where[r] - start[k])))
@@ -718,9 +758,36 @@ def _assign(
     return given, tacked, [int(k) for k in left]
 
 
+def _within(
+    spots: FloatArray, spot_of: NDArray[np.intp], chunks: list[FloatArray], reach_m: FloatArray
+) -> NDArray[np.bool_]:
+    """(drones, chunks) whether every point of a chunk lies within ``reach_m[d]`` metres of
+    drone ``d``'s pad (``spots[spot_of[d]]``). A chunk's farthest point from a pad is no nearer
+    than the chunk's centre (the mean of its points, inside their hull) and no farther than
+    that plus its radius: only pairs these bounds leave open are measured point by point."""
+    counts = np.array([len(c) for c in chunks], np.intp)
+    points = np.vstack(chunks)
+    first = np.r_[0, np.cumsum(counts)[:-1]]
+    centre = np.add.reduceat(points, first, axis=0) / counts[:, None]
+    radius = np.maximum.reduceat(np.hypot(*(points - np.repeat(centre, counts, axis=0)).T), first)
+    near = _dist(spots, centre)[spot_of]
+    room = reach_m[:, None]
+    out = near + radius[None, :] <= room
+    d, k = np.nonzero(~out & (near <= room))
+    if len(d):
+        n = counts[k]
+        starts = np.r_[0, np.cumsum(n)[:-1]]
+        # every point of every open pair's chunk, pair by pair
+        pick = np.arange(int(n.sum())) + np.repeat(first[k] - starts, n)
+        gap = np.hypot(*(points[pick] - np.repeat(spots[spot_of[d]], n, axis=0)).T)
+        out[d, k] = np.maximum.reduceat(gap, starts) <= reach_m[d]
+    return out
+
+
 def _dist(a: FloatArray, b: FloatArray) -> FloatArray:
-    """(len(a), len(b)) straight distances between points, metres."""
-    return np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1])
+    """(len(a), len(b)) straight distances between points, metres (scipy's cdist: several
+    times faster than broadcasting np.hypot on a 2,000 × 1,000 table)."""
+    return cdist(a, b)
 
 
 def _relane(

@@ -10,15 +10,17 @@ while the drone is out), plus the time the autopilot loses slowing into each cor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError
 from skysweep.footprint import densify_with_vertices
 from skysweep.geo import FloatArray
-from skysweep.kinematics import corner_loss_s
+from skysweep.kinematics import corner_loss_s, corner_speeds_mps
 from skysweep.mission import Mission
 from skysweep.plan.model import SWEEP_LEG, Leg, Sortie
 from skysweep.plan.paths import PathFinder
@@ -238,10 +240,24 @@ def extend_sortie(
     home. None if that no longer fits one battery (costed as :func:`cut_sorties` costs a
     sortie) or ``sortie`` sweeps nothing. The path up to the last sweep point is unchanged, so
     a drone flying ``sortie`` can be given the longer one in the air (same number and launch)."""
-    sweeps = np.flatnonzero(sortie.legs == SWEEP_LEG)
-    if not len(sweeps):
-        return None
-    return resume_sortie(mission, sortie, int(sweeps[-1]) + 1, routes, finder, pad_xy)
+    return extend_sorties(mission, [(sortie, routes)], finder, np.asarray(pad_xy)[None])[0]
+
+
+def extend_sorties(
+    mission: Mission,
+    jobs: Sequence[tuple[Sortie, list[FloatArray]]],
+    finder: PathFinder,
+    pads_xy: FloatArray,
+) -> list[Sortie | None]:
+    """:func:`extend_sortie` for each (sortie, routes) of ``jobs``, home to ``pads_xy[k]``: the
+    hops of all of them found at once (a re-plan extends hundreds of sorties)."""
+    starts = []
+    for sortie, _ in jobs:
+        sweeps = np.flatnonzero(sortie.legs == SWEEP_LEG)
+        starts.append(int(sweeps[-1]) + 1 if len(sweeps) else -1)
+    return _resume_all(
+        mission, [(s, j, r, None) for (s, r), j in zip(jobs, starts, strict=True)], finder, pads_xy
+    )
 
 
 def resume_sortie(
@@ -260,27 +276,79 @@ def resume_sortie(
     there is nothing to sweep or it does not fit one battery (costed as :func:`cut_sorties`
     costs a sortie). The path up to ``path[j]`` is unchanged, so a drone flying ``sortie`` can
     be given this one in the air from where it is."""
+    return _resume_all(mission, [(sortie, j, routes, at_xy)], finder, np.asarray(pad_xy)[None])[0]
+
+
+def _resume_all(
+    mission: Mission,
+    jobs: Sequence[tuple[Sortie, int, list[FloatArray], FloatArray | None]],
+    finder: PathFinder,
+    pads_xy: FloatArray,
+) -> list[Sortie | None]:
+    """:func:`resume_sortie` for each (sortie, j, routes, at_xy) of ``jobs``: every hop, to and
+    between the routes and home, found in one :meth:`PathFinder.paths` call, and every new
+    sortie costed in one :func:`_flight_costs` call."""
+    todo: list[tuple[int, list[FloatArray]]] = []
+    a: list[FloatArray] = []
+    b: list[FloatArray] = []
+    for k, (sortie, j, routes, at_xy) in enumerate(jobs):
+        routes = [r for r in routes if len(r) >= 2]
+        if not routes or not 1 <= j < len(sortie.path) - 1:
+            continue
+        at = sortie.path[j, :2] if at_xy is None else np.asarray(at_xy, float)[:2]
+        a += [at, *(r[-1] for r in routes)]
+        b += [*(r[0] for r in routes), pads_xy[k]]
+        todo.append((k, routes))
+    out: list[Sortie | None] = [None] * len(jobs)
+    if not todo:
+        return out
+    hops = iter(finder.paths(np.array(a), np.array(b)))
+    paths, legs = [], []
+    for k, routes in todo:
+        sortie, j, _, at_xy = jobs[k]
+        mine = [next(hops) for _ in range(len(routes) + 1)]
+        path, kinds = _resumed_path(mission, sortie, j, routes, mine, pads_xy[k], at_xy)
+        paths.append(path)
+        legs.append(kinds)
+    ks = [k for k, _ in todo]
+    drones = np.array([jobs[k][0].drone for k in ks], np.intp)
+    energy_cs, duration_s = _flight_costs(mission, drones, paths, legs)
+    budget = (1.0 - mission.safety.battery_reserve - PLAN_MARGIN) * mission.fleet.endurance_s
+    fits = energy_cs <= budget[drones]
+    for n, k in enumerate(ks):
+        if fits[n]:
+            s = jobs[k][0]
+            e = float(energy_cs[n] / mission.fleet.endurance_s[s.drone])
+            out[k] = Sortie(s.drone, s.number, s.launch_s, paths[n], legs[n], duration_s[n], e)
+    return out
+
+
+def _resumed_path(
+    mission: Mission,
+    sortie: Sortie,
+    j: int,
+    routes: list[FloatArray],
+    hops: list[FloatArray],
+    pad_xy: FloatArray,
+    at_xy: FloatArray | None,
+) -> tuple[FloatArray, np.ndarray]:
+    """:func:`resume_sortie`'s path (3-D) and leg kinds, with its ``hops`` (to each route,
+    and home) found."""
     legs = sortie.legs
-    routes = [r for r in routes if len(r) >= 2]
-    if not routes or not 1 <= j < len(sortie.path) - 1:
-        return None
     rows: list[FloatArray] = []
     kinds: list[int] = []
 
-    def add(piece: FloatArray, kind: int) -> FloatArray:
+    def add(piece: FloatArray, kind: int) -> None:
         step = np.hypot(*np.diff(piece, axis=0).T) > 1e-6  # no zero-length legs
         rows.append(piece[1:][step])
         kinds.extend([kind] * int(step.sum()))
-        return piece[-1]
 
-    at = sortie.path[j, :2]
     if at_xy is not None:
-        at = add(np.vstack([at, np.asarray(at_xy, float)[:2]]), int(legs[j]))
-    for route in routes:
-        add(finder.path(at, route[0]), _TRANSIT)
-        at = add(route, SWEEP_LEG)
-    add(finder.path(at, pad_xy), _RETURN)
-    i = sortie.drone
+        add(np.vstack([sortie.path[j, :2], np.asarray(at_xy, float)[:2]]), int(legs[j]))
+    for hop, route in zip(hops[:-1], routes, strict=True):
+        add(hop, _TRANSIT)
+        add(route, SWEEP_LEG)
+    add(hops[-1], _RETURN)
     alt = mission.altitude_m
     tail = np.vstack(rows)
     if not len(tail) or np.hypot(*(tail[-1] - pad_xy)) > 1e-6:
@@ -293,39 +361,91 @@ def resume_sortie(
             [[*pad_xy, 0.0]],
         ]
     )
-    new_legs = np.concatenate([legs[:j], np.array([*kinds, _DESCEND], np.int8)])
-    frame = Airframe.of(mission, i)
-    v = frame.speed_mps
-    flat = path[1:-1, :2]
+    return path, np.concatenate([legs[:j], np.array([*kinds, _DESCEND], np.int8)])
+
+
+def _flight_costs(
+    mission: Mission, drones: NDArray[np.intp], paths: list[FloatArray], legs: list[np.ndarray]
+) -> tuple[FloatArray, FloatArray]:
+    """Planned battery use (cruise-seconds) and duration (s) of each sortie ``paths[k]`` (3-D,
+    pad to pad, leg kinds ``legs[k]``) flown by ``drones[k]``, as :func:`cut_sorties` costs a
+    sortie: cruise with the wind, the way home at full head-wind, the climb and descent, and
+    the time lost in the corners. All sorties at once: their horizontal paths (over the pad and
+    back) are joined, and what lies across two of them is left out."""
+    fleet = mission.fleet
+    flats = [p[1:-1, :2] for p in paths]
+    sizes = np.array([len(f) for f in flats], np.intp)
+    first = np.r_[0, np.cumsum(sizes)[:-1]]
+    xy = np.concatenate(flats)
+    seg_of = np.repeat(np.arange(len(flats)), sizes)[:-1]  # (a segment's sortie: its start's)
+    # a segment from one sortie's last point to the next one's first lies across two
+    own = np.ones(len(xy) - 1, bool)
+    own[first[1:] - 1] = False
+    v = fleet.speed_mps[drones]
+    accel = fleet.accel_mps2[drones]
     wind = mission.wind_vector_mps
-    # as cut_sorties costs a sortie: cruise with the wind, the way home at full head-wind
-    per_leg = leg_energy(flat, v, wind)
-    home = new_legs[1:-1] == _RETURN
-    per_leg[home] = np.hypot(*np.diff(flat, axis=0)[home].T) * frame.head_factor(wind) / v
-    corners = float(corner_loss_s(flat, v, frame.accel_mps2).sum())
-    energy_cs = frame.vertical_cs(alt) + float(per_leg.sum()) + corners
-    if energy_cs > (1.0 - mission.safety.battery_reserve - PLAN_MARGIN) * frame.endurance_s:
-        return None
-    duration = frame.flight_s(flat, alt, corners)
-    return Sortie(
-        i, sortie.number, sortie.launch_s, path, new_legs, duration, energy_cs / frame.endurance_s
-    )
+    head = power_factor(v + float(np.hypot(*wind)), v)
+    d = np.diff(xy, axis=0)
+    length = np.hypot(d[:, 0], d[:, 1]) * own
+    vs = v[seg_of]
+    air = d / np.maximum(length, 1e-9)[:, None] * vs[:, None] - wind
+    per_leg = power_factor(np.hypot(air[:, 0], air[:, 1]), vs) * length / vs
+    home = np.zeros(len(own), bool)
+    home[own] = np.concatenate([lg[1:-1] == _RETURN for lg in legs])
+    per_leg[home] = length[home] * head[seg_of[home]] / vs[home]
+    # corners: every vertex inside one sortie's path, at its own drone's speed and accel
+    vertex_of = seg_of[1:]
+    inner = np.ones(len(xy), bool)
+    inner[first] = False
+    inner[first + sizes - 1] = False
+    inner = inner[1:-1]
+    a_v = accel[vertex_of]
+    vc = np.minimum(corner_speeds_mps(xy, a_v), v[vertex_of])
+    loss = np.where(inner, (v[vertex_of] - vc) ** 2 / (a_v * v[vertex_of]), 0.0)
+    n = len(flats)
+    corners = np.bincount(vertex_of, loss, minlength=n)
+    horizontal = np.bincount(seg_of, length, minlength=n)
+    cruise = np.bincount(seg_of, per_leg, minlength=n)
+    alt = mission.altitude_m
+    climb = fleet.climb_mps[drones]
+    vertical = alt / climb * (power_factor(0.0, 1.0, climb) + power_factor(0.0, 1.0)) + v / accel
+    energy = vertical + cruise + corners
+    duration = horizontal / v + 2.0 * alt / climb + v / accel + corners
+    return energy, duration
 
 
-def sweep_end(mission: Mission, sortie: Sortie) -> tuple[float, float]:
-    """When ``sortie`` (seconds from mission start) reaches its last sweep point, and the
-    battery it has used by then (cruise-seconds), its way home taken off at cruise speed and
-    full head-wind, as :func:`cut_sorties` costs it. A sortie that sweeps nothing: its end."""
-    sweeps = np.flatnonzero(sortie.legs == SWEEP_LEG)
-    endurance = float(mission.fleet.endurance_s[sortie.drone])
-    if not len(sweeps):
-        return sortie.land_s, sortie.energy * endurance
-    frame = Airframe.of(mission, sortie.drone)
-    v = frame.speed_mps
-    j = int(sweeps[-1]) + 1
-    home_m = float(np.hypot(*np.diff(sortie.path[j:-1, :2], axis=0).T).sum())
-    down_s = mission.altitude_m / frame.climb_mps
-    t = sortie.land_s - home_m / v - down_s
-    used = sortie.energy * endurance - home_m * frame.head_factor(mission.wind_vector_mps) / v
-    used -= down_s * float(power_factor(0.0, 1.0))
-    return t, used
+def sweep_ends(mission: Mission, sorties: list[Sortie]) -> tuple[FloatArray, FloatArray]:
+    """For each of ``sorties``: when it reaches its last sweep point (seconds from mission
+    start), and the battery it has used by then (cruise-seconds), its way home taken off at
+    cruise speed and full head-wind, as :func:`cut_sorties` costs it. A sortie that sweeps
+    nothing: its end. All sorties at once (a re-plan asks for thousands)."""
+    n = len(sorties)
+    if not n:
+        return np.empty(0), np.empty(0)
+    fleet = mission.fleet
+    drone = np.array([s.drone for s in sorties], np.intp)
+    sizes = np.array([len(s.path) for s in sorties], np.intp)
+    first = np.r_[0, np.cumsum(sizes)[:-1]]
+    flat = np.concatenate([s.path[:, :2] for s in sorties])
+    # legs[k] is the kind of the leg from path[k] to path[k + 1]: one fewer than the points
+    legs = np.full(len(flat), -1, np.int8)
+    last_point = np.zeros(len(flat), bool)
+    last_point[first + sizes - 1] = True
+    legs[~last_point] = np.concatenate([s.legs for s in sorties])
+    idx = np.where(legs == SWEEP_LEG, np.arange(len(legs)), -1)
+    # each sortie's last sweep point (the end of its last sweep leg), and whether it has one
+    end = np.maximum.reduceat(idx, first) + 1
+    sweeps = end > first
+    # metres along the joined paths (differences are taken within one sortie only): home is
+    # from the last sweep point to the point over the pad, the path's last but one
+    cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(flat, axis=0).T))]
+    home_m = np.where(sweeps, cum[first + sizes - 2] - cum[np.maximum(end, first)], 0.0)
+    v = fleet.speed_mps[drone]
+    wind = float(np.hypot(*mission.wind_vector_mps))
+    endurance = fleet.endurance_s[drone]
+    land = np.array([s.land_s for s in sorties])
+    energy = np.array([s.energy for s in sorties]) * endurance
+    down_s = mission.altitude_m / fleet.climb_mps[drone]
+    t = land - home_m / v - down_s
+    used = energy - home_m * power_factor(v + wind, v) / v - down_s * float(power_factor(0.0, 1.0))
+    return np.where(sweeps, t, land), np.where(sweeps, used, energy)
