@@ -212,12 +212,28 @@ def test_paths_found_together_are_those_found_one_by_one() -> None:
     pts = pts[shapely.contains_xy(finder.flyable, pts[:, 0], pts[:, 1])]
     a, b = pts[:-1].copy(), pts[1:].copy()
     a[0] = [-3.0, 50.0]  # outside the region
+    # ends on the fence, as lane ends lie on a keep-out's margin: either side of a house, and
+    # along a wall
+    fence = np.array(
+        [[[680.0, 260.0], [710.0, 265.0]], [[1295.0, 1000.0], [1290.0, 1030.0]],
+         [[260.0, 900.0], [1100.0, 1700.0]], [[680.0, 250.0], [1310.0, 1160.0]]]
+    )  # fmt: skip
+    assert shapely.intersects_xy(region.boundary, *fence.reshape(-1, 2).T).all()
+    a, b = np.vstack([a, fence[:, 0]]), np.vstack([b, fence[:, 1]])
     got = finder.paths(a, b)
     straight = sum(len(p) == 2 for p in got)
     assert 0 < straight < len(got)
+    assert all(len(p) > 2 for p in got[-len(fence) :])
     for p, x, y in zip(got, a, b, strict=True):
         assert np.array_equal(p, finder.path(x, y))
     assert finder.paths(np.empty((0, 2)), np.empty((0, 2))) == []
+    # no way from one part of a region to another: as one by one, an error
+    apart = PathFinder(
+        shapely.union_all([shapely.box(0, 0, 100, 100) - shapely.box(40, 40, 60, 60),
+                           shapely.box(200, 0, 300, 100)])
+    )  # fmt: skip
+    with pytest.raises(InfeasibleError, match="no flyable path"):
+        apart.paths(np.array([[10.0, 50.0], [10.0, 50.0]]), np.array([[90.0, 50.0], [250.0, 50.0]]))
 
 
 def _serpentine() -> shapely.Geometry:

@@ -137,9 +137,11 @@ def connect_lanes_at(route: FloatArray, finder: PathFinder) -> tuple[FloatArray,
         return route, at
     out = [route[:2]]
     added = np.zeros(len(ends), np.intp)  # the detour's points before lane k + 1
+    blocked = np.flatnonzero(~ok)
+    detours = dict(zip(blocked.tolist(), finder.paths(ends[blocked], starts[blocked]), strict=True))
     for k in range(len(ends)):
         if not ok[k]:
-            detour = finder.path(ends[k], starts[k])[1:-1]
+            detour = detours[k][1:-1]
             out.append(detour)
             added[k] = len(detour)
         out.append(route[2 * k + 2 : 2 * k + 4])

@@ -130,16 +130,41 @@ class PathFinder:
         return np.vstack([*head, core, *tail])
 
     def paths(self, a: FloatArray, b: FloatArray) -> list[FloatArray]:
-        """:meth:`path` from each ``a[k]`` to ``b[k]`` ((n, 2) each): the pairs that fly
-        straight, most of a re-plan's hops, are found together."""
+        """:meth:`path` from each ``a[k]`` to ``b[k]`` ((n, 2) each), the same paths found
+        together: first which fly straight (most of a re-plan's hops), then the ways round
+        obstacles between ends in the region, in one compiled pass (a plan's lane connectors
+        round its keep-outs, thousands of them). Raises :class:`InfeasibleError` as
+        :meth:`path` does."""
         a = np.asarray(a, float).reshape(-1, 2)
         b = np.asarray(b, float).reshape(-1, 2)
-        straight = shapely.intersects_xy(self.flyable, a[:, 0], a[:, 1])
-        straight &= shapely.intersects_xy(self.flyable, b[:, 0], b[:, 1])
-        straight[straight] = self.visible(a[straight], b[straight])
-        return [
-            np.vstack([a[k], b[k]]) if straight[k] else self.path(a[k], b[k]) for k in range(len(a))
+        inside = shapely.intersects_xy(self.flyable, a[:, 0], a[:, 1])
+        inside &= shapely.intersects_xy(self.flyable, b[:, 0], b[:, 1])
+        straight = inside.copy()
+        straight[inside] = self.visible(a[inside], b[inside])
+        out: list[FloatArray | None] = [
+            np.vstack([a[k], b[k]]) if straight[k] else None for k in range(len(a))
         ]
+        round_ = np.flatnonzero(inside & ~straight)
+        if len(round_) and len(self.nodes):
+            f = self._fence
+            u, w, state = _detours(
+                f.edges, f.grid, f.indptr, f.items, self.nodes, self._dist,
+                a[round_], b[round_], _ELLIPSE_START,
+            )  # fmt: skip
+            for k, uk, wk, sk in zip(round_, u, w, state, strict=True):
+                if sk == _FOUND:
+                    out[k] = np.vstack([a[k], self.nodes[self._chain(uk, wk)], b[k]])
+                else:
+                    raise InfeasibleError(f"no flyable path from {_fmt(a[k])} to {_fmt(b[k])}")
+        # (ends outside the region: as :meth:`path` finds them, one by one)
+        return [self.path(a[k], b[k]) if p is None else p for k, p in enumerate(out)]
+
+    def _chain(self, u: int, w: int) -> list[int]:
+        """The corners of the graph's shortest path from corner ``u`` to corner ``w``."""
+        chain = [int(w)]
+        while chain[-1] != u:
+            chain.append(int(self._pred[u, chain[-1]]))
+        return chain[::-1]
 
     def length(self, a: FloatArray, b: FloatArray) -> float:
         p = self.path(a, b)
@@ -221,10 +246,7 @@ class PathFinder:
         if not np.isfinite(total.flat[k]):
             return None
         u, w = int(va[k // len(vb)]), int(vb[k % len(vb)])
-        chain = [w]
-        while chain[-1] != u:
-            chain.append(int(self._pred[u, chain[-1]]))
-        return float(total.flat[k]), np.vstack([a, self.nodes[chain[::-1]], b])
+        return float(total.flat[k]), np.vstack([a, self.nodes[self._chain(u, w)], b])
 
 
 def _fmt(p: FloatArray) -> str:
@@ -251,6 +273,130 @@ def _reflex_corners(region: shapely.Geometry) -> FloatArray:
         # free space lies left of an oriented ring; a right turn wraps around an obstacle
         out.append(xy[cross < 0])
     return np.vstack(out) if out else np.empty((0, 2))
+
+
+#: What :func:`_detours` found for a pair: a path, or none at all.
+_FOUND, _NO_PATH = 0, 1
+#: An end on the fence (a lane's end on a keep-out's margin) is moved this far, metres,
+#: towards a corner to tell whether the sight line, which touches the fence there, runs inside
+#: the region (as :meth:`PathFinder.visible` decides with ``touching=True``).
+_NUDGE_M = 1e-6
+
+
+@njit(cache=True)
+def _sight(
+    edges: FloatArray,
+    grid: FloatArray,
+    indptr: NDArray[np.int64],
+    items: NDArray[np.int64],
+    x: float,
+    y: float,
+    node: FloatArray,
+    touching: bool,
+) -> bool:  # pragma: no cover - compiled
+    """Whether corner ``node`` is in sight of (x, y), as :meth:`PathFinder.visible` has it:
+    with ``touching`` False a line that touches the fence is blocked; with it True one that
+    touches it only where it leaves (x, y) is in sight. A corner where the point is, within
+    np.isclose's tolerance, is in sight."""
+    nx, ny = node[0], node[1]
+    if segment_clear(edges, grid, indptr, items, x, y, nx, ny):
+        return True
+    if abs(x - nx) <= 1e-8 + 1e-5 * abs(nx) and abs(y - ny) <= 1e-8 + 1e-5 * abs(ny):
+        return True
+    if not touching:
+        return False
+    step = _NUDGE_M / math.hypot(nx - x, ny - y)
+    x, y = x + step * (nx - x), y + step * (ny - y)
+    return segment_clear(edges, grid, indptr, items, x, y, nx, ny)
+
+
+@njit(cache=True)
+def _seen(
+    edges: FloatArray,
+    grid: FloatArray,
+    indptr: NDArray[np.int64],
+    items: NDArray[np.int64],
+    x: float,
+    y: float,
+    nodes: FloatArray,
+    near: NDArray[np.bool_],
+    strict: NDArray[np.int8],
+    loose: NDArray[np.int8],
+) -> NDArray[np.bool_]:  # pragma: no cover - compiled
+    """Which corners among ``near`` are in sight of (x, y), as :meth:`PathFinder._sees` has
+    it: those in strict sight, or if there are none, those in sight touching the fence.
+    ``strict`` and ``loose`` keep each corner's answers (0: not asked yet, 1: yes, 2: no)."""
+    n = len(nodes)
+    out = np.zeros(n, np.bool_)
+    anything = False
+    for c in range(n):
+        if near[c]:
+            if strict[c] == 0:
+                strict[c] = 1 if _sight(edges, grid, indptr, items, x, y, nodes[c], False) else 2
+            out[c] = strict[c] == 1
+            anything = anything or out[c]
+    if anything:
+        return out
+    for c in range(n):
+        if near[c]:
+            if loose[c] == 0:
+                loose[c] = 1 if _sight(edges, grid, indptr, items, x, y, nodes[c], True) else 2
+            out[c] = loose[c] == 1
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _detours(
+    edges: FloatArray,
+    grid: FloatArray,
+    indptr: NDArray[np.int64],
+    items: NDArray[np.int64],
+    nodes: FloatArray,
+    dist: FloatArray,
+    a: FloatArray,
+    b: FloatArray,
+    start: float,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int8]]:  # pragma: no cover
+    """For each pair ``a[p]``, ``b[p]`` (in the region, not in sight of each other): the
+    corners where its shortest path joins and leaves the corner graph (``dist``: all-pairs
+    lengths), and :data:`_FOUND` or :data:`_NO_PATH`. As :meth:`PathFinder._core` searches,
+    step for step: corners in growing ellipses round the ends, the first least total in the
+    same order. Each corner's sight of an end is tested once. The fence's tables are
+    :class:`~skysweep.fence.FenceField`'s."""
+    m, n = len(a), len(nodes)
+    u_out = np.full(m, -1, np.int64)
+    w_out = np.full(m, -1, np.int64)
+    state = np.full(m, _NO_PATH, np.int8)
+    for p in prange(m):
+        ax, ay, bx, by = a[p, 0], a[p, 1], b[p, 0], b[p, 1]
+        da = np.empty(n)
+        db = np.empty(n)
+        ellipse = np.empty(n)
+        for c in range(n):
+            da[c] = math.hypot(nodes[c, 0] - ax, nodes[c, 1] - ay)
+            db[c] = math.hypot(nodes[c, 0] - bx, nodes[c, 1] - by)
+            ellipse[c] = da[c] + db[c]
+        reach = max(start * ellipse.min(), 1.0)
+        strict_a, loose_a = np.zeros(n, np.int8), np.zeros(n, np.int8)
+        strict_b, loose_b = np.zeros(n, np.int8), np.zeros(n, np.int8)
+        while True:
+            near = ellipse <= reach
+            va = _seen(edges, grid, indptr, items, ax, ay, nodes, near, strict_a, loose_a)
+            vb = _seen(edges, grid, indptr, items, bx, by, nodes, near, strict_b, loose_b)
+            best = np.inf
+            for u in range(n):
+                if not va[u]:
+                    continue
+                for w in range(n):
+                    if vb[w] and da[u] + dist[u, w] + db[w] < best:
+                        best = da[u] + dist[u, w] + db[w]
+                        u_out[p], w_out[p] = u, w
+            found = np.isfinite(best)
+            if near.all() or (found and best <= reach):
+                state[p] = _FOUND if found else _NO_PATH
+                break
+            reach *= 2.0
+    return u_out, w_out, state
 
 
 @njit(cache=True, parallel=True)
