@@ -10,7 +10,10 @@ over a sortie these slow-downs add up to minutes. Units: metres, seconds, m/s, m
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
 from skysweep.geo import FloatArray
@@ -50,5 +53,21 @@ def corner_loss_s(xy: FloatArray, speed_mps: float, accel_mps2: ArrayLike) -> ND
     a = float(np.asarray(accel_mps2))
     if len(xy) < 3:
         return np.zeros(0)
-    vc = np.minimum(corner_speeds_mps(xy, a), speed_mps)
-    return (speed_mps - vc) ** 2 / (a * speed_mps)
+    # (compiled: the planner costs thousands of short paths, where numpy's calls cost more than
+    # the sums; the same arithmetic as corner_speeds_mps, value for value)
+    return _corner_loss(np.asarray(xy, float), float(speed_mps), a)
+
+
+@njit(cache=True)
+def _corner_loss(xy: FloatArray, v: float, a: float) -> NDArray[np.float64]:  # pragma: no cover
+    out = np.empty(len(xy) - 2)
+    for k in range(len(xy) - 2):
+        d0x, d0y = xy[k + 1, 0] - xy[k, 0], xy[k + 1, 1] - xy[k, 1]
+        d1x, d1y = xy[k + 2, 0] - xy[k + 1, 0], xy[k + 2, 1] - xy[k + 1, 1]
+        both = np.hypot(d0x, d0y) * np.hypot(d1x, d1y)
+        cos_d = (d0x * d1x + d0y * d1y) / both if both > 0 else 1.0
+        sin_half = math.sqrt(min(max(0.5 * (1.0 - cos_d), 0.0), 1.0))
+        speed = math.sqrt(CORNER_SWING_M * a / sin_half) if sin_half > 0 else np.inf
+        vc = min(max(speed, ARRIVE_MPS), v)
+        out[k] = (v - vc) ** 2 / (a * v)
+    return out
