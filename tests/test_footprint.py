@@ -97,3 +97,32 @@ def test_a_lane_covers_its_swath_and_no_more() -> None:
     within = (x >= 20.0) & (x <= 180.0) & (np.abs(y) <= 17.5)
     assert seen[within].all()
     assert not seen[(np.abs(y) > 17.5 + 1e-9) & (x > 40) & (x < 160)].any()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e5, 1e5), min_size=1, max_size=40),
+    picks=st.lists(st.integers(0, 39), min_size=1, max_size=300),
+    on_grid=st.booleans(),
+)
+def test_distinct_values_are_numpys_on_a_grid_or_off_it(
+    values: list[float], picks: list[int], on_grid: bool
+) -> None:
+    """A lattice's columns and rows are found without sorting every sample when they lie on
+    a grid; on a grid or not, the answer is np.unique's, bitwise."""
+    from skysweep.footprint import _distinct
+
+    v = np.array([values[k % len(values)] for k in picks])
+    if on_grid:
+        v = np.round(v / 7.3) * 7.3
+    assert np.array_equal(_distinct(v), np.unique(v))
+
+
+def test_a_plans_samples_lie_on_the_lattice_found_without_a_sort() -> None:
+    """sample_points' lattice: its columns and rows as np.unique finds them."""
+    from skysweep.footprint import _distinct
+
+    region = shapely.box(0, 0, 3000, 2000).difference(shapely.Point(1500, 1000).buffer(400))
+    samples, _ = sample_points(region, 50_000)
+    for c in (0, 1):
+        assert np.array_equal(_distinct(samples[:, c]), np.unique(samples[:, c]))

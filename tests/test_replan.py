@@ -657,3 +657,29 @@ def test_which_drones_reach_a_chunk_is_its_farthest_point_from_their_pad() -> No
             for p, r in zip(pads, reach, strict=True)
         ]
         assert np.array_equal(got, want)
+
+
+def test_the_rests_of_many_routes_cut_together_are_each_cut_alone() -> None:
+    """Every drone in the air has its sweep cut where its track ends, all at once: each rest
+    is the one a walk along that route alone finds (its first segment passing within a metre
+    of the nearest, from the foot of the point on it)."""
+    from skysweep.plan.replan import REST_TOLERANCE_M, _rests_of
+
+    def alone(route: np.ndarray, at: np.ndarray) -> np.ndarray:
+        feet, offs = [], []
+        for a, b in itertools.pairwise(route):
+            ab = b - a
+            t = min(max(float(np.dot(at - a, ab)) / max(float(np.dot(ab, ab)), 1e-12), 0.0), 1.0)
+            feet.append(a + t * ab)
+            offs.append(float(np.hypot(*(feet[-1] - at))))
+        k = next(j for j, o in enumerate(offs) if o <= min(offs) + REST_TOLERANCE_M)
+        return np.vstack([feet[k], route[k + 1 :]])
+
+    rng = np.random.default_rng(4)
+    routes = [rng.uniform(0, 1000, (int(rng.integers(2, 12)), 2)) for _ in range(60)]
+    routes[3] = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 50.0], [50.0, 50.0], [50.0, -50.0]])
+    ats = np.array([r[int(rng.integers(len(r)))] + rng.normal(0, 20, 2) for r in routes])
+    ats[3] = [50.0, 1e-9]  # at the crossing: the first pass
+    for route, at, rest in zip(routes, ats, _rests_of(routes, ats), strict=True):
+        np.testing.assert_allclose(rest, alone(route, at), atol=1e-9)
+    assert _rests_of([], np.empty((0, 2))) == []

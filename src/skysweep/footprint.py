@@ -61,20 +61,28 @@ def covered_mask(
 
 def _segments(tracks: Iterable[tuple[FloatArray, float]]) -> tuple[FloatArray, FloatArray]:
     """Every track's segments (k, 2, 2) (a lone point is a segment of length 0), and each
-    one's radius (k,)."""
-    segs: list[FloatArray] = []
-    radii: list[FloatArray] = []
-    for xy, radius in tracks:
+    one's radius (k,). All tracks' points are joined and paired at once (a re-plan measures
+    thousands of tracks)."""
+    xys: list[FloatArray] = []
+    radius: list[float] = []
+    for xy, r in tracks:
         xy = np.asarray(xy, float)
-        if not len(xy):
-            continue
-        xy = xy[:, :2]
-        seg = np.stack([xy[:-1], xy[1:]], axis=1) if len(xy) > 1 else np.stack([xy, xy], 1)
-        segs.append(seg)
-        radii.append(np.full(len(seg), float(radius)))
-    if not segs:
+        if len(xy):
+            xys.append(xy[:, :2])
+            radius.append(float(r))
+    if not xys:
         return np.empty((0, 2, 2)), np.empty(0)
-    return np.concatenate(segs), np.concatenate(radii)
+    sizes = np.array([len(xy) for xy in xys], np.intp)
+    pts = np.concatenate(xys)
+    first = np.r_[0, np.cumsum(sizes)[:-1]]
+    count = np.maximum(sizes - 1, 1)  # segments a track gives
+    start = (
+        np.repeat(first, count)
+        + np.arange(int(count.sum()))
+        - np.repeat(np.cumsum(count) - count, count)
+    )
+    end = start + np.repeat(sizes > 1, count)
+    return np.stack([pts[start], pts[end]], axis=1), np.repeat(np.array(radius), count)
 
 
 def _lattice(
@@ -82,7 +90,7 @@ def _lattice(
 ) -> tuple[FloatArray, float, NDArray[np.intp], NDArray[np.intp], tuple[int, int]] | None:
     """The regular square lattice ``samples`` lie on: origin (2,), step, each sample's column
     and row, the grid's (rows, columns); ``None`` if they lie on none (or it is too big)."""
-    xs, ys = np.unique(samples[:, 0]), np.unique(samples[:, 1])
+    xs, ys = _distinct(samples[:, 0]), _distinct(samples[:, 1])
     if len(xs) < 2 or len(ys) < 2:
         return None
     step = float(min(np.diff(xs).min(), np.diff(ys).min()))
@@ -96,6 +104,32 @@ def _lattice(
     if shape[0] * (shape[1] + 1) > MAX_LATTICE_CELLS:
         return None
     return origin, step, ix, iy, shape
+
+
+def _distinct(v: FloatArray) -> FloatArray:
+    """``np.unique(v)``, without its sort where ``v``'s values lie on a grid (a lattice's
+    columns or rows, each value repeated bitwise): a plan's 400,000 samples took 0.07 s to
+    sort, a seventh of planning 200 drones."""
+    if len(v) < 2:
+        return np.unique(v)
+    step = np.abs(np.diff(v))
+    step = step[step > 0]
+    if not len(step):
+        return np.unique(v)
+    lo = float(v.min())
+    f = (v - lo) / float(step.min())
+    k = np.rint(f)
+    if np.abs(f - k).max() > 1e-3 or k.max() > 4 * len(v):
+        return np.unique(v)
+    k = k.astype(np.intp)
+    at = np.zeros(int(k.max()) + 1)
+    at[k] = v
+    # (each grid index must hold one value, bitwise: else np.unique's answer differs)
+    if not np.array_equal(at[k], v):
+        return np.unique(v)
+    present = np.zeros(len(at), bool)
+    present[k] = True
+    return at[present]
 
 
 def _covered_rows(
