@@ -133,8 +133,10 @@ class PathFinder:
         """:meth:`path` from each ``a[k]`` to ``b[k]`` ((n, 2) each), the same paths found
         together: first which fly straight (most of a re-plan's hops), then the ways round
         obstacles between ends in the region, in one compiled pass (a plan's lane connectors
-        round its keep-outs, thousands of them). Raises :class:`InfeasibleError` as
-        :meth:`path` does."""
+        round its keep-outs, thousands of them). An end on the fence sees a corner where the
+        line to it touches the fence only at that end (:data:`_NUDGE_M`): :meth:`path` asks
+        GEOS whether the line lies in the region, which differs only where the line grazes
+        the fence again. Raises :class:`InfeasibleError` as :meth:`path` does."""
         a = np.asarray(a, float).reshape(-1, 2)
         b = np.asarray(b, float).reshape(-1, 2)
         inside = shapely.intersects_xy(self.flyable, a[:, 0], a[:, 1])
