@@ -389,7 +389,10 @@ def test_the_rest_of_a_route_that_crosses_itself_begins_at_the_first_pass() -> N
     """A route joined from pieces of work crosses its own later lanes: a drone at a crossing
     is on the earlier pass, and what lies between is still to sweep (taking the later pass
     would count it as swept)."""
-    from skysweep.plan.replan import _rest_of
+    from skysweep.plan.replan import _rests_of
+
+    def _rest_of(route: np.ndarray, at: np.ndarray) -> np.ndarray:
+        return _rests_of([route], at[None])[0]
 
     route = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 50.0], [50.0, 50.0], [50.0, -50.0]])
     # where the drone got to on its first pass, with the rounding of a foot on its leg

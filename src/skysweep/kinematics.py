@@ -46,20 +46,27 @@ def corner_speeds_mps(xy: FloatArray, accel_mps2: ArrayLike) -> NDArray[np.float
     return np.maximum(speed, ARRIVE_MPS)
 
 
-def corner_loss_s(xy: FloatArray, speed_mps: float, accel_mps2: ArrayLike) -> NDArray[np.float64]:
+def corner_loss_s(
+    xy: FloatArray, speed_mps: ArrayLike, accel_mps2: ArrayLike
+) -> NDArray[np.float64]:
     """Seconds each interior vertex of ``xy`` costs over flying through it at ``speed_mps``:
     braking to its corner speed v_c at ``accel_mps2`` and back takes (v − v_c)² / (a v) longer
-    than the same distance at v (n − 2 values)."""
-    a = float(np.asarray(accel_mps2))
-    if len(xy) < 3:
+    than the same distance at v (n − 2 values). Speed and acceleration: one value each, or
+    one per interior vertex (joined paths of several drones)."""
+    n = len(xy) - 2
+    if n < 1:
         return np.zeros(0)
+    v = np.broadcast_to(np.asarray(speed_mps, float), (n,))
+    a = np.broadcast_to(np.asarray(accel_mps2, float), (n,))
     # (compiled: the planner costs thousands of short paths, where numpy's calls cost more than
     # the sums; the same arithmetic as corner_speeds_mps, value for value)
-    return _corner_loss(np.asarray(xy, float), float(speed_mps), a)
+    return _corner_loss(np.asarray(xy, float), np.ascontiguousarray(v), np.ascontiguousarray(a))
 
 
 @njit(cache=True)
-def _corner_loss(xy: FloatArray, v: float, a: float) -> NDArray[np.float64]:  # pragma: no cover
+def _corner_loss(
+    xy: FloatArray, v: FloatArray, a: FloatArray
+) -> NDArray[np.float64]:  # pragma: no cover - compiled
     out = np.empty(len(xy) - 2)
     for k in range(len(xy) - 2):
         d0x, d0y = xy[k + 1, 0] - xy[k, 0], xy[k + 1, 1] - xy[k, 1]
@@ -67,7 +74,7 @@ def _corner_loss(xy: FloatArray, v: float, a: float) -> NDArray[np.float64]:  # 
         both = np.hypot(d0x, d0y) * np.hypot(d1x, d1y)
         cos_d = (d0x * d1x + d0y * d1y) / both if both > 0 else 1.0
         sin_half = math.sqrt(min(max(0.5 * (1.0 - cos_d), 0.0), 1.0))
-        speed = math.sqrt(CORNER_SWING_M * a / sin_half) if sin_half > 0 else np.inf
-        vc = min(max(speed, ARRIVE_MPS), v)
-        out[k] = (v - vc) ** 2 / (a * v)
+        speed = math.sqrt(CORNER_SWING_M * a[k] / sin_half) if sin_half > 0 else np.inf
+        vc = min(max(speed, ARRIVE_MPS), v[k])
+        out[k] = (v[k] - vc) ** 2 / (a[k] * v[k])
     return out

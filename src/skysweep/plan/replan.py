@@ -439,14 +439,14 @@ def _cut_off(flyable: shapely.Geometry, pads: FloatArray) -> NDArray[np.object_]
 
 def _rest_leg(sortie: Sortie, rest: FloatArray) -> tuple[int, int]:
     """The path index of ``sortie``'s first sweep point, and of the start of the sweep leg
-    that ``rest[0]`` lies on (``rest`` as :func:`_rest_of` cut it from the sweep)."""
+    that ``rest[0]`` lies on (``rest`` as :func:`_rests_of` cut it from the sweep)."""
     first = int(np.flatnonzero(sortie.legs == SWEEP_LEG)[0])
     return first, first + len(sortie.sweep_xy) - len(rest)
 
 
 def _to_fly(sortie: Sortie, rest: FloatArray, track: FloatArray | None) -> FloatArray:
     """The part of in-air ``sortie``'s path, (k, 2), still to fly from ``rest[0]``, where its
-    drone is on its sweep (``rest`` as :func:`_rest_of` cut it from the end of ``track``): all
+    drone is on its sweep (``rest`` as :func:`_rests_of` cut it from the end of ``track``): all
     of it if the track does not end on the sweep (the drone is on its way out, or pushed off),
     or ends on its first leg, where the drone may still be on its way out."""
     sweep = sortie.sweep_xy
@@ -544,7 +544,7 @@ def _flown(sorties: Sequence[Sortie], ahead: list[tuple[Sortie, FloatArray]]) ->
 
 
 def _before(sortie: Sortie, rest: FloatArray) -> FloatArray:
-    """The part of ``sortie``'s sweep before ``rest`` (as :func:`_rest_of` cut it), (k, 2); empty
+    """The part of ``sortie``'s sweep before ``rest`` (as :func:`_rests_of` cut it), (k, 2); empty
     if ``rest`` is all of it."""
     sweep = sortie.sweep_xy
     if rest is sweep or len(sweep) < 2 or not len(rest):
@@ -552,14 +552,10 @@ def _before(sortie: Sortie, rest: FloatArray) -> FloatArray:
     return np.vstack([sweep[: len(sweep) - len(rest) + 1], rest[:1]])
 
 
-def _rest_of(route: FloatArray, at: FloatArray) -> FloatArray:
-    """The part of ``route`` after the point on it nearest ``at`` (on its first pass there)."""
-    return _rests_of([route], np.asarray(at, float)[None, :2])[0]
-
-
 def _rests_of(routes: list[FloatArray], ats: FloatArray) -> list[FloatArray]:
-    """:func:`_rest_of` of each ``routes[k]`` (two points or more) and ``ats[k]``: their
-    segments all at once (a re-plan cuts the sweep of every drone in the air)."""
+    """For each ``routes[k]`` (two points or more), the part of it after the point on it
+    nearest ``ats[k]`` (on its first pass there): all their segments at once (a re-plan cuts
+    the sweep of every drone in the air)."""
     if not routes:
         return []
     sizes = np.array([len(r) for r in routes], np.intp)

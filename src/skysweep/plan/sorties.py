@@ -20,7 +20,7 @@ from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError
 from skysweep.footprint import densify_with_vertices
 from skysweep.geo import FloatArray
-from skysweep.kinematics import corner_loss_s, corner_speeds_mps
+from skysweep.kinematics import corner_loss_s
 from skysweep.mission import Mission
 from skysweep.plan.model import SWEEP_LEG, Leg, Sortie
 from skysweep.plan.paths import PathFinder
@@ -399,9 +399,7 @@ def _flight_costs(
     inner[first] = False
     inner[first + sizes - 1] = False
     inner = inner[1:-1]
-    a_v = accel[vertex_of]
-    vc = np.minimum(corner_speeds_mps(xy, a_v), v[vertex_of])
-    loss = np.where(inner, (v[vertex_of] - vc) ** 2 / (a_v * v[vertex_of]), 0.0)
+    loss = np.where(inner, corner_loss_s(xy, v[vertex_of], accel[vertex_of]), 0.0)
     n = len(flats)
     corners = np.bincount(vertex_of, loss, minlength=n)
     horizontal = np.bincount(seg_of, length, minlength=n)
