@@ -15,22 +15,6 @@ from numpy.typing import NDArray
 
 from skysweep.geo import FloatArray
 
-
-def densify_with_vertices(xy: FloatArray, step_m: float) -> tuple[FloatArray, NDArray[np.intp]]:
-    """Points along a polyline (n, 2) no more than ``step_m`` apart, vertices included, and
-    where each original vertex stands in the result."""
-    if len(xy) < 2:
-        return xy[:, :2].copy(), np.arange(len(xy))
-    seg = np.diff(xy[:, :2], axis=0)
-    lengths = np.hypot(seg[:, 0], seg[:, 1])
-    n = np.maximum(np.ceil(lengths / step_m).astype(int), 1)
-    first = np.cumsum(n) - n  # index of each segment's start vertex in the result
-    seg_idx = np.repeat(np.arange(len(seg)), n)
-    t = (np.arange(n.sum()) - first[seg_idx]) / n[seg_idx]
-    pts = xy[seg_idx, :2] + seg[seg_idx] * t[:, None]
-    return np.vstack([pts, xy[-1:, :2]]), np.append(first, n.sum())
-
-
 #: Cells of a sample lattice's bounding grid above which :func:`covered_mask` queries an R-tree
 #: instead: the rows need a few 8-byte counters per cell of the box, not per sample (samples
 #: spread thinly over a large box, as far-apart islands are, would cost more memory than time).

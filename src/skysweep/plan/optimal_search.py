@@ -40,11 +40,11 @@ from skysweep.mission import Mission
 from skysweep.plan.allocate import allocate
 from skysweep.plan.lanes import sweep_route
 from skysweep.plan.metrics import launch_slots
-from skysweep.plan.model import Plan, Sortie
+from skysweep.plan.model import Plan
 from skysweep.plan.paths import PathFinder
 from skysweep.plan.patterns import split_track
 from skysweep.plan.planner import assemble
-from skysweep.plan.sorties import fly_routes
+from skysweep.plan.sorties import fly_many
 from skysweep.search.prior import ProbabilityGrid, width_per_swath
 
 #: Most passes a plan may have, whatever the target: a bound on the planning time.
@@ -132,9 +132,8 @@ def plan_optimal_search(mission: Mission, grid: ProbabilityGrid) -> Plan:
             if len(route):
                 routes[i].append(route)
                 cells[i].append(stretch.cell)
-    sorties: list[Sortie] = []
-    for i in range(len(fleet)):
-        sorties += fly_routes(mission, i, routes[i], finder, float(launch[i]), 1, pads[i])
+    jobs = [(i, routes[i], float(launch[i]), 1) for i in range(len(fleet))]
+    sorties = [s for flown in fly_many(mission, jobs, finder, pads) for s in flown]
     if not sorties:
         raise InfeasibleError("the probability map leaves nothing to search")
     samples, _ = sample_points(mission.searchable)
@@ -197,8 +196,9 @@ def reallocate(
             routes[i].append(portion)
             cells[i].append(shapely.LineString(portion).buffer(float(fleet.swath_m[i]) / 2))
     sorties = list(kept)
-    for i, rs in routes.items():
-        sorties += fly_routes(m, i, rs, finder, free_s[i], launched.get(i, 0) + 1, pads[i])
+    jobs = [(i, rs, free_s[i], launched.get(i, 0) + 1) for i, rs in routes.items()]
+    who = np.array(list(routes), np.intp)
+    sorties += [s for flown in fly_many(m, jobs, finder, pads[who]) for s in flown]
     finish = max((s.land_s for s in sorties), default=0.0)
     metrics = dataclasses.replace(plan.metrics, sorties=len(sorties), makespan_s=finish)
     regions = tuple(

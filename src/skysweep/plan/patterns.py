@@ -49,7 +49,7 @@ from skysweep.plan.lanes import sweep_route
 from skysweep.plan.metrics import coverage_fraction, launch_slots, lower_bound_s
 from skysweep.plan.model import Plan, PlanMetrics, Sortie
 from skysweep.plan.paths import PathFinder
-from skysweep.plan.sorties import fly_routes
+from skysweep.plan.sorties import fly_many
 
 #: Clipped pieces of a leg shorter than this (metres) are dropped: the neighbouring legs see them.
 MIN_PIECE_M = 1.0
@@ -504,9 +504,14 @@ def plan_pattern(mission: Mission) -> Plan:
     sorties: list[Sortie] = []
     cells: list[shapely.Geometry] = [shapely.Polygon()] * len(fleet)
     finish = launch.copy()
-    for i, route in assign_portions(mission, track, launch, finder):
+    portions = assign_portions(mission, track, launch, finder)
+    for i, route in portions:
         cells[i] = shapely.LineString(route).buffer(float(fleet.swath_m[i]) / 2)
-        flown = fly_routes(mission, i, [route], finder, float(launch[i]), 1, pads[i])
+    drones = np.array([i for i, _ in portions], np.intp)
+    jobs = [(i, [route], float(launch[i]), 1) for i, route in portions]
+    for i, flown in zip(
+        drones.tolist(), fly_many(mission, jobs, finder, pads[drones]), strict=True
+    ):
         sorties += flown
         if flown:
             finish[i] = flown[-1].land_s

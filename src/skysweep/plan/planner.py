@@ -24,7 +24,7 @@ from skysweep.plan.metrics import coverage_fraction, launch_slots, lower_bound_s
 from skysweep.plan.model import Plan, PlanMetrics, Sortie
 from skysweep.plan.paths import PathFinder
 from skysweep.plan.snake import Split, split_again, split_site
-from skysweep.plan.sorties import fly_routes
+from skysweep.plan.sorties import cut_sorties, join_routes, schedule
 
 #: The split's estimate of every drone's battery is scaled by these in turn until every block
 #: flies as one sortie (the estimate counts the way out straight, the sortie cutter around
@@ -278,22 +278,23 @@ def _fly_routes(
     whether every block flew as one sortie. None if a block's start is beyond the drone's
     battery once the way there is flown around obstacles (the split's estimate counts it
     straight)."""
-    fleet = mission.fleet
     pads = mission.pad_xy_m  # computed on every access: once here
+    jobs = [(i, route) for i, blocks in routes.items() for route in blocks]
+    drones = np.array([i for i, _ in jobs], np.intp)
+    try:
+        flights = cut_sorties(mission, drones, [r for _, r in jobs], finder, pads[drones])
+    except InfeasibleError:
+        return None, False
     out: list[Sortie] = []
-    whole = True
-    for i, blocks in routes.items():
-        clock, number = float(launch[i]), 1
-        for route in blocks:
-            try:
-                flown = fly_routes(mission, i, [route], finder, clock, number, pads[i])
-            except InfeasibleError:
-                return None, False
-            whole = whole and len(flown) == 1
+    clock = {i: float(launch[i]) for i in routes}
+    number = dict.fromkeys(routes, 1)
+    for (i, _), legs in zip(jobs, flights, strict=True):
+        flown = schedule(mission, i, legs, clock[i], number[i])
+        if flown:
             out += flown
-            clock = flown[-1].land_s + float(fleet.swap_s[i])
-            number = flown[-1].number + 1
-    return out, whole
+            clock[i] = flown[-1].land_s + float(mission.fleet.swap_s[i])
+            number[i] = flown[-1].number + 1
+    return out, all(len(legs) == 1 for legs in flights)
 
 
 def assemble(
@@ -384,11 +385,15 @@ def _route_all(
         )
         if len(route):
             flights.setdefault((i, stretch.sortie), []).append(route)
+    keys = sorted(flights)
+    drones = np.array([i for i, _ in keys], np.intp)
+    joined = join_routes(finder, [flights[k] for k in keys])
+    cut = cut_sorties(mission, drones, joined, finder, pads[drones])
     sorties: list[Sortie] = []
     clock = launch.copy()
     number = np.zeros(len(fleet), int)
-    for (i, _), routes in sorted(flights.items()):
-        flown = fly_routes(mission, i, routes, finder, float(clock[i]), number[i] + 1, pads[i])
+    for (i, _), legs in zip(keys, cut, strict=True):
+        flown = schedule(mission, i, legs, float(clock[i]), int(number[i]) + 1)
         if flown:
             sorties += flown
             number[i] = flown[-1].number

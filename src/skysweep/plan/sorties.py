@@ -6,6 +6,9 @@ forecast wind, except the way home, which is costed against a full head-wind (th
 while the drone is out), plus the time the autopilot loses slowing into each corner
 (:mod:`skysweep.kinematics`), which on a lawnmower sweep adds up to minutes. A sortie may use
 ``1 − battery_reserve − PLAN_MARGIN`` of a pack.
+
+Routes are cut many at once (:func:`cut_sorties`, :func:`fly_many`): a plan of 2,500 drones
+cuts thousands, and one Python loop per route would cost more than the cutting.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numba import njit
+from numpy.typing import ArrayLike, NDArray
 
 from skysweep.energy import PLAN_MARGIN, power_factor
 from skysweep.errors import InfeasibleError
-from skysweep.footprint import densify_with_vertices
 from skysweep.geo import FloatArray
 from skysweep.kinematics import corner_loss_s
 from skysweep.mission import Mission
@@ -32,46 +35,6 @@ SPLIT_STEP_M = 25.0
 
 
 @dataclass(frozen=True)
-class Airframe:
-    """What the sortie cutter needs to know of one drone (SI units)."""
-
-    name: str
-    speed_mps: float
-    endurance_s: float
-    climb_mps: float
-    accel_mps2: float
-
-    @classmethod
-    def of(cls, mission: Mission, drone: int) -> Airframe:
-        fleet = mission.fleet
-        return cls(
-            fleet.ids[drone],
-            float(fleet.speed_mps[drone]),
-            float(fleet.endurance_s[drone]),
-            float(fleet.climb_mps[drone]),
-            float(fleet.accel_mps2[drone]),
-        )
-
-    def head_factor(self, wind: FloatArray) -> float:
-        """Power relative to cruise flying into a head-wind as strong as ``wind`` (m/s)."""
-        return float(power_factor(self.speed_mps + float(np.hypot(*wind)), self.speed_mps))
-
-    def vertical_cs(self, altitude_m: float) -> float:
-        """Battery (cruise-seconds) to climb to ``altitude_m`` over the pad and come down again,
-        getting up to speed after the climb and stopping over the pad."""
-        climb = power_factor(0.0, 1.0, self.climb_mps) + power_factor(0.0, 1.0)
-        return altitude_m / self.climb_mps * float(climb) + self.speed_mps / self.accel_mps2
-
-    def flight_s(self, flat: FloatArray, altitude_m: float, corners_s: float) -> float:
-        """Seconds to fly the horizontal path ``flat`` (pad to pad) at cruise speed, climbing
-        to ``altitude_m`` and down again, with ``corners_s`` lost slowing into its corners and
-        getting up to speed and stopping again (see skysweep.kinematics)."""
-        horizontal = float(np.hypot(*np.diff(flat[:, :2], axis=0).T).sum())
-        up_down = 2.0 * altitude_m / self.climb_mps + self.speed_mps / self.accel_mps2
-        return horizontal / self.speed_mps + up_down + corners_s
-
-
-@dataclass(frozen=True)
 class FlightLeg:
     """A sortie as flown: 3-D path, leg kinds, duration and planned battery use."""
 
@@ -81,86 +44,243 @@ class FlightLeg:
     energy: float
 
 
-def leg_energy(xy: FloatArray, speed_mps: float, wind: FloatArray) -> FloatArray:
+def leg_energy(xy: FloatArray, speed_mps: ArrayLike, wind: FloatArray) -> FloatArray:
     """Battery use in cruise-seconds for each leg of a polyline flown at ``speed_mps`` over
-    the ground with wind ``wind`` (m/s, east/north)."""
+    the ground with wind ``wind`` (m/s, east/north); the speed one value, or one per leg."""
     d = np.diff(xy[:, :2], axis=0)
     length = np.hypot(d[:, 0], d[:, 1])
     unit = d / np.maximum(length, 1e-9)[:, None]
-    air = unit * speed_mps - wind
-    return power_factor(np.hypot(air[:, 0], air[:, 1]), speed_mps) * length / speed_mps
+    v = np.asarray(speed_mps, float)
+    air = unit * (v[:, None] if v.ndim else v) - wind
+    return power_factor(np.hypot(air[:, 0], air[:, 1]), v) * length / v
 
 
-def cut_sorties(
-    route: FloatArray,
-    home: FloatArray,
-    altitude_m: float,
-    frame: Airframe,
-    wind: FloatArray,
-    reserve: float,
-    finder: PathFinder,
-) -> list[FlightLeg]:
-    """Sorties covering ``route`` (m, 2) in order, each within ``1 − reserve`` of a battery."""
-    if len(route) < 2:
-        return []
-    budget = (1.0 - reserve - PLAN_MARGIN) * frame.endurance_s  # cruise-seconds
-    head = frame.head_factor(wind)
-    vertical = frame.vertical_cs(altitude_m)
-    v, accel = frame.speed_mps, frame.accel_mps2
+@dataclass(frozen=True)
+class _Joined:
+    """Polylines end to end in one array: ``xy[first[k] : first[k] + size[k]]`` is the k-th."""
 
-    dense, is_vertex = _dense_with_flags(route)
-    # every leg with the slow-down into the corner at its end (counted at cruise power)
-    per_leg = leg_energy(dense, v, wind)
-    per_leg[:-1] += corner_loss_s(dense, v, accel)
-    cum = np.concatenate([[0.0], np.cumsum(per_leg)])
-    home_straight = np.hypot(*(dense - home).T) * head / frame.speed_mps
+    xy: FloatArray
+    first: NDArray[np.intp]
+    size: NDArray[np.intp]
 
-    out: list[FlightLeg] = []
-    start = 0
-    last = len(dense) - 1
-    while start < last:
-        out_path = finder.path(home, dense[start])
-        e_out = vertical + float(leg_energy(out_path, v, wind).sum())
-        e_out += float(corner_loss_s(np.vstack([out_path, dense[start + 1]]), v, accel).sum())
-        need = e_out + (cum[start + 1 :] - cum[start]) + home_straight[start + 1 :]
-        fits = np.flatnonzero(need <= budget)
-        if not len(fits):
-            dist = np.hypot(*(dense[start] - home))
-            raise InfeasibleError(
-                f"{frame.name}: its work {dist:,.0f} m from its launch site is beyond one battery "
-                f"(a round trip there needs {(e_out * 2) / frame.endurance_s:.0%} of a pack, "
-                f"{1 - reserve:.0%} usable)"
-            )
-        end = start + 1 + int(fits[-1])
-        while True:
-            back = finder.path(dense[end], home)
-            e_back = float(np.sum(np.hypot(*np.diff(back, axis=0).T))) * head / v
-            e_back += float(corner_loss_s(np.vstack([dense[end - 1], back]), v, accel).sum())
-            if e_out + cum[end] - cum[start] + e_back <= budget or end == start + 1:
-                break
-            end = max(start + 1, end - max(1, (end - start) // 16))
-        energy = e_out + cum[end] - cum[start] + e_back
-        if energy > budget:
-            raise InfeasibleError(
-                f"{frame.name}: no sortie fits one battery around {dense[start].round()} m"
-            )
-        sweep = dense[start : end + 1][is_vertex[start : end + 1] | _ends(end - start + 1)]
-        out.append(_assemble(out_path, sweep, back, altitude_m, frame, energy))
-        start = end
+    @classmethod
+    def of(cls, lines: Sequence[FloatArray]) -> _Joined:
+        size = np.array([len(p) for p in lines], np.intp)
+        first = np.r_[0, np.cumsum(size)[:-1]].astype(np.intp)
+        return cls(np.concatenate([p[:, :2] for p in lines]), first, size)
+
+    @property
+    def owner(self) -> NDArray[np.intp]:
+        """The line each point belongs to."""
+        return np.repeat(np.arange(len(self.size)), self.size)
+
+    def inner(self) -> NDArray[np.bool_]:
+        """Which points are interior vertices of their own line (``xy[1:-1]``'s, n − 2)."""
+        out = np.ones(len(self.xy), bool)
+        out[self.first] = False
+        out[self.first + self.size - 1] = False
+        return out[1:-1]
+
+    def own_legs(self) -> NDArray[np.bool_]:
+        """Which legs (``diff(xy)``'s, n − 1) lie within one line, not across two."""
+        out = np.ones(len(self.xy) - 1, bool)
+        out[self.first[1:] - 1] = False
+        return out
+
+    def corner_sums_s(self, speed_mps: FloatArray, accel_mps2: FloatArray) -> FloatArray:
+        """Each line's corner losses summed (s), flown at its own ``speed_mps[k]`` and
+        ``accel_mps2[k]`` (:func:`skysweep.kinematics.corner_loss_s`)."""
+        at = self.owner[1:-1]
+        loss = corner_loss_s(self.xy, speed_mps[at], accel_mps2[at])
+        return _sum_by(at, np.where(self.inner(), loss, 0.0), len(self.size))
+
+
+def _sum_by(owner: NDArray[np.intp], values: FloatArray, n: int) -> FloatArray:
+    """``values`` summed by ``owner`` (n sums): in order, as np.sum adds fewer than eight."""
+    return np.asarray(np.bincount(owner, values, minlength=n), float)
+
+
+def _densify(routes: _Joined, step_m: float) -> tuple[_Joined, NDArray[np.bool_]]:
+    """Every route with points added no more than ``step_m`` apart along it, and which of the
+    points are the routes' own vertices."""
+    xy = routes.xy
+    seg = np.diff(xy, axis=0)
+    # a leg across two routes stands for the first one's last vertex alone
+    n = np.where(
+        routes.own_legs(), np.maximum(np.ceil(np.hypot(*seg.T) / step_m).astype(np.intp), 1), 1
+    )
+    start = np.cumsum(n) - n  # where each leg's start vertex lands
+    leg = np.repeat(np.arange(len(seg)), n)
+    t = (np.arange(n.sum()) - start[leg]) / n[leg]
+    dense = np.vstack([xy[leg] + seg[leg] * t[:, None], xy[-1:]])
+    is_vertex = np.zeros(len(dense), bool)
+    is_vertex[start] = True
+    is_vertex[-1] = True
+    first = np.r_[start, len(dense) - 1][routes.first]
+    size = np.diff(np.r_[first, len(dense)])
+    return _Joined(dense, first, size), is_vertex
+
+
+@njit(cache=True)
+def _cumsum_within(
+    values: FloatArray, first: NDArray[np.intp], size: NDArray[np.intp]
+) -> FloatArray:  # pragma: no cover - compiled
+    """out[f + j] = values[f] + … + values[f + j − 1] within each run (f, size): np.cumsum's
+    sums, from 0 at every run's start (a route's battery use up to each of its points)."""
+    out = np.empty(len(values) + 1)
+    for r in range(len(first)):
+        f, n = first[r], size[r]
+        acc = 0.0
+        for j in range(n):
+            out[f + j] = acc
+            if j < n - 1:
+                acc += values[f + j]
     return out
 
 
-def _ends(n: int) -> np.ndarray:
-    m = np.zeros(n, bool)
-    m[[0, -1]] = True
-    return m
+@njit(cache=True)
+def _last_fits(
+    cum: FloatArray,
+    cum_to: FloatArray,
+    home_cs: FloatArray,
+    start: NDArray[np.intp],
+    last: NDArray[np.intp],
+    out_cs: FloatArray,
+    budget_cs: FloatArray,
+) -> NDArray[np.intp]:  # pragma: no cover - compiled
+    """For each k, the farthest point e in (start, last] at which a sortie out at ``out_cs``
+    that sweeps from ``start`` (``cum_to[e] − cum[start]``) can still fly straight home within
+    ``budget_cs``; −1 if none."""
+    out = np.full(len(start), -1, np.intp)
+    for k in range(len(start)):
+        s = start[k]
+        for e in range(last[k], s, -1):
+            if out_cs[k] + (cum_to[e] - cum[s]) + home_cs[e] <= budget_cs[k]:
+                out[k] = e
+                break
+    return out
 
 
-def _dense_with_flags(route: FloatArray) -> tuple[FloatArray, np.ndarray]:
-    dense, vertex_at = densify_with_vertices(route, SPLIT_STEP_M)
-    is_vertex = np.zeros(len(dense), bool)
-    is_vertex[vertex_at] = True
-    return dense, is_vertex
+def cut_sorties(
+    mission: Mission,
+    drones: ArrayLike,
+    routes: Sequence[FloatArray],
+    finder: PathFinder,
+    pads_xy: FloatArray,
+) -> list[list[FlightLeg]]:
+    """For each k, the sorties that sweep ``routes[k]`` ((m, 2) local metres) in order, flown by
+    ``drones[k]`` from and back to ``pads_xy[k]``, each within ``1 − battery_reserve −
+    PLAN_MARGIN`` of a pack; none for a route of fewer than two points.
+
+    A sortie ends at the last point (no more than :data:`SPLIT_STEP_M` apart along the route)
+    from which its way home, flown round obstacles, still fits. All routes are cut together: a
+    plan cuts thousands, and each round of cuts finds its ways out and home in one
+    :meth:`PathFinder.paths` call. Raises :class:`InfeasibleError` naming the drone whose work
+    lies beyond one battery.
+    """
+    out: list[list[FlightLeg]] = [[] for _ in routes]
+    jobs = np.array([k for k, r in enumerate(routes) if len(r) >= 2], np.intp)
+    if not len(jobs):
+        return out
+    fleet = mission.fleet
+    drone = np.asarray(drones, np.intp)[jobs]
+    pads = np.asarray(pads_xy, float).reshape(-1, 2)[jobs]
+    v, accel, climb = fleet.speed_mps[drone], fleet.accel_mps2[drone], fleet.climb_mps[drone]
+    wind, alt = mission.wind_vector_mps, mission.altitude_m
+    budget = (1.0 - mission.safety.battery_reserve - PLAN_MARGIN) * fleet.endurance_s[drone]
+    head = power_factor(v + float(np.hypot(*wind)), v)  # the way home: into a full head-wind
+    vertical = alt / climb * (power_factor(0.0, 1.0, climb) + power_factor(0.0, 1.0)) + v / accel
+
+    dense, is_vertex = _densify(_Joined.of([routes[k] for k in jobs]), SPLIT_STEP_M)
+    xy, on = dense.xy, dense.owner
+    # every leg with the slow-down into the corner at its end (counted at cruise power); the
+    # legs across two routes are never summed
+    per_leg = leg_energy(xy, v[on[:-1]], wind)
+    at = on[1:-1]
+    turn = np.zeros(len(xy))
+    turn[1:-1] = np.where(dense.inner(), corner_loss_s(xy, v[at], accel[at]), 0.0)
+    per_leg[:-1] += turn[1:-1]
+    # battery used from a route's start to each of its points: on through it, or turning
+    # there for home (the way home's own corner is costed with it)
+    cum = _cumsum_within(per_leg, dense.first, dense.size)
+    cum_to = cum - turn
+    home_straight = np.hypot(*(xy - pads[on]).T) * head[on] / v[on]
+
+    start = dense.first.copy()
+    last = dense.first + dense.size - 1
+    cuts: list[list[tuple[int, int, FloatArray, FloatArray, float]]] = [[] for _ in jobs]
+    live = np.flatnonzero(start < last)
+    while len(live):
+        s = start[live]
+        outs = finder.paths(pads[live], xy[s])
+        # the way out, and the corner where it turns onto the route
+        e_out = vertical[live] + _leg_sums(outs, v[live], wind)
+        e_out += _Joined.of(
+            [np.vstack([p, xy[k + 1]]) for p, k in zip(outs, s, strict=True)]
+        ).corner_sums_s(v[live], accel[live])
+        end = _last_fits(cum, cum_to, home_straight, s, last[live], e_out, budget[live])
+        if np.any(end < 0):
+            k = int(np.flatnonzero(end < 0)[0])
+            j, dist = live[k], float(np.hypot(*(xy[s[k]] - pads[live[k]])))
+            raise InfeasibleError(
+                f"{fleet.ids[drone[j]]}: its work {dist:,.0f} m from its launch site is beyond "
+                f"one battery (a round trip there needs "
+                f"{(e_out[k] * 2) / fleet.endurance_s[drone[j]]:.0%} of a pack, "
+                f"{1 - mission.safety.battery_reserve:.0%} usable)"
+            )
+        # the way home flown round obstacles: pull the end back until it fits
+        backs: list[FloatArray] = [np.empty((0, 2))] * len(live)
+        e_back = np.zeros(len(live))
+        todo = np.arange(len(live))
+        while len(todo):
+            who = live[todo]
+            found = finder.paths(xy[end[todo]], pads[who])
+            costs = _leg_sums_m(found) * head[who] / v[who]
+            costs += _Joined.of(
+                [np.vstack([xy[e - 1], p]) for p, e in zip(found, end[todo], strict=True)]
+            ).corner_sums_s(v[who], accel[who])
+            for n, p in zip(todo.tolist(), found, strict=True):
+                backs[n] = p
+            e_back[todo] = costs
+            st = s[todo]
+            fits = e_out[todo] + (cum_to[end[todo]] - cum[st]) + costs <= budget[who]
+            todo = todo[~(fits | (end[todo] == st + 1))]
+            st = s[todo]
+            end[todo] = np.maximum(st + 1, end[todo] - np.maximum(1, (end[todo] - st) // 16))
+        energy = e_out + (cum_to[end] - cum[s]) + e_back
+        over = np.flatnonzero(energy > budget[live])
+        if len(over):
+            k = int(over[0])
+            raise InfeasibleError(
+                f"{fleet.ids[drone[live[k]]]}: no sortie fits one battery around "
+                f"{xy[s[k]].round()} m"
+            )
+        for k, i in enumerate(live.tolist()):
+            cuts[i].append((int(s[k]), int(end[k]), outs[k], backs[k], float(energy[k])))
+        start[live] = end
+        live = live[end < last[live]]
+    for n, k in enumerate(jobs.tolist()):
+        frame = (float(v[n]), float(accel[n]), float(climb[n]), float(fleet.endurance_s[drone[n]]))
+        for a, b, out_path, back, energy_cs in cuts[n]:
+            keep = is_vertex[a : b + 1].copy()
+            keep[[0, -1]] = True
+            out[k].append(_assemble(out_path, xy[a : b + 1][keep], back, alt, frame, energy_cs))
+    return out
+
+
+def _leg_sums_m(paths: Sequence[FloatArray]) -> FloatArray:
+    """Each path's length (m)."""
+    j = _Joined.of(paths)
+    own = j.own_legs()
+    return _sum_by(j.owner[:-1][own], np.hypot(*np.diff(j.xy, axis=0)[own].T), len(paths))
+
+
+def _leg_sums(paths: Sequence[FloatArray], speed_mps: FloatArray, wind: FloatArray) -> FloatArray:
+    """Each path's battery use (cruise-seconds, :func:`leg_energy`) at its own speed."""
+    j = _Joined.of(paths)
+    own = j.own_legs()
+    at = j.owner[:-1]
+    return _sum_by(at[own], leg_energy(j.xy, speed_mps[at], wind)[own], len(paths))
 
 
 def _assemble(
@@ -168,9 +288,12 @@ def _assemble(
     sweep: FloatArray,
     back: FloatArray,
     altitude_m: float,
-    frame: Airframe,
+    frame: tuple[float, float, float, float],
     energy_cs: float,
 ) -> FlightLeg:
+    """The sortie out along ``out_path``, over ``sweep`` and home along ``back``; ``frame`` is
+    the drone's (speed m/s, acceleration m/s², climb m/s, endurance s)."""
+    v, accel, climb, endurance = frame
     home = out_path[0]
     xy = [home[None], out_path, sweep[1:], back[1:], back[-1:]]
     kinds = (
@@ -184,9 +307,44 @@ def _assemble(
     alt = np.full(len(flat), altitude_m)
     alt[[0, -1]] = 0.0
     path = np.column_stack([flat, alt])
-    corners = float(corner_loss_s(flat, frame.speed_mps, frame.accel_mps2).sum())
-    duration = frame.flight_s(flat, altitude_m, corners)
-    return FlightLeg(path, np.array(kinds, np.int8), duration, energy_cs / frame.endurance_s)
+    corners = float(corner_loss_s(flat, v, accel).sum())
+    # pad to pad at cruise speed, with the climb and descent and the corners' slow-downs
+    horizontal = float(np.hypot(*np.diff(flat, axis=0).T).sum())
+    up_down = 2.0 * altitude_m / climb + v / accel
+    duration = horizontal / v + up_down + corners
+    return FlightLeg(path, np.array(kinds, np.int8), duration, energy_cs / endurance)
+
+
+def join_routes(
+    finder: PathFinder, route_lists: Sequence[Sequence[FloatArray]]
+) -> list[FloatArray]:
+    """Each list of routes as one route (m, 2), joined by flyable hops (all found at once);
+    empty routes are left out, and a list of none gives an empty route."""
+    lists = [[r[:, :2] for r in rs if len(r)] for rs in route_lists]
+    a = [r[-1] for rs in lists for r in rs[:-1]]
+    b = [r[0] for rs in lists for r in rs[1:]]
+    hops = iter(finder.paths(np.array(a), np.array(b)) if a else [])
+    out = []
+    for rs in lists:
+        joined = rs[:1]
+        for route in rs[1:]:
+            joined += [next(hops)[1:-1], route]
+        out.append(np.vstack(joined) if joined else np.empty((0, 2)))
+    return out
+
+
+def schedule(
+    mission: Mission, drone: int, flights: Sequence[FlightLeg], start_s: float, first_number: int
+) -> list[Sortie]:
+    """``flights`` flown in turn by ``drone``: the first launches at ``start_s`` (seconds from
+    mission start) and is numbered ``first_number``, each next one after a battery swap."""
+    out = []
+    t = start_s
+    swap_s = float(mission.fleet.swap_s[drone])
+    for number, leg in enumerate(flights, start=first_number):
+        out.append(Sortie(drone, number, t, leg.path, leg.legs, leg.duration_s, leg.energy))
+        t += leg.duration_s + swap_s
+    return out
 
 
 def fly_routes(
@@ -199,33 +357,29 @@ def fly_routes(
     pad_xy: FloatArray | None = None,
 ) -> list[Sortie]:
     """``drone``'s sorties for sweeping ``routes`` in order, joined by flyable hops and cut to
-    its battery: the first launches at ``start_s`` and is numbered ``first_number``, each next
-    one after a battery swap. ``pad_xy`` saves recomputing ``mission.pad_xy_m``."""
-    fleet = mission.fleet
-    routes = [r for r in routes if len(r)]
-    if not routes:
-        return []
-    joined = [routes[0]]
-    for route in routes[1:]:
-        hop = finder.path(joined[-1][-1], route[0])
-        joined += [hop[1:-1], route]
-    frame = Airframe.of(mission, drone)
+    its battery (:func:`cut_sorties`), scheduled from ``start_s`` (:func:`schedule`).
+    ``pad_xy`` saves recomputing ``mission.pad_xy_m``."""
     pad = mission.pad_xy_m[drone] if pad_xy is None else pad_xy
-    legs = cut_sorties(
-        np.vstack(joined),
-        pad,
-        mission.altitude_m,
-        frame,
-        mission.wind_vector_mps,
-        mission.safety.battery_reserve,
-        finder,
-    )
-    out = []
-    t = start_s
-    for number, leg in enumerate(legs, start=first_number):
-        out.append(Sortie(drone, number, t, leg.path, leg.legs, leg.duration_s, leg.energy))
-        t += leg.duration_s + float(fleet.swap_s[drone])
-    return out
+    return fly_many(
+        mission, [(drone, routes, start_s, first_number)], finder, np.asarray(pad)[None]
+    )[0]
+
+
+def fly_many(
+    mission: Mission,
+    jobs: Sequence[tuple[int, Sequence[FloatArray], float, int]],
+    finder: PathFinder,
+    pads_xy: FloatArray,
+) -> list[list[Sortie]]:
+    """:func:`fly_routes` for each (drone, routes, start_s, first_number) of ``jobs``, flown
+    from and home to ``pads_xy[k]``: every route joined and cut at once."""
+    drones = np.array([job[0] for job in jobs], np.intp)
+    joined = join_routes(finder, [job[1] for job in jobs])
+    flights = cut_sorties(mission, drones, joined, finder, np.asarray(pads_xy, float))
+    return [
+        schedule(mission, i, legs, start_s, number)
+        for (i, _, start_s, number), legs in zip(jobs, flights, strict=True)
+    ]
 
 
 def extend_sortie(
