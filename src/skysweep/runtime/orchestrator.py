@@ -47,6 +47,7 @@ from skysweep.runtime.confirm import (
     open_near,
     pattern_xy,
 )
+from skysweep.runtime.drain import DrainTally
 from skysweep.runtime.lifecycle import Lifecycle, MissionState
 from skysweep.runtime.modes import MODE_MACHINE, FlightMode, derive
 from skysweep.runtime.preflight import preflight
@@ -231,6 +232,9 @@ class Orchestrator:
         # the ground speed each drone has shown it can make in level flight, m/s: a weak motor
         # or a strong head wind makes the way home slower, and dearer, than the plan assumed
         self.speed_est = np.array(m.fleet.speed_mps, float)
+        # the battery each drone's pack has used against what the energy model gives for the
+        # same flight: gusts, a cold pack or a wrong forecast make the way home dearer
+        self.drain = DrainTally.start(n)
         self.lifecycle = Lifecycle()
         self._inbox: list[tuple[str, dict[str, Any]]] = []
         self._script: list[tuple[float, str, dict[str, Any]]] = []
@@ -548,6 +552,10 @@ class Orchestrator:
         self.mode = mode
 
         self._estimate_speed(fs, mode)
+        fleet = self.plan.mission.fleet
+        self.drain = self.drain.after(
+            fs, self.plan.mission.wind_vector_mps, fleet.speed_mps, fleet.endurance_s
+        )
         self._failsafes(fs, mode, silent, now_s, events, orders)
         self._landings(fs, landed_now, now_s, events, orders)
         self._operator(fs, now_s, events, orders)
@@ -727,18 +735,18 @@ class Orchestrator:
     def _home_need(self, est: FloatArray, fs: FleetState) -> FloatArray:
         """Battery each drone needs to fly home against the wind and come down, plus the
         reserve and the return margin (fraction of a pack), at the ground speed it has shown
-        it can make (:meth:`_estimate_speed`)."""
+        it can make (:meth:`_estimate_speed`), and as much dearer than the energy model as its
+        pack has been so far (:class:`~skysweep.runtime.drain.DrainTally`)."""
         fleet = self.plan.mission.fleet
         dist = np.hypot(*(est - self.home).T)
         head = power_factor(self.speed_est + self.wind_speed, fleet.speed_mps)
         descent = fs.pos_m[:, 2] / fleet.climb_mps * power_factor(0.0, 1.0)
+        dearer = self.drain.ratio()
 
         def threshold() -> FloatArray:
-            return (
-                self.reserve
-                + RETURN_MARGIN
-                + (dist / self.speed_est * head + descent) / fleet.endurance_s
-            )
+            way = (dist / self.speed_est * head + descent) / fleet.endurance_s
+            # (the margin, for what the model misses on the way home, drains as fast)
+            return self.reserve + (RETURN_MARGIN + way) * dearer
 
         # the way home goes round the keep-out zones (an operator's new ones can be large):
         # flown, it is longer than the straight line. Measured for the drones it could
