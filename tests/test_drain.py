@@ -12,6 +12,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_run import SMALL
 
 from skysweep import mission
 from skysweep.energy import power_factor
@@ -144,27 +145,13 @@ def test_whole_percent_reports_are_read_within_a_step(factor: float, dt: float) 
     assert abs(tally.ratio()[0] - exact) <= 0.01 / (modelled + PRIOR_PACK) + 1e-9
 
 
-SMALL = """
-name: small search on tired packs
-area: {type: Polygon, coordinates: [[[8.000, 46.500], [8.012, 46.500], [8.012, 46.509],
-       [8.000, 46.509], [8.000, 46.500]]]}
-keep_out:
-  - name: cliff
-    geometry: {type: Polygon, coordinates: [[[8.005, 46.503], [8.007, 46.503], [8.007, 46.506],
-               [8.005, 46.506], [8.005, 46.503]]]}
-launch_sites:
-  - {name: base, lon: 8.002, lat: 46.501, pads: 2, launch_interval_s: 5}
-fleet:
-  - {model: quad, count: 4, launch_site: base, speed_mps: 10, endurance_s: 600, swath_m: 50}
-weather: {wind_mps: 3, wind_from_deg: 200}
-"""
-
-
 def _fly_tired(tmp_path: Path, name: str, held: float) -> tuple[list[float], float, float]:
     """The small mission flown in the simulator on packs that hold ``held`` of what the
     mission file says: the battery each drone landed on, the largest ratio the tally reached,
     and the mission's reserve."""
-    plan = plan_mission(mission.parse(yaml.safe_load(SMALL)))
+    data = yaml.safe_load(SMALL)
+    data["fleet"][0]["endurance_s"] = 600.0  # sorties long enough to end on a low battery
+    plan = plan_mission(mission.parse(data))
     world = sim_world(plan, 3)
     world.endurance = world.endurance * held
     highest = [1.0]

@@ -188,8 +188,7 @@ def cut_sorties(
     v, accel, climb = fleet.speed_mps[drone], fleet.accel_mps2[drone], fleet.climb_mps[drone]
     wind, alt = mission.wind_vector_mps, mission.altitude_m
     budget = (1.0 - mission.safety.battery_reserve - PLAN_MARGIN) * fleet.endurance_s[drone]
-    head = power_factor(v + float(np.hypot(*wind)), v)  # the way home: into a full head-wind
-    vertical = alt / climb * (power_factor(0.0, 1.0, climb) + power_factor(0.0, 1.0)) + v / accel
+    head, vertical = _pad_costs(mission, drone)
 
     dense, is_vertex = _densify(_Joined.of([routes[k] for k in jobs]), SPLIT_STEP_M)
     xy, on = dense.xy, dense.owner
@@ -259,12 +258,13 @@ def cut_sorties(
             cuts[i].append((int(s[k]), int(end[k]), outs[k], backs[k], float(energy[k])))
         start[live] = end
         live = live[end < last[live]]
+    endurance = fleet.endurance_s[drone]
     for n, k in enumerate(jobs.tolist()):
-        frame = (float(v[n]), float(accel[n]), float(climb[n]), float(fleet.endurance_s[drone[n]]))
         for a, b, out_path, back, energy_cs in cuts[n]:
             keep = is_vertex[a : b + 1].copy()
             keep[[0, -1]] = True
-            out[k].append(_assemble(out_path, xy[a : b + 1][keep], back, alt, frame, energy_cs))
+            flight = _assemble(out_path, xy[a : b + 1][keep], back, alt, v[n], accel[n], climb[n])
+            out[k].append(FlightLeg(*flight, float(energy_cs / endurance[n])))
     return out
 
 
@@ -288,12 +288,13 @@ def _assemble(
     sweep: FloatArray,
     back: FloatArray,
     altitude_m: float,
-    frame: tuple[float, float, float, float],
-    energy_cs: float,
-) -> FlightLeg:
-    """The sortie out along ``out_path``, over ``sweep`` and home along ``back``; ``frame`` is
-    the drone's (speed m/s, acceleration m/s², climb m/s, endurance s)."""
-    v, accel, climb, endurance = frame
+    speed_mps: float,
+    accel_mps2: float,
+    climb_mps: float,
+) -> tuple[FloatArray, NDArray[np.int8], float]:
+    """The sortie out along ``out_path``, over ``sweep`` and home along ``back`` (local metres):
+    its path (n, 3), leg kinds and duration (s), pad to pad at cruise speed, with the climb and
+    descent and the corners' slow-downs."""
     home = out_path[0]
     xy = [home[None], out_path, sweep[1:], back[1:], back[-1:]]
     kinds = (
@@ -307,12 +308,11 @@ def _assemble(
     alt = np.full(len(flat), altitude_m)
     alt[[0, -1]] = 0.0
     path = np.column_stack([flat, alt])
-    corners = float(corner_loss_s(flat, v, accel).sum())
-    # pad to pad at cruise speed, with the climb and descent and the corners' slow-downs
+    v = float(speed_mps)
+    corners = float(corner_loss_s(flat, v, accel_mps2).sum())
     horizontal = float(np.hypot(*np.diff(flat, axis=0).T).sum())
-    up_down = 2.0 * altitude_m / climb + v / accel
-    duration = horizontal / v + up_down + corners
-    return FlightLeg(path, np.array(kinds, np.int8), duration, energy_cs / endurance)
+    up_down = 2.0 * altitude_m / climb_mps + v / accel_mps2
+    return path, np.array(kinds, np.int8), float(horizontal / v + up_down + corners)
 
 
 def join_routes(
@@ -527,18 +527,15 @@ def _flight_costs(
     the time lost in the corners. All sorties at once: their horizontal paths (over the pad and
     back) are joined, and what lies across two of them is left out."""
     fleet = mission.fleet
-    flats = [p[1:-1, :2] for p in paths]
-    sizes = np.array([len(f) for f in flats], np.intp)
-    first = np.r_[0, np.cumsum(sizes)[:-1]]
-    xy = np.concatenate(flats)
-    seg_of = np.repeat(np.arange(len(flats)), sizes)[:-1]  # (a segment's sortie: its start's)
+    joined = _Joined.of([p[1:-1, :2] for p in paths])
+    xy = joined.xy
+    seg_of = joined.owner[:-1]  # (a segment's sortie: its start's)
     # a segment from one sortie's last point to the next one's first lies across two
-    own = np.ones(len(xy) - 1, bool)
-    own[first[1:] - 1] = False
+    own = joined.own_legs()
     v = fleet.speed_mps[drones]
     accel = fleet.accel_mps2[drones]
     wind = mission.wind_vector_mps
-    head = power_factor(v + float(np.hypot(*wind)), v)
+    head, vertical = _pad_costs(mission, drones)
     d = np.diff(xy, axis=0)
     length = np.hypot(d[:, 0], d[:, 1]) * own
     vs = v[seg_of]
@@ -547,23 +544,28 @@ def _flight_costs(
     home = np.zeros(len(own), bool)
     home[own] = np.concatenate([lg[1:-1] == _RETURN for lg in legs])
     per_leg[home] = length[home] * head[seg_of[home]] / vs[home]
+    n = len(paths)
     # corners: every vertex inside one sortie's path, at its own drone's speed and accel
-    vertex_of = seg_of[1:]
-    inner = np.ones(len(xy), bool)
-    inner[first] = False
-    inner[first + sizes - 1] = False
-    inner = inner[1:-1]
-    loss = np.where(inner, corner_loss_s(xy, v[vertex_of], accel[vertex_of]), 0.0)
-    n = len(flats)
-    corners = np.bincount(vertex_of, loss, minlength=n)
-    horizontal = np.bincount(seg_of, length, minlength=n)
-    cruise = np.bincount(seg_of, per_leg, minlength=n)
+    corners = joined.corner_sums_s(v, accel)
+    horizontal = _sum_by(seg_of, length, n)
+    cruise = _sum_by(seg_of, per_leg, n)
     alt = mission.altitude_m
     climb = fleet.climb_mps[drones]
-    vertical = alt / climb * (power_factor(0.0, 1.0, climb) + power_factor(0.0, 1.0)) + v / accel
     energy = vertical + cruise + corners
     duration = horizontal / v + 2.0 * alt / climb + v / accel + corners
     return energy, duration
+
+
+def _pad_costs(mission: Mission, drones: NDArray[np.intp]) -> tuple[FloatArray, FloatArray]:
+    """For each of ``drones``: its power on the way home, relative to cruise in still air (a
+    full head-wind of the forecast's strength: the wind can turn while the drone is out), and
+    the battery (cruise-seconds) its climb over the pad and descent take, with getting up to
+    speed after the climb and stopping over the pad."""
+    fleet = mission.fleet
+    v, accel, climb = fleet.speed_mps[drones], fleet.accel_mps2[drones], fleet.climb_mps[drones]
+    head = power_factor(v + float(np.hypot(*mission.wind_vector_mps)), v)
+    up_down = power_factor(0.0, 1.0, climb) + power_factor(0.0, 1.0)
+    return head, mission.altitude_m / climb * up_down + v / accel
 
 
 def sweep_ends(mission: Mission, sorties: list[Sortie]) -> tuple[FloatArray, FloatArray]:
