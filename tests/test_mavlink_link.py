@@ -676,6 +676,35 @@ def test_signed_link_rejects_unsigned_wrong_key_and_replayed(mission: mission_mo
     assert KEY.hex() not in repr(link.take_events()) and KEY.hex() not in repr(vars(link))
 
 
+def test_a_message_signed_with_another_key_does_not_block_the_real_sender() -> None:
+    """pymavlink moves a stream's replay stamp on before it checks the signature: a frame
+    signed with another key for the same link, system and component, stamped later, made the
+    real sender's next frames be refused as replays (a flaky test of the vehicle facade's
+    signing). The signature is now checked first."""
+    rx = new_mav(255, 190)
+    signing.enable(rx, KEY, sign_outgoing=False)
+    real, forger = new_mav(1, 1), new_mav(1, 1)
+    signing.enable(real, KEY)
+    signing.enable(forger, hashlib.sha256(b"another key").digest())
+    forger.signing.timestamp = real.signing.timestamp + 1_000_000  # ten seconds later
+
+    def kinds(mav: Any, text: bytes) -> list[str]:
+        frame = m.MAVLink_statustext_message(m.MAV_SEVERITY_INFO, text, 0, 0).pack(mav)
+        return [x.get_type() for x in rx.parse_buffer(frame) or []]
+
+    assert kinds(real, b"first") == ["STATUSTEXT"]
+    assert kinds(forger, b"forged") == ["BAD_DATA"]
+    assert kinds(real, b"second") == ["STATUSTEXT"]
+    # a replay is refused as before, and so is a new stream more than a minute behind
+    frame = m.MAVLink_statustext_message(m.MAV_SEVERITY_INFO, b"third", 0, 0).pack(real)
+    assert [x.get_type() for x in rx.parse_buffer(frame) or []] == ["STATUSTEXT"]
+    assert [x.get_type() for x in rx.parse_buffer(frame) or []] == ["BAD_DATA"]
+    stale = new_mav(2, 1)
+    signing.enable(stale, KEY)
+    stale.signing.timestamp = rx.signing.timestamp - 7_000_000
+    assert kinds(stale, b"late") == ["BAD_DATA"]
+
+
 def test_key_file_forms(tmp_path: Path) -> None:
     hexfile = tmp_path / "k.hex"
     hexfile.write_text(KEY.hex() + "\n")

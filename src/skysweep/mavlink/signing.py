@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from skysweep.errors import LinkError
 #: Signing timestamps count 10 µs units since 2015-01-01 00:00 UTC.
 _EPOCH_2015_S = 1_420_070_400
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
+#: A new stream is taken if its timestamp is at most a minute behind ours (10 µs units).
+_NEW_STREAM_SLACK = 6_000_000
 
 
 def load_key(path: str | Path) -> bytes:
@@ -66,3 +69,28 @@ def enable(mav: Any, key: bytes, link_id: int = 0, sign_outgoing: bool = True) -
     mav.signing.timestamp = max(int(mav.signing.timestamp), timestamp_now())
     mav.signing.sign_outgoing = sign_outgoing
     mav.signing.allow_unsigned_callback = None
+    mav.check_signature = types.MethodType(_check_signature, mav)
+
+
+def _check_signature(mav: Any, msgbuf: bytearray, src_system: int, src_component: int) -> bool:
+    """pymavlink's check of an incoming signed message, in the order the MAVLink signing spec
+    gives: the signature first, and only then the stream's timestamp moved on. pymavlink moves
+    it before it checks the signature, so a message signed with another key, or forged, and
+    stamped later than the real sender's (same link id, system and component) made the real
+    sender's next messages be refused as replays. Seen as a flaky test: a ground station with
+    the wrong key set up a few milliseconds after the right one blocked the right one's
+    request."""
+    timestamp = int.from_bytes(bytes(msgbuf[-12:-6]), "little")
+    stream = (msgbuf[-13], src_system, src_component)
+    last = mav.signing.stream_timestamps.get(stream)
+    if last is not None and timestamp <= last:
+        return False  # a replay, or out of order
+    if last is None and timestamp + _NEW_STREAM_SLACK < mav.signing.timestamp:
+        return False  # a new stream more than a minute behind our clock
+    signature = hashlib.sha256(mav.signing.secret_key + bytes(msgbuf[:-6])).digest()[:6]
+    if signature != bytes(msgbuf[-6:]):
+        return False
+    mav.signing.stream_timestamps[stream] = timestamp
+    # (we next send stamped no earlier than what we heard)
+    mav.signing.timestamp = max(mav.signing.timestamp, timestamp)
+    return True
