@@ -135,19 +135,19 @@ def connect_lanes_at(route: FloatArray, finder: PathFinder) -> tuple[FloatArray,
     ok = finder.visible(ends, starts)
     if ok.all():
         return route, at
-    out = [route[:2]]
-    added = np.zeros(len(ends), np.intp)  # the detour's points before lane k + 1
     blocked = np.flatnonzero(~ok)
-    detours = dict(zip(blocked.tolist(), finder.paths(ends[blocked], starts[blocked]), strict=True))
-    for k in range(len(ends)):
-        if not ok[k]:
-            detour = detours[k][1:-1]
-            out.append(detour)
-            added[k] = len(detour)
-        out.append(route[2 * k + 2 : 2 * k + 4])
-    # lane k + 1's two ends come after every detour before them
+    detours = [d[1:-1] for d in finder.paths(ends[blocked], starts[blocked])]
+    added = np.zeros(len(ends), np.intp)  # the detour's points before lane k + 1
+    added[blocked] = [len(d) for d in detours]
+    # lane k + 1's two ends come after every detour before them; the detours fill the rest,
+    # in order
     at[2:] += np.repeat(np.cumsum(added), 2)
-    return np.vstack(out), at
+    out = np.empty((len(route) + int(added.sum()), 2))
+    out[at] = route
+    gap = np.ones(len(out), np.bool_)
+    gap[at] = False
+    out[gap] = np.concatenate(detours)
+    return out, at
 
 
 def lane_directions(region: shapely.Geometry, step_deg: float) -> list[float]:

@@ -414,32 +414,49 @@ def _through_seen(
 ) -> FloatArray:  # pragma: no cover - compiled
     """(k,) each of ``pts``'s length from the source through the best corner it sees: its
     length to the corner (``to_node``) plus the leg on; ``inf`` where it sees none. The
-    ``first`` best corners are picked one by one, the rest sorted. The fence's tables are
+    ``first`` best corners are found in one pass and tried in turn, the rest sorted only for
+    a point that sees none of them. The fence's tables are
     :class:`~skysweep.fence.FenceField`'s."""
     m, n = len(pts), len(nodes)
+    k = min(n, first)
+    # a corner's length through it is at least its length from the source: taken nearest the
+    # source first, the pass stops at the first corner that can no longer be among the best
+    near_first = np.argsort(to_node, kind="mergesort")
     out = np.full(m, np.inf)
     for p in prange(m):
         px, py = pts[p, 0], pts[p, 1]
+        # the k best corners, best first (ties: the lower index)
+        best = np.full(k, -1, np.int64)
+        best_t = np.full(k, np.inf)
+        for c in near_first[: n if k else 0]:
+            if not to_node[c] < best_t[k - 1]:
+                break
+            dx, dy = px - nodes[c, 0], py - nodes[c, 1]
+            t = to_node[c] + math.sqrt(dx * dx + dy * dy)
+            if t < best_t[k - 1] or (t == best_t[k - 1] and c < best[k - 1]):
+                i = k - 1
+                while i > 0 and (best_t[i - 1] > t or (best_t[i - 1] == t and best[i - 1] > c)):
+                    best_t[i], best[i] = best_t[i - 1], best[i - 1]
+                    i -= 1
+                best_t[i], best[i] = t, c
+        done = False
+        for i in range(k):
+            j = best[i]
+            if j < 0 or not np.isfinite(best_t[i]):
+                done = True  # every corner left is out of reach
+                break
+            if segment_clear(edges, grid, indptr, items, px, py, nodes[j, 0], nodes[j, 1]):
+                out[p] = best_t[i]
+                done = True
+                break
+        if done or k == n:
+            continue
         total = np.empty(n)
         for c in range(n):
             dx, dy = px - nodes[c, 0], py - nodes[c, 1]
             total[c] = to_node[c] + math.sqrt(dx * dx + dy * dy)
-        # the corners best first (ties: the lower index): the first seen gives the length;
-        # most points see one of their first few, picked one by one, and only a point that
-        # sees none of them has the rest sorted
-        done = False
-        for _ in range(min(n, first)):
-            j = np.argmin(total)
-            if not np.isfinite(total[j]):
-                done = True  # every corner left is out of reach
-                break
-            if segment_clear(edges, grid, indptr, items, px, py, nodes[j, 0], nodes[j, 1]):
-                out[p] = total[j]
-                done = True
-                break
-            total[j] = np.inf
-        if done:
-            continue
+        for i in range(k):
+            total[best[i]] = np.inf
         for j in np.argsort(total, kind="mergesort"):
             if not np.isfinite(total[j]):
                 break
