@@ -3,6 +3,7 @@ measures (skysweep.bench.plan) and ``skysweep bench plan``. Only small scenarios
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -210,7 +211,7 @@ def test_summary_reports_bars_without_raising() -> None:
 
     bad = bench.summarise(
         [
-            _row("a", 0.84, True, coverage_fraction=0.99, keep_out_intrusions=2),
+            _row("a", 0.84, True, coverage_fraction=0.99, keep_out_intrusions=2, same_plan=False),
             _row("speed-200", 0.95, False, planning_s=0.6),
             {"name": "x", "error": "infeasible"},
         ]
@@ -218,6 +219,28 @@ def test_summary_reports_bars_without_raising() -> None:
     assert bad["total_intrusions"] == 2
     assert True not in bars(bad).values()
     assert bars(bad)["every scenario plans"] is False
+
+    # a scenario whose repeats planned differently fails the determinism bar
+    drifted = bench.summarise([_row("a", 0.95, True, same_plan=False), _row("b", 0.9, True)])
+    assert bars(drifted)["the same plan on every repeat"] is False
+
+
+def test_repeats_time_the_median_and_compare_the_plans() -> None:
+    row = bench.run_one(scenario("meadow-3"), repeat=3)
+    assert row["repeats"] == 3
+    assert row["planning_s_min"] <= row["planning_s"] <= row["planning_s_max"]
+    assert row["same_plan"] is True
+    with pytest.raises(ValueError, match="repeat"):
+        bench.run_one(scenario("meadow-3"), repeat=0)
+
+
+def test_plans_that_differ_are_told_apart() -> None:
+    mission = scenario("meadow-3").mission()
+    a, b = plan_mission(mission), plan_mission(mission)
+    assert bench._same_plan(a, b)
+    moved = dataclasses.replace(a.sorties[0], path=a.sorties[0].path + 1e-9)
+    assert not bench._same_plan(a, dataclasses.replace(a, sorties=(moved, *a.sorties[1:])))
+    assert not bench._same_plan(a, dataclasses.replace(a, sorties=a.sorties[1:]))
 
 
 def test_summary_names_the_one_battery_scenarios_no_plan_can_bring_to_the_bar() -> None:
@@ -233,7 +256,7 @@ def test_summary_names_the_one_battery_scenarios_no_plan_can_bring_to_the_bar() 
 
 
 def test_cli_json_for_one_scenario() -> None:
-    r = CliRunner().invoke(app, ["bench", "plan", "--only", "meadow-3", "--json"])
+    r = CliRunner().invoke(app, ["bench", "plan", "--only", "meadow-3", "--repeat", "2", "--json"])
     assert r.exit_code == 0, r.output
     figures = json.loads(r.stdout)
     (row,) = figures["scenarios"]
@@ -255,6 +278,7 @@ def test_cli_json_for_one_scenario() -> None:
     ):
         assert key in row, key
     assert row["drones"] == 3
+    assert row["repeats"] == 2 and row["same_plan"] is True
     assert figures["summary"]["scenarios"] == 1
     assert {b["bar"] for b in figures["summary"]["bars"]} >= {"no keep-out intrusions"}
 
@@ -263,3 +287,6 @@ def test_cli_refuses_an_unknown_scenario() -> None:
     r = CliRunner().invoke(app, ["bench", "plan", "--only", "nope"])
     assert r.exit_code == 2
     assert "unknown scenario" in r.output
+    r = CliRunner().invoke(app, ["bench", "plan", "--only", "meadow-3", "--repeat", "0"])
+    assert r.exit_code == 2
+    assert "--repeat" in r.output

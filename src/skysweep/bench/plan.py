@@ -1,7 +1,8 @@
 """``skysweep bench plan``: the planner on the scenario suite, against the bars of issue 3.
 
 Every scenario of :mod:`skysweep.bench.plan_scenarios` is built, then planned with
-:func:`~skysweep.plan.plan_mission`; only the planning is timed. Per scenario the figures are
+:func:`~skysweep.plan.plan_mission` a few times (``repeat``, 3 by default); only the planning
+is timed, and its median is the scenario's planning time. Per scenario the figures are
 the plan's own (efficiency = physical lower bound / makespan, coverage of the searchable area)
 and what this module measures on the plan's sorties: keep-out intrusions, sorties per drone and
 battery use.
@@ -13,7 +14,9 @@ The bars (issue 3):
   sortie, so its share fitted one battery;
 - coverage ≥ 0.995 on every scenario;
 - no sortie's path (climb, transit, sweep, return) enters the interior of a keep-out zone;
-- ``speed-2500`` plans in ≤ 5 s and ``speed-200`` in ≤ 0.5 s.
+- ``speed-2500`` plans in ≤ 5 s and ``speed-200`` in ≤ 0.5 s (the median of the repeats).
+
+Besides, every repeat of a scenario must give the same plan: planning is deterministic.
 
 Beside the mission's own lower bound, every scenario gets the tighter
 :func:`~skysweep.plan.fleet_bound.fleet_bound_s` (each drone flown from its own site, with its
@@ -59,6 +62,10 @@ from skysweep.plan.paths import PathFinder
 MEDIAN_EFFICIENCY_BAR = 0.90
 ONE_BATTERY_EFFICIENCY_BAR = 0.85
 COVERAGE_BAR = 0.995
+#: Each scenario is planned this many times by default and its median time reported: on a
+#: shared machine one run's time swings by a quarter either way (a pure-Python loop, timed
+#: five times in a row on the 26th: 0.146–0.238 s).
+DEFAULT_REPEATS = 3
 #: Keep-out zones are shrunk by this much (metres) before testing paths against them, so a
 #: path along a zone's edge (which the geofence margin forbids anyway) is not an intrusion.
 TOUCH_TOLERANCE_M = 0.01
@@ -117,23 +124,44 @@ def measure(sc: PlanScenario, mission: Mission, plan: Plan, planning_s: float) -
     }
 
 
-def run_one(sc: PlanScenario) -> dict[str, Any]:
-    """Build, plan and measure one scenario; a planner refusal becomes an ``error`` entry."""
+def run_one(sc: PlanScenario, repeat: int = 1) -> dict[str, Any]:
+    """Build, plan and measure one scenario, planned ``repeat`` times: ``planning_s`` is the
+    median time (and ``planning_s_min``, ``planning_s_max`` the spread); ``same_plan`` says
+    whether every repeat gave the same plan. A planner refusal becomes an ``error`` entry."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, not {repeat}")
     mission = sc.mission()
-    t0 = time.perf_counter()
-    try:
-        plan = plan_mission(mission)
-    except SkysweepError as exc:
-        return {
-            "name": sc.name,
-            "description": sc.description,
-            "drones": len(mission.fleet),
-            "area_km2": round(float(mission.searchable.area) / 1e6, 3),
-            "planning_s": round(time.perf_counter() - t0, 3),
-            "error": str(exc),
-        }
-    planning_s = time.perf_counter() - t0
-    return measure(sc, mission, plan, planning_s)
+    times: list[float] = []
+    plans: list[Plan] = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        try:
+            plans.append(plan_mission(mission))
+        except SkysweepError as exc:
+            return {
+                "name": sc.name,
+                "description": sc.description,
+                "drones": len(mission.fleet),
+                "area_km2": round(float(mission.searchable.area) / 1e6, 3),
+                "planning_s": round(time.perf_counter() - t0, 3),
+                "error": str(exc),
+            }
+        times.append(time.perf_counter() - t0)
+    row = measure(sc, mission, plans[0], statistics.median(times))
+    row["planning_s_min"] = round(min(times), 3)
+    row["planning_s_max"] = round(max(times), 3)
+    row["repeats"] = repeat
+    row["same_plan"] = all(_same_plan(plans[0], p) for p in plans[1:])
+    return row
+
+
+def _same_plan(a: Plan, b: Plan) -> bool:
+    """Whether plans ``a`` and ``b`` fly the same sorties: drone, number, launch and path."""
+    return len(a.sorties) == len(b.sorties) and all(
+        (x.drone, x.number, x.launch_s) == (y.drone, y.number, y.launch_s)
+        and np.array_equal(x.path, y.path)
+        for x, y in zip(a.sorties, b.sorties, strict=True)
+    )
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -170,6 +198,11 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             None if min_cov is None else min_cov >= COVERAGE_BAR,
         ),
         bar("no keep-out intrusions", intrusions, intrusions == 0 if planned else None),
+        bar(
+            "the same plan on every repeat",
+            sum(1 for r in planned if r.get("same_plan", True)),
+            all(r.get("same_plan", True) for r in planned) if planned else None,
+        ),
     ]
     by_name = {r["name"]: r for r in planned}
     for name, limit_s in SPEED_BARS_S.items():
@@ -209,13 +242,15 @@ def warm_up() -> None:
 def run(
     names: Sequence[str] | None = None,
     *,
+    repeat: int = DEFAULT_REPEATS,
     progress: Callable[[PlanScenario], None] | None = None,
 ) -> dict[str, Any]:
     """Every figure of ``skysweep bench plan`` as one dictionary: ``scenarios`` (one row per
     scenario, in suite order), ``summary`` and ``machine``.
 
-    ``names`` picks scenarios (all by default; ``KeyError`` for an unknown one); ``progress`` is
-    called with each scenario before it is planned.
+    ``names`` picks scenarios (all by default; ``KeyError`` for an unknown one); each is
+    planned ``repeat`` times (:func:`run_one`); ``progress`` is called with each scenario
+    before it is planned.
     """
     chosen = list(SCENARIOS) if not names else [scenario(n) for n in dict.fromkeys(names)]
     warm_up()
@@ -223,7 +258,7 @@ def run(
     for sc in chosen:
         if progress is not None:
             progress(sc)
-        rows.append(run_one(sc))
+        rows.append(run_one(sc, repeat))
     return {
         "machine": {"cpus": os.cpu_count()},
         "scenarios": rows,
