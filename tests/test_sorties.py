@@ -29,6 +29,7 @@ from skysweep.plan.sorties import (
     cut_sorties,
     fly_routes,
     join_routes,
+    schedule_all,
 )
 
 Work = tuple[Mission, PathFinder, np.ndarray, list[FloatArray]]
@@ -164,3 +165,26 @@ def test_routes_are_joined_by_flyable_hops_round_the_pond(work: Work) -> None:
 
 def _leg(s: object) -> FlightLeg:
     return FlightLeg(s.path, s.legs, s.duration_s, s.energy)  # type: ignore[attr-defined]
+
+
+def test_each_drones_flights_are_chained_in_turn_with_swaps(work: Work) -> None:
+    """Routes of two drones, interleaved: each drone's sorties numbered from 1 in its own
+    order, the first at its start, each next one a swap after the one before lands; a route
+    with no sorties leaves the chain as it was."""
+    m, finder, drones, routes = work
+    a, b = int(drones[0]), int(drones[1])
+    order = [a, b, a, b, a]
+    picked = [routes[0], routes[1], routes[0][:1], routes[1], routes[0]]
+    flights = cut_sorties(m, np.array(order, np.intp), picked, finder, m.pad_xy_m[order])
+    assert flights[2] == []
+    start = np.arange(len(m.fleet), dtype=float) * 7.0
+    out = schedule_all(m, order, flights, start)
+    assert len(out) == sum(len(f) for f in flights)
+    for d in (a, b):
+        mine = [s for s in out if s.drone == d]
+        assert [s.number for s in mine] == list(range(1, len(mine) + 1))
+        assert mine[0].launch_s == start[d]
+        for before, after in itertools.pairwise(mine):
+            assert after.launch_s == pytest.approx(before.land_s + float(m.fleet.swap_s[d]))
+        legs = [leg for k, f in enumerate(flights) if order[k] == d for leg in f]
+        assert [s.duration_s for s in mine] == [leg.duration_s for leg in legs]

@@ -24,7 +24,7 @@ from skysweep.plan.metrics import coverage_fraction, launch_slots, lower_bound_s
 from skysweep.plan.model import Plan, PlanMetrics, Sortie
 from skysweep.plan.paths import PathFinder
 from skysweep.plan.snake import Split, split_again, split_site
-from skysweep.plan.sorties import cut_sorties, join_routes, schedule
+from skysweep.plan.sorties import cut_sorties, join_routes, schedule_all
 
 #: The split's estimate of every drone's battery is scaled by these in turn until every block
 #: flies as one sortie (the estimate counts the way out straight, the sortie cutter around
@@ -285,15 +285,7 @@ def _fly_routes(
         flights = cut_sorties(mission, drones, [r for _, r in jobs], finder, pads[drones])
     except InfeasibleError:
         return None, False
-    out: list[Sortie] = []
-    clock = {i: float(launch[i]) for i in routes}
-    number = dict.fromkeys(routes, 1)
-    for (i, _), legs in zip(jobs, flights, strict=True):
-        flown = schedule(mission, i, legs, clock[i], number[i])
-        if flown:
-            out += flown
-            clock[i] = flown[-1].land_s + float(mission.fleet.swap_s[i])
-            number[i] = flown[-1].number + 1
+    out = schedule_all(mission, drones.tolist(), flights, launch)
     return out, all(len(legs) == 1 for legs in flights)
 
 
@@ -389,16 +381,7 @@ def _route_all(
     drones = np.array([i for i, _ in keys], np.intp)
     joined = join_routes(finder, [flights[k] for k in keys])
     cut = cut_sorties(mission, drones, joined, finder, pads[drones])
-    sorties: list[Sortie] = []
-    clock = launch.copy()
-    number = np.zeros(len(fleet), int)
-    for (i, _), legs in zip(keys, cut, strict=True):
-        flown = schedule(mission, i, legs, float(clock[i]), int(number[i]) + 1)
-        if flown:
-            sorties += flown
-            number[i] = flown[-1].number
-            clock[i] = flown[-1].land_s + float(fleet.swap_s[i])
-    return sorties
+    return schedule_all(mission, drones.tolist(), cut, launch)
 
 
 def _check_reachable(mission: Mission, finder: PathFinder, samples: FloatArray) -> None:

@@ -347,6 +347,28 @@ def schedule(
     return out
 
 
+def schedule_all(
+    mission: Mission,
+    drones: Sequence[int],
+    flights: Sequence[Sequence[FlightLeg]],
+    start_s: FloatArray,
+) -> list[Sortie]:
+    """Each ``flights[k]`` flown by ``drones[k]`` (:func:`schedule`), a drone's in turn: its
+    first from ``start_s[drone]`` (seconds from mission start) numbered 1, each later one after
+    a battery swap once its sortie before has landed."""
+    out: list[Sortie] = []
+    clock = {int(i): float(start_s[i]) for i in drones}
+    number = dict.fromkeys(clock, 1)
+    swap_s = mission.fleet.swap_s
+    for i, legs in zip(drones, flights, strict=True):
+        flown = schedule(mission, int(i), legs, clock[int(i)], number[int(i)])
+        if flown:
+            out += flown
+            clock[int(i)] = flown[-1].land_s + float(swap_s[i])
+            number[int(i)] = flown[-1].number + 1
+    return out
+
+
 def fly_routes(
     mission: Mission,
     drone: int,
