@@ -16,7 +16,7 @@ import shapely
 
 from skysweep import mission as mission_mod
 from skysweep.geo import FloatArray
-from skysweep.runtime.orchestrator import SENSOR_MIN_ALT
+from skysweep.runtime.watch import SENSOR_MIN_ALT
 from skysweep.search.effort import pod, pos, posterior, swept_effort
 from skysweep.search.prior import ProbabilityGrid, build_prior, sweep_width_m
 from skysweep.store import RunLog

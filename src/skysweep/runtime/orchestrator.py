@@ -35,7 +35,6 @@ from skysweep.plan.optimal_search import reallocate
 from skysweep.plan.paths import PathFinder
 from skysweep.plan.patterns import track_runs
 from skysweep.plan.replan import Progress, replan
-from skysweep.proximity import close_pairs
 from skysweep.runtime.book import SortieBook
 from skysweep.runtime.clock import Clock
 from skysweep.runtime.commands import CommandKind
@@ -51,6 +50,7 @@ from skysweep.runtime.drain import DrainTally
 from skysweep.runtime.lifecycle import Lifecycle, MissionState
 from skysweep.runtime.modes import MODE_MACHINE, FlightMode, derive
 from skysweep.runtime.preflight import preflight
+from skysweep.runtime.watch import BreachWatch, SensorLedger
 from skysweep.safety.failsafe import (
     Action,
     Cause,
@@ -70,14 +70,10 @@ from skysweep.safety.kernel import (
     SafetyKernel,
     Verdict,
 )
-from skysweep.search.effort import pos as success_probability
-from skysweep.search.effort import posterior, swept_effort
-from skysweep.search.prior import ProbabilityGrid, build_prior, sweep_width_m
+from skysweep.search.prior import ProbabilityGrid
 from skysweep.store import Event, RunLog
 from skysweep.telemetry import AutopilotMode, Command, FleetState
 
-#: A sensor sees the ground only this close to the search altitude (fraction of it).
-SENSOR_MIN_ALT = 0.9
 #: Work of drones sent home early is handed on at most this often, seconds (a lost drone's at
 #: once).
 REPLAN_PERIOD_S = 10.0
@@ -238,31 +234,13 @@ class Orchestrator:
         self.lifecycle = Lifecycle()
         self._inbox: list[tuple[str, dict[str, Any]]] = []
         self._script: list[tuple[float, str, dict[str, Any]]] = []
-        # monitor state
-        keep_out = shapely.union_all([z.geometry for z in m.keep_out]) if m.keep_out else None
-        self._keep_out = keep_out
-        if keep_out is not None:
-            shapely.prepare(keep_out)
-        shapely.prepare(m.keep_in)
-        self._in_keep_out = np.zeros(n, bool)
-        self._out_keep_in = np.zeros(n, bool)
+        # what the telemetry shows: fence breaches and the closest approach, and what the
+        # cameras have seen (the coverage raster, the effort put into the probability map)
+        self.watch = BreachWatch.of(m)
+        self.sensors = SensorLedger.of(m)
         # drones in a zone (or its margin) when the operator added it, until they are out:
         # they are being led out (_add_zone), and the geofence failsafe leaves them be
         self._caught = np.zeros(n, bool)
-        self.keep_out_breaches = 0
-        self.keep_in_breaches = 0
-        self.min_sep = np.inf
-        self.coverage = CoverageGrid(m.searchable)
-        # the probability map, if the mission gives one, and the effort (m² swept) the drones'
-        # cameras have really put into each of its cells: its posterior after an unsuccessful
-        # search so far is :attr:`poc`
-        self.prior = build_prior(m)
-        self.search_effort = np.zeros(self.prior.shape) if self.prior is not None else None
-        self._radius = fleet.swath_m / 2.0
-        self._sweep_width_m = sweep_width_m(m)
-        self._prev_pos: NDArray[np.float64] | None = None
-        self._prev_sensing = np.zeros(n, bool)
-        self._prev_seq = np.zeros(n, np.intp)
         # the leg each drone flies in AUTO (from, to; local metres), for the off-route check,
         # refreshed when its mission item changes or a route is uploaded
         self._leg_seq = np.full(n, -1, np.intp)
@@ -998,7 +976,7 @@ class Orchestrator:
     @property
     def fence_breached(self) -> NDArray[np.bool_]:
         """Drones the monitor saw, at the last tick, in a keep-out zone or out of keep-in."""
-        return self._in_keep_out | self._out_keep_in
+        return self.watch.breached
 
     def _set_fence(self) -> None:
         m = self.plan.mission
@@ -1010,10 +988,7 @@ class Orchestrator:
             )
         self._finder = PathFinder(flyable)
         self._kernel.with_context(SafetyContext.of(m, self._finder, keep_out=zones), zones)
-        union = shapely.union_all(zones) if zones else None
-        if union is not None:
-            shapely.prepare(union)
-        self._keep_out = union
+        self.watch.set_keep_out(zones)
 
     def _add_zone(
         self,
@@ -1035,7 +1010,7 @@ class Orchestrator:
         air = fs.airborne & ~self.lost
         inside = air & shapely.contains_xy(grown, fs.pos_m[:, 0], fs.pos_m[:, 1])
         # being inside when the zone appears is not a breach; going back in would be
-        self._in_keep_out |= air & shapely.contains_xy(polygon, fs.pos_m[:, 0], fs.pos_m[:, 1])
+        self.watch.already_in(air & shapely.contains_xy(polygon, fs.pos_m[:, 0], fs.pos_m[:, 1]))
         self._caught |= inside
         for i in np.flatnonzero(inside):
             self._cut_short.discard(int(i))
@@ -1765,90 +1740,8 @@ class Orchestrator:
         return leg
 
     def _monitor(self, fs: FleetState, events: list[Event], now_s: float) -> None:
-        m = self.plan.mission
-        air = fs.airborne & ~self.lost
-        x, y = fs.pos_m[:, 0], fs.pos_m[:, 1]
-        if self._keep_out is not None:
-            inside = air & shapely.contains_xy(self._keep_out, x, y)
-            for i in np.flatnonzero(inside & ~self._in_keep_out):
-                events.append(
-                    Event(
-                        now_s,
-                        "keep_out_breach",
-                        self.ids[i],
-                        {"x_m": float(x[i]), "y_m": float(y[i])},
-                    )
-                )
-                self.keep_out_breaches += 1
-            self._in_keep_out = inside
-        outside = air & ~shapely.contains_xy(m.keep_in, x, y)
-        for i in np.flatnonzero(outside & ~self._out_keep_in):
-            events.append(
-                Event(
-                    now_s, "keep_in_breach", self.ids[i], {"x_m": float(x[i]), "y_m": float(y[i])}
-                )
-            )
-            self.keep_in_breaches += 1
-        self._out_keep_in = outside
-
-        # closest approach within one altitude band, as reported (GPS error included)
-        _, d = close_pairs(fs.pos_m, air, 2.0 * max(m.safety.min_separation_m, 1.0))
-        if len(d):
-            self.min_sep = min(self.min_sep, float(d.min()))
-
-        # lost drones too: their telemetry stands still while they are silent (nothing is
-        # stamped), and if they are heard again their path meanwhile is (below)
-        sensing = fs.airborne & (fs.pos_m[:, 2] >= SENSOR_MIN_ALT * m.altitude_m)
-        if self._prev_pos is not None:
-            both = sensing & self._prev_sensing
-            # a drone heard again after a silence has passed waypoints meanwhile: what it swept
-            # is its route from where it was last heard, through those waypoints, to here
-            skipped = (
-                both & (fs.mission_seq >= self._prev_seq + 2) & (fs.mode == AutopilotMode.AUTO)
-            )
-            for i in np.flatnonzero(skipped):
-                route = self._uploaded[i]
-                if route is None:
-                    continue
-                route = np.asarray(route)
-                hop = route[int(self._prev_seq[i]) : min(int(fs.mission_seq[i]), len(route)), :2]
-                self._stamp_path(np.vstack([self._prev_pos[i, :2], hop, fs.pos_m[i, :2]]), int(i))
-                both[i] = False
-            both_i = np.flatnonzero(both)
-            if len(both_i):
-                a, b = self._prev_pos[both_i, :2], fs.pos_m[both_i, :2]
-                step = float(self.coverage.spacing_m) / 2
-                k = int(np.ceil(np.hypot(*(b - a).T).max() / step)) + 1
-                t = np.linspace(0.0, 1.0, k)
-                pts = (a[:, None, :] + (b - a)[:, None, :] * t[None, :, None]).reshape(-1, 2)
-                self.coverage.stamp(pts, np.repeat(self._radius[both_i], k))
-                self._sweep_effort(a, b, both_i)
-        self._prev_pos = fs.pos_m.copy()
-        self._prev_seq = np.asarray(fs.mission_seq).copy()
-        self._prev_sensing = sensing
-
-    def _stamp_path(self, path: FloatArray, i: int) -> None:
-        """Stamp drone ``i``'s sensor footprint along a polyline (local metres)."""
-        seg = np.diff(path, axis=0)
-        length = np.hypot(seg[:, 0], seg[:, 1])
-        if not len(length):
-            return
-        step = float(self.coverage.spacing_m) / 2
-        along = np.concatenate([[0.0], np.cumsum(length)])
-        s = np.linspace(0.0, along[-1], int(np.ceil(along[-1] / step)) + 2)
-        pts = np.column_stack([np.interp(s, along, path[:, 0]), np.interp(s, along, path[:, 1])])
-        self.coverage.stamp(pts, np.full(len(pts), self._radius[i]))
-        self._sweep_effort(path[:-1], path[1:], np.full(len(path) - 1, i))
-
-    def _sweep_effort(self, a: FloatArray, b: FloatArray, drones: NDArray[np.intp]) -> None:
-        """Add what the cameras of ``drones`` swept flying from ``a`` to ``b`` to the effort
-        in each cell of the probability map (the sweep width W × the distance flown)."""
-        g = self.prior
-        if g is None or self.search_effort is None:
-            return
-        self.search_effort += swept_effort(
-            g.x0_m, g.y0_m, g.cell_m, g.shape, a, b, self._sweep_width_m[drones]
-        )
+        self.watch.look(fs, fs.airborne & ~self.lost, self.ids, now_s, events)
+        self.sensors.look(fs, self._uploaded)
 
     # -- confirming detections ----------------------------------------------------------------
 
@@ -1981,33 +1874,34 @@ class Orchestrator:
         return f"ok: found, {int(air.sum())} airborne called home"
 
     @property
+    def coverage(self) -> CoverageGrid:
+        """The ground the cameras have seen so far (:class:`~skysweep.footprint.CoverageGrid`)."""
+        return self.sensors.coverage
+
+    @property
+    def prior(self) -> ProbabilityGrid | None:
+        """The mission's probability map (None: it gives none)."""
+        return self.sensors.prior
+
+    @property
+    def search_effort(self) -> FloatArray | None:
+        """The effort (m² swept) the cameras have really put into each cell of :attr:`prior`."""
+        return self.sensors.effort_m2
+
+    @property
     def pos(self) -> float | None:
         """Probability of success of the search flown so far (None without a probability
         map): every cell's POA times its POD from the effort really put in it."""
-        if self.prior is None or self.search_effort is None:
-            return None
-        return success_probability(self.prior.poa, self.search_effort, self.prior.area_m2)
+        return self.sensors.pos
 
     @property
     def poc(self) -> FloatArray | None:
         """Each cell's probability of containment now, by Bayes' rule after the unsuccessful
-        search flown so far (None without a probability map)."""
-        if self.prior is None or self.search_effort is None:
-            return None
-        g = self.prior
-        effort = self.search_effort
-        # a detection awaiting the operator's verdict is no unsuccessful search: the looks at
-        # its cell are folded back in only once it is dismissed
+        search flown so far (None without a probability map). A detection awaiting the
+        operator's verdict is no unsuccessful search: the looks at its cell are folded back in
+        only once it is dismissed."""
         open_ = [c for c in self.confirmations.values() if c.number not in self.detection_status]
-        if open_:
-            effort = effort.copy()
-            ny, nx = g.shape
-            for c in open_:
-                col = int((c.xy_m[0] - g.x0_m) // g.cell_m)
-                row = int((c.xy_m[1] - g.y0_m) // g.cell_m)
-                if 0 <= row < ny and 0 <= col < nx:
-                    effort[row, col] = 0.0
-        return posterior(g.poa, effort, g.area_m2)
+        return self.sensors.poc([c.xy_m for c in open_])
 
     def _columns(self, fs: FleetState) -> dict[str, NDArray[Any]]:
         return {
@@ -2025,9 +1919,13 @@ class Orchestrator:
             covered_fraction=round(self.coverage.fraction, 5),
             drones=self.n,
             drones_lost=int(self.lost.sum()),
-            keep_out_breaches=self.keep_out_breaches,
-            keep_in_breaches=self.keep_in_breaches,
-            min_separation_m=round(self.min_sep, 2) if np.isfinite(self.min_sep) else None,
+            keep_out_breaches=self.watch.keep_out_breaches,
+            keep_in_breaches=self.watch.keep_in_breaches,
+            min_separation_m=(
+                round(self.watch.min_separation_m, 2)
+                if np.isfinite(self.watch.min_separation_m)
+                else None
+            ),
             landed=int(((self.mode == FlightMode.LANDED) & self.flown).sum()),
             landed_below_reserve=self.landed_below_reserve,
             detections=self.detections,
