@@ -544,6 +544,47 @@ def test_a_drone_called_home_over_a_paused_drone_in_its_way_steps_over_it(
     assert figures["state"] == "COMPLETE"
 
 
+def test_a_drone_held_up_on_its_way_home_steps_out_of_the_band(plan: Plan, tmp_path: Path) -> None:
+    """A drone flying home whose way is blocked by another drone keeping just ahead of it (as
+    two drones head-on on one line can hold each other up for minutes, each one's onboard
+    avoidance yielding to the other) gets no nearer home: once it has been so for STUCK_S it
+    steps up out of that band and flies home over the other, never closer than the minimum
+    separation."""
+    sep = plan.mission.safety.min_separation_m
+    a = plan.mission.fleet.ids[0]
+    seen: dict[str, Any] = {"gap": [], "held_up": []}
+
+    def watch(o: Orchestrator) -> None:
+        world = o.checkpoint_extra["world"]
+        if o.t_s < 60.0:
+            seen["z"] = float(world.pos[0, 2])
+            return
+        if abs(world.pos[0, 2] - seen["z"]) < 3.0 and o.mode[0] == FlightMode.RETURN:
+            # the other keeps a little over the minimum separation ahead, on its level
+            at = world.pos[0, :2]
+            toward = o.home[0] - at
+            if np.hypot(*toward) > 3 * sep:
+                world.pos[1] = [*(at + toward / np.hypot(*toward) * 1.3 * sep), seen["z"]]
+                world.vel[1] = 0.0
+                seen["held_up"].append(o.t_s)
+        seen["gap"].append(float(np.linalg.norm(world.pos[0] - world.pos[1])))
+
+    figures, events = _fly(
+        plan, tmp_path / "r.db", [{"command": "home", "at_s": 58, "drones": [a]}], watch=watch
+    )
+    stuck = [e for e in _kinds(events, "stuck") if e.drone == a]
+    assert stuck and stuck[0].data["action"] == "step"
+    # judged over windows of STUCK_S from when it set off home: within two of them, not
+    # before the first has passed, and not again once it stepped
+    assert 58.0 + orchestrator.STUCK_S <= stuck[0].t_s <= 60.0 + 2 * orchestrator.STUCK_S
+    assert len(stuck) == 1 and max(seen["held_up"]) <= stuck[0].t_s + 10.0
+    landed = [e for e in _kinds(events, "landed") if e.drone == a]
+    # (held up all the way, it crept home and landed at 359.5 s)
+    assert landed and landed[0].t_s <= 160.0 and not landed[0].data["below_reserve"]
+    assert min(seen["gap"]) >= 0.95 * sep
+    assert figures["state"] == "COMPLETE"
+
+
 def _roomy_plan() -> Plan:
     """SMALL with packs three times what its sorties need."""
     import yaml

@@ -35,6 +35,7 @@ from skysweep.plan.optimal_search import reallocate
 from skysweep.plan.paths import PathFinder
 from skysweep.plan.patterns import track_runs
 from skysweep.plan.replan import Progress, replan
+from skysweep.proximity import close_pairs
 from skysweep.runtime.book import SortieBook
 from skysweep.runtime.clock import Clock
 from skysweep.runtime.commands import CommandKind
@@ -104,6 +105,15 @@ RESUME_RETRY_S = 120.0
 #: that stopped in each other's way cannot move off on one level.
 STEP_AFTER_S = 1.0
 STEP_UP_M = 12.0
+#: A drone on its way home in AUTO that got nearer its next waypoint by less than STUCK_PACE
+#: of its cruise speed over STUCK_S seconds, with another drone within twice the minimum
+#: separation in its height band, is held up by that drone: two drones head-on along one line
+#: can hold each other for minutes, each one's onboard avoidance yielding to the other (in the
+#: simulator, a drone flying home on 0.42 of a pack was pushed back for 470 s by one flying
+#: out along the same lane, and landed on 0.087). It steps out of their band
+#: (:data:`STEP_UP_M`) and flies home from there.
+STUCK_S = 15.0
+STUCK_PACE = 0.25
 #: A drone whose launch on a swapped pack is refused for energy waits at least this long,
 #: seconds (or its swap time, if longer), for its telemetry to show the new pack before its
 #: work is handed on.
@@ -249,6 +259,12 @@ class Orchestrator:
         #: its first leg starts there
         self._upload_from = np.full((n, 2), np.nan)
         self._off_since = np.full(n, np.nan)
+        # the way-home watch (_stuck): the waypoint each drone flies to (local metres, 3-D),
+        # for which item of which upload, and when and how far from it it last got nearer
+        self._wp = np.full((n, 3), np.nan)
+        self._wp_key = np.full((n, 2), -1, np.intp)
+        self._nearer_s = np.zeros(n)
+        self._nearer_m = np.full(n, np.inf)
         self._off_told = np.zeros(n, bool)
         # a sortie flown on with a detour in front of the rest of it: item k of the mission on
         # board is item k + shift of the sortie, and items up to detour_end are the detour
@@ -538,6 +554,7 @@ class Orchestrator:
         self._landings(fs, landed_now, now_s, events, orders)
         self._operator(fs, now_s, events, orders)
         self._off_route(fs, leg, now_s, events, orders)
+        self._stuck(fs, leg, now_s, events, orders)
         self._confirmations(fs, now_s, events, orders)
         # what safety and the operator call for goes out before any re-plan is worked out
         # (a re-plan of thousands of drones takes a good part of a tick): those drones turn
@@ -1467,6 +1484,56 @@ class Orchestrator:
             else:
                 orders.append(self._recover_order(int(i), p[i], fs, "off route", events))
         self._off_told &= off
+
+    def _stuck(
+        self,
+        fs: FleetState,
+        leg: NDArray[np.int8],
+        now_s: float,
+        events: list[Event],
+        orders: list[Order],
+    ) -> None:
+        """A drone on its way home held up by another (:data:`STUCK_S`) is sent home from
+        a step out of their band (:meth:`_step_home`); the kernel judges the step,
+        and a step it refuses goes the way of any refused way home (held, then tried again)."""
+        home = fs.airborne & ~self.lost & (fs.mode == AutopilotMode.AUTO)
+        home &= (leg == Leg.RETURN) & ~self.held
+        key = np.column_stack([fs.mission_seq, self._uploads])
+        # waypoints change a few times a sortie: refreshed only for the drones whose moved on
+        for i in np.flatnonzero(home & np.any(key != self._wp_key, axis=1)).tolist():
+            self._wp_key[i] = key[i]
+            route, k = self._uploaded[i], int(fs.mission_seq[i])
+            self._wp[i] = (
+                np.asarray(route)[k, :3] if route is not None and k < len(route) else np.nan
+            )
+            self._nearer_s[i], self._nearer_m[i] = now_s, np.inf
+        dist = np.linalg.norm(fs.pos_m[:, :3] - self._wp, axis=1)
+        # judged window by window: how much nearer it got over the last STUCK_S
+        fresh = ~home | ~np.isfinite(self._nearer_m)
+        due = home & ~fresh & (now_s - self._nearer_s >= STUCK_S - 1e-9)
+        pace = STUCK_PACE * self.plan.mission.fleet.speed_mps * STUCK_S
+        slow = due & ~(self._nearer_m - dist >= pace)
+        restart = fresh | due
+        self._nearer_s[restart] = now_s
+        self._nearer_m[restart] = np.where(home[restart], dist[restart], np.inf)
+        # (nearer its waypoint than that, what holds it up waits at the waypoint itself)
+        band_m = 2.0 * max(self.plan.mission.safety.min_separation_m, 1.0)
+        slow &= dist > band_m
+        if not slow.any():
+            return
+        pairs, _ = close_pairs(fs.pos_m, fs.airborne & ~self.lost, band_m)
+        crowded = np.zeros(self.n, bool)
+        crowded[pairs.ravel()] = True
+        for i in np.flatnonzero(slow & crowded).tolist():
+            if self._pending_home.get(i) is not None or i in self._hold_for_way_home:
+                continue
+            way = self._home_order(i, fs.pos_m[i, :2], fs, "stuck", events)
+            step = self._step_home(way, fs)
+            data: dict[str, Any] = {"item": int(fs.mission_seq[i])}
+            data["battery"] = round(float(fs.battery[i]), 3)
+            data["action"] = "step" if step is not None else "home"
+            events.append(Event(now_s, "stuck", self.ids[i], data))
+            orders.append(step or way)
 
     def _step_alt(self, i: int, fs: FleetState) -> float | None:
         """The altitude drone ``i`` steps to on its next try out of the band of the drones in
