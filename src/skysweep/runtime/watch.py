@@ -43,8 +43,9 @@ class BreachWatch:
     keep_out: shapely.Geometry | None
     """The keep-out zones in force, as one (prepared) geometry; None if there are none."""
     band_m: float
-    """How far apart, in height and across, two drones are looked at as a pair: twice the
-    minimum separation (at least 2 m)."""
+    """How near, across, two drones in one height band are looked at as a pair, metres:
+    twice the minimum separation, at least 2 m (the band is
+    :data:`~skysweep.proximity.VERTICAL_BAND_M`)."""
     in_keep_out: NDArray[np.bool_]
     """(n,) drones in a keep-out zone at the last look."""
     out_keep_in: NDArray[np.bool_]
@@ -94,7 +95,7 @@ class BreachWatch:
         now_s: float,
         events: list[Event],
     ) -> None:
-        """Look at the ``air`` borne drones of ``fs``: a ``keep_out_breach`` or
+        """Look at the drones of ``fs`` that are in the air (``air``): a ``keep_out_breach`` or
         ``keep_in_breach`` event for each breach that starts now (``ids`` name the drones)."""
         x, y = fs.pos_m[:, 0], fs.pos_m[:, 1]
         if self.keep_out is not None:
