@@ -428,9 +428,9 @@ def _through_seen(
         # the k best corners, best first (ties: the lower index)
         best = np.full(k, -1, np.int64)
         best_t = np.full(k, np.inf)
-        for c in near_first[: n if k else 0]:
+        for c in near_first if k else near_first[:0]:
             if not to_node[c] < best_t[k - 1]:
-                break
+                break  # (this and every corner after it: out of reach, or no better)
             dx, dy = px - nodes[c, 0], py - nodes[c, 1]
             t = to_node[c] + math.sqrt(dx * dx + dy * dy)
             if t < best_t[k - 1] or (t == best_t[k - 1] and c < best[k - 1]):
@@ -442,7 +442,7 @@ def _through_seen(
         done = False
         for i in range(k):
             j = best[i]
-            if j < 0 or not np.isfinite(best_t[i]):
+            if j < 0:
                 done = True  # every corner left is out of reach
                 break
             if segment_clear(edges, grid, indptr, items, px, py, nodes[j, 0], nodes[j, 1]):

@@ -1525,7 +1525,7 @@ class Orchestrator:
         crowded = np.zeros(self.n, bool)
         crowded[pairs.ravel()] = True
         for i in np.flatnonzero(slow & crowded).tolist():
-            if self._pending_home.get(i) is not None or i in self._hold_for_way_home:
+            if i in self._pending_home or i in self._hold_for_way_home:
                 continue
             way = self._home_order(i, fs.pos_m[i, :2], fs, "stuck", events)
             step = self._step_home(way, fs)
